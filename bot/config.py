@@ -1,0 +1,171 @@
+"""Deployment settings: config.yaml validated by pydantic, overridable from the environment.
+
+Any setting can be overridden with ``QUNFU_<SECTION>__<KEY>`` (for example
+``QUNFU_DATABASE__URL`` or ``QUNFU_OUTBOX__RATE_PER_MINUTE``). Relative paths resolve against
+the folder config.yaml is in. Secrets never live in the file: they are read from the
+environment by name (see :class:`Secrets`).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bot.opsdata.models import Duration, TimeOfDay
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BotAccount(_Section):
+    """The bot's own chat account."""
+
+    id: str = "bot"
+    name: str = "群福助手"
+
+
+class DatabaseSettings(_Section):
+    """Where state lives. ``sqlite:///var/qunfu.db`` is relative to config.yaml's folder."""
+
+    url: str = "sqlite:///var/qunfu.db"
+    echo: bool = False
+
+
+class WelcomeSettings(_Section):
+    """Newcomers joining within ``batch_window`` of the first one share one welcome."""
+
+    batch_window: Duration = timedelta(seconds=10)
+    campaign: str | None = Field(default=None, description="welcome campaign id; default: any")
+
+
+class QuietHours(_Section):
+    """No marketing sends between ``start`` and ``end`` (may wrap midnight)."""
+
+    start: TimeOfDay = time(21, 30)
+    end: TimeOfDay = time(8, 0)
+    enabled: bool = True
+
+    def contains(self, t: time) -> bool:
+        """True when the time of day ``t`` falls inside the quiet hours."""
+        if not self.enabled or self.start == self.end:
+            return False
+        if self.start < self.end:
+            return self.start <= t < self.end
+        return t >= self.start or t < self.end
+
+
+class OutboxSettings(_Section):
+    """Pacing and retries for every send."""
+
+    rate_per_minute: float = Field(default=20.0, gt=0)
+    jitter: Duration = timedelta(seconds=3)
+    max_attempts: int = Field(default=5, ge=1)
+    backoff: Duration = timedelta(seconds=5)
+    max_backoff: Duration = timedelta(minutes=10)
+    grace: Duration = timedelta(hours=1)
+    seed: int | None = Field(default=None, description="fixed jitter seed (simulation)")
+
+
+class RoutingSettings(_Section):
+    """Nearest-group search."""
+
+    radius_m: float = Field(default=5000, gt=0)
+    limit: int = Field(default=5, ge=1, le=50)
+    merchant_radius_m: float = Field(default=1500, gt=0)
+
+
+class SimulatorSettings(_Section):
+    """The embedded simulator gateway used by ``qunfu run`` by default."""
+
+    demo: Path | None = None
+    speed: float = Field(default=1.0, gt=0)
+    console: bool = True
+
+
+class WebSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8600, ge=0, le=65535)
+    enabled: bool = False
+
+
+class WechatySettings(_Section):
+    """Endpoint and token come from WECHATY_PUPPET_SERVICE_ENDPOINT / _TOKEN."""
+
+    tls: bool = False
+    tls_ca: Path | None = None
+    server_name: str | None = None
+
+
+class Settings(BaseSettings):
+    """The whole of config.yaml."""
+
+    model_config = SettingsConfigDict(env_prefix="QUNFU_", env_nested_delimiter="__",
+                                      extra="forbid")
+
+    gateway: Literal["simulator", "wechaty"] = "simulator"
+    timezone: Literal["Asia/Shanghai"] = "Asia/Shanghai"
+    campaigns_dir: Path = Path("campaigns")
+    templates_dir: Path = Path("templates")
+    bot: BotAccount = BotAccount()
+    database: DatabaseSettings = DatabaseSettings()
+    welcome: WelcomeSettings = WelcomeSettings()
+    quiet_hours: QuietHours = QuietHours()
+    outbox: OutboxSettings = OutboxSettings()
+    routing: RoutingSettings = RoutingSettings()
+    simulator: SimulatorSettings = SimulatorSettings()
+    web: WebSettings = WebSettings()
+    wechaty: WechatySettings = WechatySettings()
+    log_level: str = "INFO"
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file, as deployments expect.
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _resolve_paths(self) -> Settings:
+        base = self.base_dir
+        self.campaigns_dir = _under(base, self.campaigns_dir)
+        self.templates_dir = _under(base, self.templates_dir)
+        if self.simulator.demo is not None:
+            self.simulator.demo = _under(base, self.simulator.demo)
+        self.database.url = resolve_sqlite_url(self.database.url, base)
+        return self
+
+
+def _under(base: Path, p: Path) -> Path:
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def resolve_sqlite_url(url: str, base: Path) -> str:
+    """Make a relative ``sqlite:///file`` URL absolute against ``base``; others pass through."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        rel = url[len(prefix):]
+        return prefix + str((base / rel).resolve())
+    return url
+
+
+def secret(name: str) -> str | None:
+    """A secret from the environment (tokens, webhook keys); never from a file in the repo."""
+    value = os.environ.get(name)
+    return value or None
+
+
+def settings_from_mapping(data: dict[str, Any], base_dir: Path) -> Settings:
+    """Validate an already-parsed config mapping; relative paths resolve against ``base_dir``."""
+    return Settings(**{**data, "base_dir": base_dir.resolve()})

@@ -1,0 +1,5 @@
+"""Chat gateways: adapters between a chat platform and Qunfu's domain events and actions."""
+
+from bot.gateways.base import ChatGateway, GatewayError
+
+__all__ = ["ChatGateway", "GatewayError"]

@@ -1,0 +1,35 @@
+"""The interface every chat platform adapter implements."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol, runtime_checkable
+
+from bot.events import Action, Event
+
+
+class GatewayError(RuntimeError):
+    """A send failed in a way that may succeed later (the outbox retries it with backoff)."""
+
+
+@runtime_checkable
+class ChatGateway(Protocol):
+    """A chat platform as the domain sees it: a stream of events and a few actions.
+
+    ``perform`` carries out one action and raises :class:`GatewayError` when the platform
+    refused or could not be reached; the outbox is the only caller.
+    """
+
+    bot_id: str
+
+    async def perform(self, action: Action) -> None:
+        """Carry out one action (say, invite, remove) on the platform."""
+        ...
+
+    async def room_qrcode(self, room_id: str) -> str:
+        """The current join QR code payload of a room."""
+        ...
+
+    def events(self) -> AsyncIterator[Event]:
+        """Platform events, translated, in arrival order."""
+        ...

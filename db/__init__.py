@@ -1,0 +1,1 @@
+"""Storage for Qunfu: SQLModel tables, engine set-up, repositories, migrations."""

@@ -1,0 +1,1 @@
+"""Time for Qunfu: clocks, the workday calendar and campaign triggers."""
