@@ -1,0 +1,260 @@
+"""Rendering the Jinja templates ops staff write, safely and with errors they can act on.
+
+Templates run in a sandbox with ``StrictUndefined``: a misspelt variable is an error naming it
+and its line, never a silently empty message. Member-provided text (nicknames, messages) only
+ever enters as context values, never as template source, so ``{{ 7*7 }}`` in a nickname stays
+text.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+import traceback
+from collections.abc import Mapping
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import FunctionLoader, StrictUndefined, Template, TemplateNotFound
+from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+from jinja2.runtime import missing
+from jinja2.sandbox import SandboxedEnvironment
+
+from bot.opsdata.bundle import OpsData
+from bot.opsdata.models import WEEKDAY_ZH, WEEKDAYS, Campaign
+from bot.opsdata.problems import Problem
+
+_SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+class TemplateRenderError(Exception):
+    """A template that cannot be rendered: which one, at which line (0: unknown), and why."""
+
+    def __init__(self, name: str, line: int, message: str) -> None:
+        self.name = name
+        self.line = line
+        self.message = message
+        super().__init__(f"{name}:{line}: {message}")
+
+
+class _MissingValue(UndefinedError):
+    """An UndefinedError that remembers what was looked up, for a better message."""
+
+    def __init__(self, message: str, *, obj: Any, name: Any) -> None:
+        super().__init__(message)
+        self.obj = obj
+        self.name = name
+
+
+class _Undefined(StrictUndefined):
+    __slots__ = ()
+
+    def __init__(self, hint: str | None = None, obj: Any = missing, name: str | None = None,
+                 exc: type[Exception] = UndefinedError) -> None:
+        super().__init__(hint, obj, name, exc)  # type: ignore[arg-type]
+        if hint is None and exc is UndefinedError:  # the sandbox passes SecurityError + a hint
+            self._undefined_exception = functools.partial(  # type: ignore[assignment]
+                _MissingValue, obj=obj, name=name)
+
+
+def distance(metres: float | int) -> str:
+    """``812`` -> ``812米``; ``1234`` -> ``1.2公里``."""
+    m = round(float(metres))
+    if m < 1000:
+        return f"{m}米"
+    return f"{float(metres) / 1000:.1f}公里"
+
+
+def weekday_zh(day: str | int | date) -> str:
+    """``wed`` -> ``周三``; also a date, or 0-6 counting from Monday."""
+    if isinstance(day, date):
+        return WEEKDAY_ZH[WEEKDAYS[day.weekday()]]
+    if isinstance(day, int) and not isinstance(day, bool) and 0 <= day <= 6:
+        return WEEKDAY_ZH[WEEKDAYS[day]]
+    if isinstance(day, str):
+        if day.strip().lower() in WEEKDAY_ZH:
+            return WEEKDAY_ZH[day.strip().lower()]
+        if day in WEEKDAY_ZH.values():
+            return day
+    raise ValueError(f"weekday_zh: expected mon..sun, got {day!r}")
+
+
+class TemplateRenderer:
+    """Renders templates by name; compiled templates are cached for the renderer's life.
+
+    Build a new renderer when the templates change (one per ops data version).
+    """
+
+    def __init__(self, templates: Mapping[str, str]) -> None:
+        self._templates = dict(templates)
+        self._env = SandboxedEnvironment(
+            loader=FunctionLoader(self._source),
+            undefined=_Undefined,
+            autoescape=False,
+            keep_trailing_newline=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self._env.filters["distance"] = distance
+        self._env.filters["weekday_zh"] = weekday_zh
+        self._compiled: dict[str, Template] = {}
+
+    def _source(self, name: str) -> tuple[str, str, Any] | None:
+        if name not in self._templates:
+            return None
+        # The file name is the template name, so tracebacks show which template failed.
+        return self._templates[name], name, lambda: True
+
+    @property
+    def names(self) -> list[str]:
+        """Every template name, sorted."""
+        return sorted(self._templates)
+
+    def compile(self, name: str) -> Template:
+        """The compiled template; raise :class:`TemplateRenderError` if missing or malformed."""
+        if name not in self._compiled:
+            try:
+                self._compiled[name] = self._env.get_template(name)
+            except TemplateSyntaxError as e:
+                raise TemplateRenderError(e.name or name, e.lineno or 0,
+                                          f"template syntax error: {e.message}") from None
+            except TemplateNotFound as e:
+                raise TemplateRenderError(name, 0, f"template {e.name!r} not found"
+                                          + _did_you_mean(str(e.name), self._templates)) from None
+        return self._compiled[name]
+
+    def render(self, name: str, context: Mapping[str, Any]) -> str:
+        """Render template ``name`` with ``context``; the result has surrounding space stripped.
+
+        Raises :class:`TemplateRenderError` naming the template, the line and what went wrong
+        (an undefined variable or attribute, a forbidden operation, a bad filter argument).
+        """
+        template = self.compile(name)
+        try:
+            return template.render(context).strip()
+        except TemplateRenderError:
+            raise
+        except TemplateSyntaxError as e:  # from an {% include %}d template
+            raise TemplateRenderError(e.name or name, e.lineno or 0,
+                                      f"template syntax error: {e.message}") from None
+        except UndefinedError as e:
+            where, line = self._failing_line(e, name)
+            raise TemplateRenderError(where, line,
+                                      self._undefined_message(e, where, line, context)) from None
+        except SecurityError as e:
+            where, line = self._failing_line(e, name)
+            raise TemplateRenderError(where, line, f"not allowed in templates: {e}") from None
+        except TemplateNotFound as e:
+            where, line = self._failing_line(e, name)
+            raise TemplateRenderError(where, line, f"template {e.name!r} not found") from None
+        except Exception as e:  # a filter given the wrong thing, a division by zero, ...
+            where, line = self._failing_line(e, name)
+            message = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
+            raise TemplateRenderError(where, line, message) from None
+
+    def _failing_line(self, error: BaseException, name: str) -> tuple[str, int]:
+        for frame in reversed(traceback.extract_tb(error.__traceback__)):
+            if frame.filename in self._templates:
+                return frame.filename, frame.lineno or 0
+        return name, 0
+
+    def _undefined_message(self, error: UndefinedError, where: str, line: int,
+                           context: Mapping[str, Any]) -> str:
+        if not isinstance(error, _MissingValue):
+            return str(error.message)
+        if error.obj is missing:
+            return f"undefined variable {error.name!r}" + _did_you_mean(str(error.name), context)
+        keys = list(error.obj) if isinstance(error.obj, Mapping) else []
+        hint = _did_you_mean(str(error.name), [str(k) for k in keys])
+        owner = self._owner(where, line, error.name)
+        if isinstance(error.name, str):
+            return f"{owner} has no attribute {error.name!r}{hint}"
+        return f"{owner} has no element {error.name!r}{hint}"
+
+    def _owner(self, where: str, line: int, attribute: Any) -> str:
+        """The expression written before ``.attribute`` on the failing line, e.g. ``'group'``."""
+        lines = self._templates.get(where, "").splitlines()
+        text = lines[line - 1] if 0 < line <= len(lines) else ""
+        name = re.escape(str(attribute))
+        owner = r"([A-Za-z_][\w.]*(?:\[[^\]]*\])?)"
+        m = re.search(rf"{owner}\s*(?:\.{name}\b|\[\s*['\"]?{name}['\"]?\s*\])", text)
+        return repr(m.group(1)) if m else "the value"
+
+
+def _did_you_mean(word: str, choices: Any) -> str:
+    guess = difflib.get_close_matches(word, [str(c) for c in choices], n=1)
+    return f" (did you mean {guess[0]!r}?)" if guess else ""
+
+
+# --- checking templates against a sample context --------------------------------------------
+
+def sample_context(campaign: Campaign, opsdata: OpsData, now: datetime) -> dict[str, Any]:
+    """A realistic context for ``campaign`` with every key the contract promises templates.
+
+    ``group`` is the first group the campaign targets (a fictional one when none does);
+    merchants, members and perks are fictional but shaped exactly like the real ones.
+    """
+    targeted = opsdata.target_groups(campaign)
+    if targeted:
+        g = targeted[0]
+        group = {"id": g.id, "name": g.name, "city": g.city, "district": g.district,
+                 "tags": list(g.tags)}
+    else:
+        group = {"id": "sample-group", "name": "深圳南山科技园福利1群", "city": "深圳",
+                 "district": "南山区", "tags": ["office"]}
+    return {
+        "group": group,
+        "campaign": {"id": campaign.id, "name": campaign.name, "kind": campaign.kind},
+        "data": dict(campaign.data),
+        "now": now if now.tzinfo else now.replace(tzinfo=_SHANGHAI),
+        "merchants": [
+            {"id": "sample-noodles", "name": "老街牛肉面", "offer": "满30减10",
+             "category": "午餐", "address": "科技园南路88号", "distance_m": 320},
+            {"id": "sample-coffee", "name": "街角咖啡", "offer": "第二杯半价",
+             "category": "咖啡", "address": "高新南一道6号", "distance_m": 1240},
+        ],
+        "members": [{"id": "sample-member-1", "name": "小王"},
+                    {"id": "sample-member-2", "name": "Lily 🌸"}],
+        "perks": [
+            {"weekday": "每天", "time": "08:30", "name": "早安签到", "kind": "daily",
+             "campaign": "sample-daily", "text": "每天 08:30 早安签到"},
+            {"weekday": "周三", "time": "10:00", "name": "电影票半价", "kind": "weekly",
+             "campaign": "sample-weekly", "text": "周三 10:00 电影票半价"},
+        ],
+    }
+
+
+def check_templates(opsdata: OpsData, now: datetime) -> list[Problem]:
+    """Compile every template and render every campaign's with its sample context.
+
+    Each failure is a problem at the template file and failing line (column 1), naming the
+    campaigns that use it, e.g. ``templates/meal.j2:3:1: undefined variable 'merchnts'
+    (campaign lunch-deals)``.
+    """
+    base = opsdata.templates_dir or Path(".")
+    renderer = TemplateRenderer(opsdata.templates)
+    failures: dict[tuple[str, int, str], list[str]] = {}
+    for name in renderer.names:
+        try:
+            renderer.compile(name)
+        except TemplateRenderError as e:
+            failures.setdefault((e.name, e.line, e.message), [])
+    for campaign in sorted(opsdata.campaigns.values(), key=lambda c: c.id):
+        if campaign.template not in opsdata.templates:
+            continue  # the loader reports it at the campaign's `template:` key
+        try:
+            renderer.render(campaign.template, sample_context(campaign, opsdata, now))
+        except TemplateRenderError as e:
+            users = failures.setdefault((e.name, e.line, e.message), [])
+            if campaign.id not in users:
+                users.append(campaign.id)
+    problems = []
+    for (name, line, message), users in failures.items():
+        if users:
+            label = "campaign" if len(users) == 1 else "campaigns"
+            message = f"{message} ({label} {', '.join(users)})"
+        problems.append(Problem(base / name, max(line, 1), 1, message))
+    return sorted(problems, key=lambda p: (str(p.path), p.line, p.message))

@@ -1,0 +1,94 @@
+"""config.yaml: validated with positions; `qunfu check` gathers every problem."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.configfile import check_all, load_settings
+from bot.opsdata import OpsDataError
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "opsdata"
+NOW = datetime(2026, 12, 2, 8, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+@pytest.fixture(autouse=True)
+def no_qunfu_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.upper().startswith("QUNFU_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Path:
+    """A folder with config.yaml beside copies of the fixture campaigns and templates."""
+    shutil.copytree(FIXTURES / "campaigns", tmp_path / "campaigns")
+    shutil.copytree(FIXTURES / "templates", tmp_path / "templates")
+    config = tmp_path / "config.yaml"
+    config.write_text("gateway: simulator\noutbox:\n  rate_per_minute: 30\n", encoding="utf-8")
+    return config
+
+
+def config_problems(path: Path) -> list[str]:
+    with pytest.raises(OpsDataError) as info:
+        load_settings(path)
+    return [f"{p.path.name}:{p.line}:{p.col}: {p.message}" for p in info.value.problems]
+
+
+def test_relative_folders_resolve_beside_config(deployment: Path) -> None:
+    settings = load_settings(deployment)
+    assert settings.campaigns_dir == (deployment.parent / "campaigns").resolve()
+    assert settings.outbox.rate_per_minute == 30
+
+
+def test_unknown_key_with_suggestion(deployment: Path) -> None:
+    deployment.write_text("outbox:\n  rate_per_minut: 3\n  jitter: 3x\n", encoding="utf-8")
+    assert config_problems(deployment) == [
+        "config.yaml:2:3: unknown key 'rate_per_minut' (did you mean 'rate_per_minute'?)",
+        "config.yaml:3:11: expected a duration such as 20m or 3h30m, got '3x'",
+    ]
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    assert config_problems(tmp_path / "config.yaml") == ["config.yaml:1:1: config file not found"]
+
+
+def test_bad_environment_value_has_no_file_position(deployment: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUNFU_OUTBOX__RATE_PER_MINUTE", "fast")
+    with pytest.raises(OpsDataError) as info:
+        load_settings(deployment)
+    (p,) = info.value.problems
+    assert str(p) == "<env>:0:0: QUNFU_OUTBOX__RATE_PER_MINUTE: expected a number, got 'fast'"
+
+
+def test_check_all_is_clean_for_the_fixtures(deployment: Path) -> None:
+    assert check_all(deployment, NOW) == []
+
+
+def test_check_all_stops_after_config_problems(deployment: Path) -> None:
+    deployment.write_text("gatway: simulator\n", encoding="utf-8")
+    (deployment.parent / "templates" / "meal.j2").write_text("{{ nope }}", encoding="utf-8")
+    (p,) = check_all(deployment, NOW)
+    assert p.message == "unknown key 'gatway' (did you mean 'gateway'?)"
+
+
+def test_check_all_reports_ops_data_then_templates(deployment: Path) -> None:
+    root = deployment.parent
+    (root / "templates" / "meal.j2").write_text("{{ group.nme }}", encoding="utf-8")
+    deployment.write_text("welcome: {campaign: welcom}\n", encoding="utf-8")
+    found = [(p.path.name, p.line, p.col, p.message) for p in check_all(deployment, NOW)]
+    assert found == [
+        ("config.yaml", 1, 21, "unknown campaign 'welcom' (did you mean 'welcome'?)"),
+        ("meal.j2", 1, 1, "'group' has no attribute 'nme' (did you mean 'name'?) "
+                          "(campaign lunch-deals)"),
+    ]
+    (root / "campaigns" / "lunch-deals.yaml").write_text("id: x\nkind: meal\n", encoding="utf-8")
+    assert [p.message for p in check_all(deployment, NOW)] == [
+        "missing key 'name'", "missing key 'template'"]
