@@ -96,7 +96,8 @@ def load_opsdata(campaigns_dir: Path, templates_dir: Path) -> OpsData:
     problems += _unknown_managers(found.groups,
                                   set(managers) | found.written_ids.get("managers", set()))
     if problems:
-        raise OpsDataError(sorted(set(problems), key=lambda p: (str(p.path), p.line, p.col)))
+        unique = dict.fromkeys(problems)  # keeps the order problems were found in, for ties
+        raise OpsDataError(sorted(unique, key=lambda p: (str(p.path), p.line, p.col)))
     return OpsData(
         campaigns={k: f.value for k, f in campaigns.items()},
         groups={k: f.value for k, f in groups.items()},
