@@ -17,7 +17,9 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WEEKDAY_ZH = {"mon": "周一", "tue": "周二", "wed": "周三", "thu": "周四", "fri": "周五",
               "sat": "周六", "sun": "周日"}
-CampaignKind = Literal["welcome", "daily", "weekly", "monthly", "holiday", "meal", "lottery", "once"]
+CampaignKind = Literal[
+    "welcome", "daily", "weekly", "monthly", "holiday", "meal", "lottery", "once"
+]
 Crs = Literal["gcj02", "wgs84", "bd09"]
 
 

@@ -1,0 +1,159 @@
+"""Composition root: builds config, database, gateway, services and the time loop.
+
+This is the only module that picks implementations; services receive their dependencies.
+The same :class:`Qunfu` runs live (real or scaled clock, events from the gateway) and in
+simulations (virtual clock, stepped by :mod:`bot.simulation`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from loguru import logger
+
+from bot.campaigns import CampaignPlanner
+from bot.config import Settings
+from bot.dispatcher import Dispatcher
+from bot.events import Event
+from bot.gateways.base import ChatGateway
+from bot.opsdata.bundle import OpsData
+from bot.opsdata.loader import OpsDataSource
+from bot.opsdata.problems import OpsDataError
+from bot.outbox import Outbox
+from bot.routing import GroupIndex
+from bot.scheduling import CampaignScheduler
+from bot.welcome import WelcomeService
+from db.repositories import CheckpointRepo, GroupRepo, MembershipRepo, OccurrenceRepo
+from db.session import make_engine, upgrade
+from scheduler.clock import Clock
+
+
+class Qunfu:
+    """A running bot: ops data, storage, services and a gateway, wired together."""
+
+    def __init__(self, settings: Settings, clock: Clock, gateway: ChatGateway,
+                 source: OpsDataSource, *, database_url: str | None = None) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.gateway = gateway
+        self.source = source
+        url = database_url or settings.database.url
+        _ensure_sqlite_dir(url)
+        upgrade(url)
+        self.engine = make_engine(url)
+        self.groups = GroupRepo(self.engine)
+        self.memberships = MembershipRepo(self.engine)
+        self.outbox = Outbox(self.engine, settings.outbox, settings.quiet_hours, clock)
+        self.outbox.recover()
+        self._wake = asyncio.Event()
+        self._planner: CampaignPlanner | None = None
+        self._index: GroupIndex | None = None
+        self._ops: OpsData | None = None
+        self._apply(source.current)
+        self.scheduler = CampaignScheduler(
+            self.planner, self.outbox, OccurrenceRepo(self.engine), CheckpointRepo(self.engine),
+            clock, settings.outbox.grace, account=settings.bot.id)
+        self.welcome = WelcomeService(
+            self.planner, self.memberships, self.outbox, clock, settings.welcome.batch_window,
+            settings.welcome.campaign, account=settings.bot.id)
+        self.dispatcher = Dispatcher(
+            self.planner, self.index, self.groups, self.memberships, self.outbox, clock,
+            bot_id=settings.bot.id, radius_m=settings.routing.radius_m, limit=settings.routing.limit)
+
+    # --- ops data --------------------------------------------------------------------------------
+
+    def planner(self) -> CampaignPlanner:
+        """The planner for the live ops data."""
+        assert self._planner is not None
+        return self._planner
+
+    def index(self) -> GroupIndex:
+        """The routing index for the live groups directory."""
+        assert self._index is not None
+        return self._index
+
+    def _apply(self, ops: OpsData) -> None:
+        self._planner = CampaignPlanner(ops, self.settings.quiet_hours,
+                                        merchant_radius_m=self.settings.routing.merchant_radius_m)
+        self._index = GroupIndex(ops.groups.values())
+        self._ops = ops
+        self.groups.sync(ops.groups.values())
+
+    def reload(self) -> list[str]:
+        """Re-read ops data; a broken edit is reported and the last good data stays live."""
+        ops, problems = self.source.reload()
+        if problems:
+            for p in problems:
+                logger.error("ops data rejected, keeping the last good version: {}", p)
+            return [str(p) for p in problems]
+        if ops is not None and ops is not self._ops:
+            self._apply(ops)
+            self._wake.set()
+            logger.info("ops data reloaded: {} campaigns, {} groups", len(ops.campaigns), len(ops.groups))
+        return []
+
+    # --- the time loop -----------------------------------------------------------------------------
+
+    def handle(self, event: Event) -> None:
+        """Process one event from the gateway."""
+        self.dispatcher.handle(event)
+        self._wake.set()
+
+    def next_due(self) -> datetime | None:
+        """The earliest instant any service has work."""
+        times = [t for t in (self.scheduler.next_due(), self.welcome.next_due(),
+                             self.outbox.next_due()) if t is not None]
+        return min(times) if times else None
+
+    async def run_due(self) -> None:
+        """Do all work due at the clock's now, in order: schedule, welcome, send."""
+        try:
+            self.scheduler.run_due()
+        except Exception as exc:  # a bad template must not stop welcomes and sends
+            logger.opt(exception=exc).error("campaign scheduling failed: {}", exc)
+        try:
+            self.welcome.run_due()
+        except Exception as exc:
+            logger.opt(exception=exc).error("welcome failed: {}", exc)
+        await self.outbox.deliver_due(self.gateway)
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Live mode: consume gateway events and do due work until ``stop`` is set."""
+        consumer = asyncio.create_task(self._consume())
+        try:
+            while not stop.is_set():
+                await self.run_due()
+                self._wake.clear()
+                nxt = self.next_due()
+                horizon = self.clock.now() + timedelta(seconds=30)
+                await self.clock.sleep_until(min(nxt, horizon) if nxt else horizon, self._wake)
+        finally:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+
+    async def _consume(self) -> None:
+        async for event in self.gateway.events():
+            self.handle(event)
+
+    def close(self) -> None:
+        """Release the database."""
+        self.engine.dispose()
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and ":memory:" not in url:
+        Path(url[len(prefix):]).parent.mkdir(parents=True, exist_ok=True)
+
+
+def load_source(settings: Settings) -> OpsDataSource:
+    """Load the ops data once; raise :class:`OpsDataError` when it is broken at start."""
+    source = OpsDataSource(settings.campaigns_dir, settings.templates_dir)
+    ops, problems = source.reload()
+    if problems or ops is None:
+        raise OpsDataError(problems)
+    return source

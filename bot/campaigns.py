@@ -1,0 +1,174 @@
+"""Campaigns: from schedule to rendered text for each group.
+
+:class:`CampaignPlanner` is the one place that turns ops data into concrete deliveries; live
+scheduling (:mod:`bot.scheduling`) and ``qunfu preview`` both call it, so what preview shows is
+what the bot sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from heapq import merge
+from typing import Any
+
+from loguru import logger
+
+from bot.opsdata.bundle import OpsData
+from bot.opsdata.models import WEEKDAYS, Campaign, WelfareGroup
+from bot.perks import perk_calendar
+from bot.routing import MerchantIndex
+from bot.templating import TemplateRenderer
+from bot.config import QuietHours
+from scheduler.calendar import WorkCalendar
+from scheduler.clock import SHANGHAI
+from scheduler.triggers import occurrences
+
+# A meal campaign names the meal in `data.meal`; merchants are filed under the same word.
+MERCHANT_KINDS = ("meal",)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One rendered message a campaign sends to one group at one occurrence."""
+
+    fire_at: datetime
+    send_at: datetime
+    group: WelfareGroup
+    campaign: Campaign
+    text: str
+
+    @property
+    def key(self) -> str:
+        """Idempotency key: campaign + group + occurrence."""
+        return f"{self.campaign.id}:{self.group.id}:{self.fire_at.isoformat()}"
+
+
+def group_context(group: WelfareGroup) -> dict[str, Any]:
+    """The ``group`` value templates see."""
+    return {"id": group.id, "name": group.name, "city": group.city,
+            "district": group.district, "tags": list(group.tags)}
+
+
+def campaign_context(campaign: Campaign) -> dict[str, Any]:
+    """The ``campaign`` value templates see."""
+    return {"id": campaign.id, "name": campaign.name, "kind": campaign.kind}
+
+
+def merchant_categories(campaign: Campaign) -> list[str] | None:
+    """Merchant categories a campaign lists, or None when it lists no merchants."""
+    cats = campaign.data.get("categories") or campaign.data.get("category")
+    if cats:
+        return [cats] if isinstance(cats, str) else [str(c) for c in cats]
+    if campaign.kind in MERCHANT_KINDS:
+        meal = campaign.data.get("meal")
+        return [str(meal)] if meal else []
+    return None
+
+
+class CampaignPlanner:
+    """Computes when campaigns fire and what each targeted group receives."""
+
+    def __init__(self, ops: OpsData, quiet: QuietHours, *, merchant_radius_m: float = 1500,
+                 merchant_limit: int = 5) -> None:
+        self.ops = ops
+        self.quiet = quiet
+        self.calendar = WorkCalendar(ops.calendar)
+        self.renderer = TemplateRenderer(ops.templates)
+        self.merchants = MerchantIndex(ops.merchants.values())
+        self._merchant_radius_m = merchant_radius_m
+        self._merchant_limit = merchant_limit
+        self._targets: dict[str, list[WelfareGroup]] = {}
+
+    def scheduled_campaigns(self) -> list[Campaign]:
+        """Enabled campaigns that fire on a schedule (every kind but welcome)."""
+        return [c for c in sorted(self.ops.campaigns.values(), key=lambda c: c.id)
+                if c.enabled and c.kind != "welcome"]
+
+    def targets(self, campaign: Campaign) -> list[WelfareGroup]:
+        """Groups a campaign reaches (cached per planner, i.e. per ops-data version)."""
+        if campaign.id not in self._targets:
+            self._targets[campaign.id] = self.ops.target_groups(campaign)
+        return self._targets[campaign.id]
+
+    def in_quiet_hours(self, campaign: Campaign, at: datetime) -> bool:
+        """True when a marketing campaign would fire inside the quiet hours."""
+        return campaign.marketing and self.quiet.contains(at.astimezone(SHANGHAI).time())
+
+    def fire_times(self, campaign: Campaign, start: datetime, end: datetime) -> Iterator[datetime]:
+        """Every fire time in ``[start, end)``, quiet hours included (callers decide)."""
+        return occurrences(campaign, self.calendar, start, end)
+
+    def next_fire(self, campaign: Campaign, after: datetime,
+                  horizon: timedelta = timedelta(days=400)) -> datetime | None:
+        """The first fire time strictly after ``after``, within ``horizon``."""
+        start = after + timedelta(microseconds=1)
+        return next(iter(self.fire_times(campaign, start, start + horizon)), None)
+
+    def context(self, campaign: Campaign, group: WelfareGroup, fire_at: datetime) -> dict[str, Any] | None:
+        """The template context for one group at one occurrence; None when there is nothing to say.
+
+        A merchant campaign with no merchant open near the group that day sends nothing there.
+        """
+        ctx: dict[str, Any] = {
+            "group": group_context(group),
+            "campaign": campaign_context(campaign),
+            "data": campaign.data,
+            "now": fire_at,
+            "merchants": [],
+            "members": [],
+            "perks": [p.as_context() for p in perk_calendar(self.ops, group, fire_at.date())],
+        }
+        categories = merchant_categories(campaign)
+        if categories is not None:
+            radius = float(campaign.data.get("radius_m", self._merchant_radius_m))
+            weekday = WEEKDAYS[fire_at.astimezone(SHANGHAI).weekday()]
+            loc = group.location
+            near = self.merchants.near(loc.lat, loc.lon, loc.crs, radius_m=radius,
+                                       categories=categories or None, weekday=weekday,
+                                       limit=int(campaign.data.get("limit", self._merchant_limit)))
+            if not near:
+                return None
+            ctx["merchants"] = [
+                {"id": m.id, "name": m.name, "offer": m.offer, "category": m.category,
+                 "address": m.address, "distance_m": round(d)}
+                for m, d in near
+            ]
+        return ctx
+
+    def deliveries(self, campaign: Campaign, fire_at: datetime,
+                   groups: list[WelfareGroup] | None = None) -> list[Delivery]:
+        """Render one occurrence for every targeted group, spreading sends over the window."""
+        targeted = self.targets(campaign) if groups is None else groups
+        spread = campaign.schedule.spread
+        out: list[Delivery] = []
+        n = len(targeted)
+        for i, group in enumerate(targeted):
+            ctx = self.context(campaign, group, fire_at)
+            if ctx is None:
+                logger.bind(campaign=campaign.id, group=group.id).debug("no merchants near; skipped")
+                continue
+            text = self.renderer.render(campaign.template, ctx)
+            offset = spread * i / n if n else timedelta(0)
+            out.append(Delivery(fire_at, fire_at + offset, group, campaign, text))
+        return out
+
+    def plan(self, start: datetime, end: datetime, group_id: str | None = None) -> Iterator[Delivery]:
+        """Everything that would be sent in ``[start, end)``, in time order (preview)."""
+        streams = []
+        for campaign in self.scheduled_campaigns():
+            groups = self.targets(campaign)
+            if group_id is not None:
+                groups = [g for g in groups if g.id == group_id]
+            if not groups:
+                continue
+            streams.append(self._campaign_stream(campaign, groups, start, end))
+        return merge(*streams, key=lambda d: (d.send_at, d.group.id, d.campaign.id))
+
+    def _campaign_stream(self, campaign: Campaign, groups: list[WelfareGroup],
+                         start: datetime, end: datetime) -> Iterator[Delivery]:
+        for fire_at in self.fire_times(campaign, start, end):
+            if self.in_quiet_hours(campaign, fire_at):
+                continue
+            yield from self.deliveries(campaign, fire_at, groups)

@@ -1,0 +1,216 @@
+"""The ``qunfu`` command line. Each command parses arguments and calls a service; no logic here."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from bot.opsdata.problems import OpsDataError
+
+app = typer.Typer(help="群福 Qunfu: operations bot for bank community welfare groups.",
+                  no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Path to config.yaml.")]
+DEFAULT_CONFIG = Path("config.yaml")
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False) -> None:
+    from bot.logs import setup_logging
+
+    setup_logging("DEBUG" if verbose else "WARNING")
+
+
+def _fail(problems: list) -> None:
+    for p in problems:
+        typer.echo(str(p), err=False)
+    raise typer.Exit(1)
+
+
+def _settings(config: Path):  # noqa: ANN202 - Settings, imported lazily for fast --help
+    from bot.configfile import load_settings
+
+    try:
+        return load_settings(config)
+    except OpsDataError as exc:
+        _fail(exc.problems)
+
+
+@app.command()
+def run(config: ConfigOpt = DEFAULT_CONFIG,
+        demo: Annotated[Optional[Path], typer.Option(help="Scenario to play at start (simulator).")] = None,
+        speed: Annotated[Optional[float], typer.Option(help="Clock speed-up (simulator).")] = None,
+        no_demo: Annotated[bool, typer.Option("--no-demo", help="Do not play the demo scenario.")] = False,
+        ) -> None:
+    """Start the bot as configured (the shipped config runs the simulator with a demo)."""
+    from bot.runner import run_bot
+
+    settings = _settings(config)
+    if demo is not None:
+        settings.simulator.demo = demo.resolve()
+    if no_demo:
+        settings.simulator.demo = None
+    if speed is not None:
+        settings.simulator.speed = speed
+    try:
+        asyncio.run(run_bot(settings))
+    except OpsDataError as exc:
+        _fail(exc.problems)
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def check(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Validate config, campaigns, data files and templates; print PATH:LINE:COL: message."""
+    from bot.configfile import check_all
+    from scheduler.clock import RealClock
+
+    problems = check_all(config, RealClock().now())
+    if problems:
+        _fail(problems)
+    typer.echo("OK: config, campaigns, data files and templates are valid.", err=True)
+
+
+@app.command()
+def preview(config: ConfigOpt = DEFAULT_CONFIG,
+            group: Annotated[Optional[str], typer.Option(help="Only this group id.")] = None,
+            from_: Annotated[Optional[str], typer.Option("--from", help="First day, YYYY-MM-DD.")] = None,
+            days: Annotated[int, typer.Option(min=1, max=366, help="How many days.")] = 1,
+            as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+            ) -> None:
+    """What would be sent, when and where, fully rendered."""
+    from bot.app import load_source
+    from bot.campaigns import CampaignPlanner
+    from scheduler.clock import SHANGHAI, RealClock
+
+    settings = _settings(config)
+    try:
+        first = date.fromisoformat(from_) if from_ else RealClock().now().date()
+    except ValueError:
+        typer.echo(f"--from: expected a date as YYYY-MM-DD, got {from_!r}", err=True)
+        raise typer.Exit(1) from None
+    try:
+        ops = load_source(settings).current
+    except OpsDataError as exc:
+        _fail(exc.problems)
+    if group is not None and group not in ops.groups:
+        typer.echo(f"--group: unknown group {group!r}", err=True)
+        raise typer.Exit(1)
+    planner = CampaignPlanner(ops, settings.quiet_hours,
+                              merchant_radius_m=settings.routing.merchant_radius_m)
+    start = datetime.combine(first, datetime.min.time(), SHANGHAI)
+    for d in planner.plan(start, start + timedelta(days=days), group):
+        if as_json:
+            typer.echo(json.dumps({"at": d.send_at.isoformat(), "group": d.group.id,
+                                   "campaign": d.campaign.id, "text": d.text}, ensure_ascii=False))
+        else:
+            typer.echo(f"── {d.send_at:%Y-%m-%d %H:%M} {d.group.name} ({d.group.id}) · {d.campaign.id}")
+            typer.echo(d.text + "\n")
+
+
+@app.command()
+def route(lat: Annotated[float, typer.Option(help="Latitude.")],
+          lon: Annotated[float, typer.Option(help="Longitude.")],
+          crs: Annotated[str, typer.Option(help="gcj02 | wgs84 | bd09")] = "gcj02",
+          limit: Annotated[Optional[int], typer.Option(min=1, max=50)] = None,
+          config: ConfigOpt = DEFAULT_CONFIG,
+          as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The nearest groups that can take a new member."""
+    from bot.app import load_source
+    from bot.routing import GroupIndex
+
+    settings = _settings(config)
+    if crs not in ("gcj02", "wgs84", "bd09"):
+        typer.echo(f"--crs: expected gcj02, wgs84 or bd09, got {crs!r}", err=True)
+        raise typer.Exit(1)
+    try:
+        ops = load_source(settings).current
+    except OpsDataError as exc:
+        _fail(exc.problems)
+    counts = _member_counts(settings, ops)
+    try:
+        results = GroupIndex(ops.groups.values()).nearest(
+            lat, lon, crs, limit=limit or settings.routing.limit, member_counts=counts)
+    except ValueError as exc:
+        typer.echo(f"invalid location: {exc}", err=True)
+        raise typer.Exit(1) from None
+    rows = [{"group": r.group.id, "name": r.group.name, "distance_m": round(r.distance_m),
+             "members": r.members, "capacity": r.group.capacity} for r in results]
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    for i, r in enumerate(rows, 1):
+        typer.echo(f"{i}. {r['name']} ({r['group']})  {r['distance_m']} m  "
+                   f"{r['members']}/{r['capacity']}")
+    if not rows:
+        typer.echo("no group with room")
+
+
+def _member_counts(settings, ops) -> dict[str, int]:  # noqa: ANN001
+    """Live member counts from the database when it exists, else the directory's."""
+    from db.repositories import GroupRepo
+    from db.session import make_engine
+
+    url = settings.database.url
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+        return {g.id: g.members for g in ops.groups.values()}
+    try:
+        engine = make_engine(url)
+        counts = GroupRepo(engine).member_counts()
+        engine.dispose()
+    except Exception:  # no schema yet: the directory's counts are the best we know
+        return {g.id: g.members for g in ops.groups.values()}
+    return {g.id: counts.get(g.id, g.members) for g in ops.groups.values()}
+
+
+@app.command()
+def simulate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+             config: Annotated[Optional[Path], typer.Option("--config", "-c")] = None,
+             as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+             ) -> None:
+    """Run a scripted scenario on the simulator and print what the bot did."""
+    from bot.console import format_action
+    from bot.simulation import iter_records, simulate as run_scenario
+
+    if not scenario.exists():
+        typer.echo(f"{scenario}:1:1: scenario file not found", err=False)
+        raise typer.Exit(1)
+    try:
+        transcript = asyncio.run(run_scenario(scenario, config))
+    except OpsDataError as exc:
+        _fail(exc.problems)
+    for record in iter_records(transcript):
+        if as_json:
+            typer.echo(json.dumps(record, ensure_ascii=False))
+        else:
+            typer.echo(format_action(record))
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Apply database migrations up to the newest."""
+    from bot.app import _ensure_sqlite_dir
+    from db.session import upgrade
+
+    settings = _settings(config)
+    _ensure_sqlite_dir(settings.database.url)
+    upgrade(settings.database.url)
+    typer.echo("database is up to date", err=True)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    """Entry point for ``python -m bot``."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

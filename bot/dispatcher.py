@@ -1,0 +1,161 @@
+"""Routes each domain event to the services that act on it.
+
+Handlers are small; a malformed event is rejected with a logged reason and never stops the loop.
+Every reply goes through the outbox like any other send.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from loguru import logger
+
+from bot.campaigns import CampaignPlanner
+from bot.events import (
+    Event,
+    Invite,
+    LocationShared,
+    MemberJoined,
+    MemberLeft,
+    MessageReceived,
+    Say,
+    contact_conv,
+    room_conv,
+)
+from bot.outbox import Outbox, OutboxItem
+from bot.privacy import mask
+from bot.replies import answer_faq, format_route_offer
+from bot.routing import GroupIndex, RouteResult
+from db.repositories import GroupRepo, MembershipRepo
+from scheduler.clock import Clock
+
+_JOIN_WORDS = ("进群", "入群", "加群", "福利群")
+_PICK = re.compile(r"^\s*(\d{1,2})\s*$")
+
+
+@dataclass
+class RouteOffers:
+    """The last list of groups offered to each person, so "2" means the second one."""
+
+    offers: dict[str, list[str]] = field(default_factory=dict)
+
+
+class Dispatcher:
+    """Hands events to routing, memberships, FAQ; replies go through the outbox."""
+
+    def __init__(self, planner: Callable[[], CampaignPlanner], index: Callable[[], GroupIndex],
+                 groups: GroupRepo, memberships: MembershipRepo, outbox: Outbox, clock: Clock,
+                 *, bot_id: str, radius_m: float, limit: int) -> None:
+        self._planner = planner
+        self._index = index
+        self._groups = groups
+        self._memberships = memberships
+        self._outbox = outbox
+        self._clock = clock
+        self._bot_id = bot_id
+        self._radius_m = radius_m
+        self._limit = limit
+        self._offers = RouteOffers()
+
+    def handle(self, event: Event) -> None:
+        """Act on one event; errors are logged with a reason, never raised."""
+        try:
+            if isinstance(event, MemberJoined):
+                self._joined(event)
+            elif isinstance(event, MemberLeft):
+                self._left(event)
+            elif isinstance(event, LocationShared):
+                self._location(event)
+            elif isinstance(event, MessageReceived):
+                self._message(event)
+            else:
+                logger.warning("unknown event type {}", type(event).__name__)
+        except Exception as exc:  # one bad event must not stop the bot
+            logger.opt(exception=exc).bind(event=type(event).__name__).error(
+                "event rejected: {}", exc)
+
+    # --- membership ----------------------------------------------------------------------------
+
+    def _joined(self, event: MemberJoined) -> None:
+        if event.room_id not in self._planner().ops.groups:
+            logger.bind(room=event.room_id).warning("join in a room that is not a welfare group")
+            return
+        for person in event.members:
+            if person.id == self._bot_id:
+                continue
+            self._memberships.join(event.room_id, person, event.at, event.inviter_id)
+
+    def _left(self, event: MemberLeft) -> None:
+        for member_id in event.member_ids:
+            self._memberships.leave(event.room_id, member_id, event.at)
+
+    # --- private chat: routing -----------------------------------------------------------------
+
+    def _location(self, event: LocationShared) -> None:
+        if event.room_id is not None:
+            return
+        try:
+            results = self.route(event.lat, event.lon, event.crs)
+        except ValueError as exc:
+            logger.bind(contact=mask(event.sender.id)).warning("location rejected: {}", exc)
+            self._reply(event.sender.id, event.at, "抱歉，没能识别这个位置，请重新发送一次位置。",
+                        f"loc:{event.sender.id}:{event.at.isoformat()}")
+            return
+        self._offers.offers[event.sender.id] = [r.group.id for r in results]
+        self._reply(event.sender.id, event.at, format_route_offer(results),
+                    f"loc:{event.sender.id}:{event.at.isoformat()}")
+
+    def route(self, lat: float, lon: float, crs: str = "gcj02") -> list[RouteResult]:
+        """Nearest groups with room, within the radius; nearest beyond it if none is."""
+        counts = self._groups.member_counts()
+        index = self._index()
+        results = index.nearest(lat, lon, crs, limit=self._limit, member_counts=counts,
+                                radius_m=self._radius_m)
+        return results or index.nearest(lat, lon, crs, limit=self._limit, member_counts=counts)
+
+    def _message(self, event: MessageReceived) -> None:
+        if event.sender.id == self._bot_id:
+            return
+        key = f"msg:{event.message_id or _digest(event)}"
+        if event.room_id is None:
+            self._private_message(event, key)
+        elif self._bot_id in event.mentions:
+            answer = answer_faq(self._planner().ops.faq, event.text)
+            text = answer or "这个问题我先记下了，稍后请客户经理为您解答。"
+            self._enqueue(Say(room_conv(event.room_id), text, (event.sender.id,)), event.at, key)
+
+    def _private_message(self, event: MessageReceived, key: str) -> None:
+        text = event.text.strip()
+        pick = _PICK.match(text)
+        offered = self._offers.offers.get(event.sender.id)
+        if pick and offered:
+            n = int(pick.group(1))
+            if 1 <= n <= len(offered):
+                group_id = offered[n - 1]
+                name = self._planner().ops.groups[group_id].name
+                self._enqueue(Invite(group_id, event.sender.id), event.at, key + ":invite")
+                self._reply(event.sender.id, event.at, f"已邀请您加入「{name}」，请在聊天列表中查看邀请。", key)
+                return
+        if any(w in text for w in _JOIN_WORDS):
+            self._reply(event.sender.id, event.at,
+                        "欢迎！请点击「+」→「位置」发送您的位置，我为您推荐附近有空位的福利群。", key)
+            return
+        answer = answer_faq(self._planner().ops.faq, text)
+        if answer:
+            self._reply(event.sender.id, event.at, answer, key)
+
+    def _reply(self, contact_id: str, at: datetime, text: str, key: str) -> None:
+        self._enqueue(Say(contact_conv(contact_id), text), at, key)
+
+    def _enqueue(self, action: Say | Invite, at: datetime, key: str) -> None:
+        self._outbox.enqueue([OutboxItem(key=key, action=action, not_before=at, marketing=False,
+                                         account=self._bot_id)])
+
+
+def _digest(event: MessageReceived) -> str:
+    raw = f"{event.sender.id}|{event.room_id}|{event.at.isoformat()}|{event.text}"
+    return hashlib.sha1(raw.encode()).hexdigest()[:16]

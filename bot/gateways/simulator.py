@@ -1,0 +1,170 @@
+"""The in-process simulator gateway: the embedded default and the stage for scripted scenarios.
+
+It keeps a small model of the chat platform (contacts, rooms and who is in them), turns scripted
+or typed input into domain events, and records every action the bot performs, stamped with the
+injected clock's time, as the transcript.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+
+from bot.events import (
+    Action,
+    Crs,
+    Event,
+    Invite,
+    LocationShared,
+    MemberJoined,
+    MemberLeft,
+    MessageReceived,
+    Person,
+    Remove,
+    Say,
+    SentAction,
+    parse_conv,
+)
+from bot.gateways.base import GatewayError
+from scheduler.clock import Clock
+
+
+class UnknownPeer(ValueError):
+    """A scripted step named a room or contact the simulator does not know."""
+
+
+@dataclass
+class SimRoom:
+    """A simulated group chat."""
+
+    id: str
+    name: str
+    members: set[str] = field(default_factory=set)
+
+
+class SimulatorGateway:
+    """A chat platform living in memory, driven by scenarios, the console or the web page."""
+
+    def __init__(self, clock: Clock, bot_id: str = "bot", bot_name: str = "群福助手") -> None:
+        self.bot_id = bot_id
+        self.bot_name = bot_name
+        self._clock = clock
+        self.contacts: dict[str, Person] = {bot_id: Person(bot_id, bot_name)}
+        self.rooms: dict[str, SimRoom] = {}
+        self.transcript: list[SentAction] = []
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._listeners: list[Callable[[SentAction], None]] = []
+        self.fail_next: int = 0  # tests: make the next N actions fail as if the platform refused
+
+    # --- the platform's side: what people do -------------------------------------------------
+
+    def add_room(self, room_id: str, name: str = "", members: Iterable[str] = ()) -> SimRoom:
+        """Create a room (idempotent) so people can join it."""
+        room = self.rooms.setdefault(room_id, SimRoom(room_id, name or room_id))
+        room.members.update(members)
+        return room
+
+    def add_contact(self, contact_id: str, name: str = "") -> Person:
+        """Make a person known to the simulator (a new name replaces the old one)."""
+        person = Person(contact_id, name or self.contacts.get(contact_id, Person(contact_id)).name)
+        self.contacts[contact_id] = person
+        return person
+
+    def person(self, contact_id: str) -> Person:
+        """The known person with this id; :class:`UnknownPeer` otherwise."""
+        try:
+            return self.contacts[contact_id]
+        except KeyError:
+            raise UnknownPeer(f"unknown contact {contact_id!r}: add it with a `contact` step first") from None
+
+    def room(self, room_id: str) -> SimRoom:
+        """The known room with this id; :class:`UnknownPeer` otherwise."""
+        try:
+            return self.rooms[room_id]
+        except KeyError:
+            raise UnknownPeer(f"unknown room {room_id!r}: not in the groups directory") from None
+
+    def say(self, sender_id: str, text: str, room_id: str | None = None,
+            mentions: Iterable[str] = ()) -> MessageReceived:
+        """Someone says something, in a room or privately to the bot."""
+        sender = self.person(sender_id)
+        if room_id is not None:
+            room = self.room(room_id)
+            if sender_id not in room.members:
+                raise UnknownPeer(f"{sender_id!r} is not a member of room {room_id!r}")
+        resolved = tuple(self.bot_id if m == "bot" else m for m in mentions)
+        event = MessageReceived(self._clock.now(), sender, text, room_id, resolved)
+        self._queue.put_nowait(event)
+        return event
+
+    def share_location(self, sender_id: str, lat: float, lon: float, crs: Crs = "gcj02",
+                       room_id: str | None = None) -> LocationShared:
+        """Someone shares a location pin (WeChat sends GCJ-02)."""
+        event = LocationShared(self._clock.now(), self.person(sender_id), lat, lon, crs, room_id)
+        self._queue.put_nowait(event)
+        return event
+
+    def join(self, room_id: str, member_ids: Iterable[str], inviter: str | None = None) -> MemberJoined:
+        """People join a room together."""
+        room = self.room(room_id)
+        people = tuple(self.person(m) for m in member_ids)
+        fresh = tuple(p for p in people if p.id not in room.members)
+        room.members.update(p.id for p in fresh)
+        event = MemberJoined(self._clock.now(), room_id, fresh, inviter)
+        if fresh:
+            self._queue.put_nowait(event)
+        return event
+
+    def leave(self, room_id: str, member_ids: Iterable[str]) -> MemberLeft:
+        """People leave a room."""
+        room = self.room(room_id)
+        gone = tuple(m for m in member_ids if m in room.members)
+        room.members.difference_update(gone)
+        event = MemberLeft(self._clock.now(), room_id, gone)
+        if gone:
+            self._queue.put_nowait(event)
+        return event
+
+    def pending_events(self) -> list[Event]:
+        """Take every queued event without waiting (simulation steps)."""
+        out: list[Event] = []
+        while not self._queue.empty():
+            out.append(self._queue.get_nowait())
+        return out
+
+    def on_action(self, listener: Callable[[SentAction], None]) -> None:
+        """Call ``listener`` with every action the bot performs (console, web page)."""
+        self._listeners.append(listener)
+
+    # --- the bot's side: the ChatGateway protocol --------------------------------------------
+
+    async def perform(self, action: Action) -> None:
+        """Carry out an action and append it to the transcript."""
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise GatewayError("simulated platform refusal")
+        if isinstance(action, Say):
+            kind, ident = parse_conv(action.to)
+            if kind == "room":
+                self.room(ident)
+            else:
+                self.person(ident)
+        elif isinstance(action, Invite):
+            self.room(action.room).members.add(self.person(action.contact).id)
+        elif isinstance(action, Remove):
+            self.room(action.room).members.discard(action.contact)
+        sent = SentAction(self._clock.now(), action)
+        self.transcript.append(sent)
+        for listener in self._listeners:
+            listener(sent)
+
+    async def room_qrcode(self, room_id: str) -> str:
+        """A stable fake QR payload for a room."""
+        self.room(room_id)
+        return f"https://qunfu.invalid/qr/{room_id}"
+
+    async def events(self) -> AsyncIterator[Event]:  # type: ignore[override]
+        """Events as people produce them."""
+        while True:
+            yield await self._queue.get()

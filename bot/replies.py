@@ -1,0 +1,34 @@
+"""Texts the bot composes itself (not from ops templates): route offers and FAQ answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from bot.opsdata.models import FaqEntry
+from bot.routing import RouteResult
+
+
+def format_distance(meters: float) -> str:
+    """812 -> 812米, 1234 -> 1.2公里."""
+    return f"{round(meters)}米" if meters < 1000 else f"{meters / 1000:.1f}公里"
+
+
+def format_route_offer(results: list[RouteResult]) -> str:
+    """The answer to a shared location: nearest groups with room, with distances."""
+    if not results:
+        return "抱歉，您附近暂时没有可加入的福利群，我们已记录您的位置，新群开通后第一时间通知您。"
+    lines = ["为您找到附近有空位的福利群："]
+    for i, r in enumerate(results, 1):
+        lines.append(f"{i}. {r.group.name}（{format_distance(r.distance_m)}，{r.members}/{r.group.capacity}人）")
+    lines.append("回复序号即可收到入群邀请。")
+    return "\n".join(lines)
+
+
+def answer_faq(faq: Iterable[FaqEntry], question: str) -> str | None:
+    """The answer whose keywords best match the question, or None."""
+    best, best_score = None, 0
+    for entry in faq:
+        score = sum(1 for k in entry.keywords if k and k in question)
+        if score > best_score:
+            best, best_score = entry.answer, score
+    return best

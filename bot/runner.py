@@ -1,0 +1,151 @@
+"""``qunfu run``: the live bot with its gateway, hot reload, and on the simulator a demo and a
+terminal console."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+
+from loguru import logger
+from watchfiles import awatch
+
+from bot.app import Qunfu, load_source
+from bot.config import Settings
+from bot.console import HELP, TerminalConsole
+from bot.gateways.simulator import SimulatorGateway, UnknownPeer
+from bot.logs import setup_logging
+from bot.simulation import action_record, apply_people_step, load_scenario
+from scheduler.clock import RealClock, ScaledClock, aware
+
+
+async def run_bot(settings: Settings) -> None:
+    """Run until interrupted."""
+    log_file = Path(settings.database.url.removeprefix("sqlite:///")).parent / "qunfu.log" \
+        if settings.database.url.startswith("sqlite:///") else None
+    setup_logging(settings.log_level, console_level="WARNING", json_file=log_file)
+    source = load_source(settings)
+    if settings.gateway == "wechaty":
+        await _run_wechaty(settings, source)
+    else:
+        await _run_simulator(settings, source)
+
+
+async def _run_simulator(settings: Settings, source) -> None:  # noqa: ANN001
+    demo = None
+    if settings.simulator.demo is not None:
+        demo, _ = load_scenario(settings.simulator.demo)
+    clock = ScaledClock(aware(demo.start), settings.simulator.speed) if demo else \
+        (ScaledClock(RealClock().now(), settings.simulator.speed)
+         if settings.simulator.speed != 1 else RealClock())
+    gateway = SimulatorGateway(clock, settings.bot.id, settings.bot.name)
+    console = TerminalConsole(gateway)
+    db_url = None
+    if demo is not None:
+        # The simulated world lives in memory, so a demo starts from a fresh database too.
+        demo_db = Path(settings.database.url.removeprefix("sqlite:///")).with_name("demo.db") \
+            if settings.database.url.startswith("sqlite:///") else Path("var/demo.db")
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(demo_db) + suffix).unlink(missing_ok=True)
+        db_url = f"sqlite:///{demo_db}"
+    bot = Qunfu(settings, clock, gateway, source, database_url=db_url)
+    for group in bot.planner().ops.groups.values():
+        gateway.add_room(group.id, group.name)
+    gateway.on_action(lambda sent: console.show_action(action_record(sent)))
+    out = console.out
+    out.print(f"[bold]群福 Qunfu[/bold] on the simulator · {len(gateway.rooms)} groups · "
+              f"{len(bot.planner().scheduled_campaigns())} scheduled campaigns · "
+              f"clock ×{settings.simulator.speed:g} from {clock.now():%Y-%m-%d %H:%M}")
+    out.print("[dim]type `help` for commands; Ctrl-C to stop[/dim]")
+    stop = asyncio.Event()
+    _install_signals(stop)
+    tasks = [asyncio.create_task(bot.run_forever(stop)),
+             asyncio.create_task(_watch(bot, settings, stop))]
+    if demo is not None:
+        tasks.append(asyncio.create_task(_play_demo(demo, gateway, console, clock, settings)))
+    if settings.simulator.console:
+        tasks.append(asyncio.create_task(_read_commands(console, stop)))
+    try:
+        await stop.wait()
+    finally:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        bot.close()
+
+
+async def _run_wechaty(settings: Settings, source) -> None:  # noqa: ANN001
+    from bot.gateways.wechaty import WechatyGateway
+
+    gateway = WechatyGateway.from_env(settings)
+    await gateway.start()
+    bot = Qunfu(settings, RealClock(), gateway, source)
+    stop = asyncio.Event()
+    _install_signals(stop)
+    watcher = asyncio.create_task(_watch(bot, settings, stop))
+    try:
+        await bot.run_forever(stop)
+    finally:
+        watcher.cancel()
+        await gateway.stop()
+        bot.close()
+
+
+def _install_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+async def _watch(bot: Qunfu, settings: Settings, stop: asyncio.Event) -> None:
+    """Reload ops data when a campaign, data file or template changes."""
+    folders = [p for p in (settings.campaigns_dir, settings.templates_dir) if p.exists()]
+    async for _changes in awatch(*folders, stop_event=stop, debounce=400):
+        problems = bot.reload()
+        if problems:
+            print("ops data rejected; the last good version stays live:", file=sys.stderr)
+            for p in problems:
+                print("  " + p, file=sys.stderr)
+        else:
+            print("ops data reloaded", file=sys.stderr)
+
+
+async def _play_demo(demo, gateway: SimulatorGateway, console: TerminalConsole,  # noqa: ANN001
+                     clock: ScaledClock, settings: Settings) -> None:
+    """Play the demo scenario's steps at the scaled clock's pace."""
+    for step in demo.steps:
+        if step.advance is not None:
+            await asyncio.sleep(step.advance.total_seconds() / settings.simulator.speed)
+            continue
+        if step.until is not None:
+            delay = (aware(step.until) - clock.now()).total_seconds() / settings.simulator.speed
+            await asyncio.sleep(max(0.0, delay))
+            continue
+        try:
+            said = apply_people_step(gateway, step)
+        except (UnknownPeer, ValueError) as exc:
+            logger.warning("demo step rejected: {}", exc)
+            continue
+        if said:
+            console.show_input(f"{clock.now():%H:%M}", said)
+    console.out.print("[dim]demo finished; the bot keeps running. Type `help` for commands.[/dim]")
+
+
+async def _read_commands(console: TerminalConsole, stop: asyncio.Event) -> None:
+    """Typed commands from stdin; EOF ends input but not the bot."""
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
+            return
+        if line.strip() in ("quit", "exit"):
+            stop.set()
+            return
+        reply = console.command(line)
+        if reply:
+            console.out.print(reply if reply != HELP else HELP, markup=False)

@@ -1,0 +1,237 @@
+"""Scripted scenarios on the simulator gateway with a virtual clock (``qunfu simulate``).
+
+A scenario is a YAML file (see DESIGN.md, "Scenario file"): a start instant and steps that
+people perform or that move the clock. The runner feeds each step to the simulator, lets the bot
+react at that instant, and moves time from one due instant to the next, so schedules, batching
+windows and pacing behave exactly as they would live.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from bot.app import Qunfu, load_source
+from bot.config import Settings
+from bot.configfile import load_settings
+from bot.events import Invite, Remove, Say, SentAction
+from bot.gateways.simulator import SimulatorGateway, UnknownPeer
+from bot.opsdata.models import Crs, Duration
+from bot.opsdata.problems import OpsDataError, Problem
+from bot.opsdata.problems import read_yaml, validate
+from scheduler.clock import VirtualClock, aware
+
+_MAX_STEPS_PER_ADVANCE = 1_000_000
+
+
+class _Step(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ContactStep(_Step):
+    id: str
+    name: str = ""
+
+
+class SayStep(_Step):
+    from_: str = Field(alias="from")
+    text: str
+    room: str | None = None
+    mentions: list[str] = []
+
+
+class LocationStep(_Step):
+    from_: str = Field(alias="from")
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    crs: Crs = "gcj02"
+    room: str | None = None
+
+
+class JoinStep(_Step):
+    room: str
+    members: list[str] = Field(min_length=1)
+    inviter: str | None = None
+
+
+class LeaveStep(_Step):
+    room: str
+    members: list[str] = Field(min_length=1)
+
+
+class WebhookStep(_Step):
+    path: str
+    json_: dict[str, Any] = Field(default_factory=dict, alias="json")
+
+
+Instant = Annotated[datetime, BeforeValidator(lambda v: v)]
+
+
+class Step(_Step):
+    """Exactly one of the step kinds."""
+
+    contact: ContactStep | None = None
+    say: SayStep | None = None
+    location: LocationStep | None = None
+    join: JoinStep | None = None
+    leave: LeaveStep | None = None
+    advance: Duration | None = None
+    until: Instant | None = None
+    webhook: WebhookStep | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_kind(cls, data: Any) -> Any:
+        if isinstance(data, dict) and len(data) != 1:
+            raise ValueError("each step has exactly one key: contact, say, location, join, "
+                             "leave, advance, until or webhook")
+        return data
+
+
+class Scenario(_Step):
+    """A scenario file."""
+
+    start: datetime
+    config: Path | None = None
+    steps: list[Step] = []
+
+
+def load_scenario(path: Path) -> tuple[Scenario, list[tuple[int, int]]]:
+    """Parse and validate a scenario; return it with each step's (line, col)."""
+    doc = read_yaml(path)
+    scenario = validate(doc, Scenario)
+    step_pos = [doc.key_pos(("steps", i)) for i in range(len(scenario.steps))]
+    return scenario, step_pos
+
+
+def action_record(sent: SentAction) -> dict[str, Any]:
+    """A transcript line in the contract's JSON shape."""
+    at = sent.at.isoformat()
+    a = sent.action
+    if isinstance(a, Say):
+        return {"at": at, "action": "say", "to": a.to, "text": a.text, "mentions": list(a.mentions)}
+    if isinstance(a, Invite):
+        return {"at": at, "action": "invite", "room": a.room, "contact": a.contact}
+    if isinstance(a, Remove):
+        return {"at": at, "action": "remove", "room": a.room, "contact": a.contact}
+    raise TypeError(f"unknown action {a!r}")
+
+
+class Simulation:
+    """A scenario being played: a bot on a simulator gateway, a virtual clock and a temp DB."""
+
+    def __init__(self, scenario: Scenario, scenario_path: Path, settings: Settings,
+                 step_positions: list[tuple[int, int]] | None = None) -> None:
+        self.scenario = scenario
+        self.path = scenario_path
+        self.clock = VirtualClock(aware(scenario.start))
+        self.gateway = SimulatorGateway(self.clock, settings.bot.id, settings.bot.name)
+        self._tmp = tempfile.TemporaryDirectory(prefix="qunfu-sim-")
+        url = f"sqlite:///{Path(self._tmp.name) / 'sim.db'}"
+        self.bot = Qunfu(settings, self.clock, self.gateway, load_source(settings), database_url=url)
+        for group in self.bot.planner().ops.groups.values():
+            self.gateway.add_room(group.id, group.name)
+        self._positions = step_positions or []
+
+    async def run(self) -> list[SentAction]:
+        """Play every step; return the transcript."""
+        try:
+            for i, step in enumerate(self.scenario.steps):
+                try:
+                    await self._play(step)
+                except (UnknownPeer, ValueError) as exc:
+                    line, col = self._positions[i] if i < len(self._positions) else (1, 1)
+                    raise OpsDataError([Problem(self.path, line, col, str(exc))]) from exc
+        finally:
+            self.bot.close()
+            self._tmp.cleanup()
+        return self.gateway.transcript
+
+    async def _play(self, step: Step) -> None:
+        g = self.gateway
+        apply_people_step(g, step)
+        for event in g.pending_events():
+            self.bot.handle(event)
+        if step.advance is not None:
+            await self.advance_to(self.clock.now() + step.advance)
+        elif step.until is not None:
+            target = aware(step.until)
+            if target < self.clock.now():
+                raise ValueError(f"`until` {target.isoformat()} is before the clock "
+                                 f"({self.clock.now().isoformat()})")
+            await self.advance_to(target)
+        else:
+            await self.advance_to(self.clock.now())
+
+    async def advance_to(self, target: datetime) -> None:
+        """Move the clock to ``target``, doing all due work at each due instant on the way."""
+        for _ in range(_MAX_STEPS_PER_ADVANCE):
+            nxt = self.bot.next_due()
+            if nxt is None or nxt > target:
+                break
+            if nxt > self.clock.now():
+                self.clock.set(nxt)
+            before = len(self.gateway.transcript)
+            await self.bot.run_due()
+            if nxt <= self.clock.now() and self.bot.next_due() == nxt and \
+                    len(self.gateway.transcript) == before:
+                # Nothing moved; step a second so a stuck item cannot spin forever.
+                self.clock.set(self.clock.now() + timedelta(seconds=1))
+        self.clock.set(max(target, self.clock.now()))
+        await self.bot.run_due()
+
+
+def apply_people_step(g: SimulatorGateway, step: Step) -> str | None:
+    """Apply a step that people perform; return a one-line description, None for clock steps."""
+    if step.contact:
+        p = g.add_contact(step.contact.id, step.contact.name)
+        return f"👤 {p.name or p.id} ({p.id}) is around"
+    if step.say:
+        s = step.say
+        g.say(s.from_, s.text, s.room, s.mentions)
+        where = f"in {s.room}" if s.room else "to the bot"
+        return f"💬 {g.person(s.from_).name} {where}: {s.text}"
+    if step.location:
+        loc = step.location
+        g.share_location(loc.from_, loc.lat, loc.lon, loc.crs, loc.room)
+        return f"📍 {g.person(loc.from_).name} shares a location {loc.lat}, {loc.lon} ({loc.crs})"
+    if step.join:
+        for m in step.join.members:
+            g.person(m)
+        g.join(step.join.room, step.join.members, step.join.inviter)
+        names = "、".join(g.person(m).name or m for m in step.join.members)
+        return f"➕ {names} joined {g.room(step.join.room).name}"
+    if step.leave:
+        g.leave(step.leave.room, step.leave.members)
+        return f"➖ {'、'.join(step.leave.members)} left {step.leave.room}"
+    if step.webhook:
+        raise ValueError(f"no webhook is served at {step.webhook.path!r} yet")
+    return None
+
+
+def scenario_settings(scenario: Scenario, scenario_path: Path, config: Path | None) -> Settings:
+    """The config a scenario runs with: --config wins, then the scenario's, then ./config.yaml."""
+    if config is None and scenario.config is not None:
+        config = scenario.config if scenario.config.is_absolute() else scenario_path.parent / scenario.config
+    return load_settings(config or Path("config.yaml"))
+
+
+async def simulate(path: Path, config: Path | None = None) -> list[SentAction]:
+    """Load and play a scenario; raise OpsDataError with positions on bad input."""
+    scenario, positions = load_scenario(path)
+    settings = scenario_settings(scenario, path, config)
+    return await Simulation(scenario, path, settings, positions).run()
+
+
+def iter_records(transcript: list[SentAction]) -> Iterator[dict[str, Any]]:
+    """Transcript records in time order."""
+    for sent in sorted(transcript, key=lambda s: s.at):
+        yield action_record(sent)
+
+
+Kind = Literal["contact", "say", "location", "join", "leave", "advance", "until", "webhook"]
