@@ -1,0 +1,344 @@
+"""The outbox: the single path by which the bot sends anything.
+
+Services enqueue :class:`OutboxItem` values with an idempotency key (for a campaign: campaign id
++ group id + occurrence); the key is unique in the database, so enqueueing again, in this process
+or after a restart, adds nothing. Delivery is paced per bot account (at most ``rate_per_minute``,
+plus random jitter), keeps marketing out of quiet hours, and retries :class:`GatewayError` with
+exponential backoff. Rows with status ``sent`` are the audit log.
+
+Crash safety (at most once). A row is marked ``sending`` and committed *before* the gateway is
+called, then marked ``sent`` after. If the process dies in between we cannot know whether the
+platform got the message, so :meth:`Outbox.recover` turns such rows into ``uncertain`` and they
+are never resent automatically: a duplicate marketing push to hundreds of members is worse than
+one missing message, and an ops person can look at the uncertain rows (they are logged) and
+requeue one with :meth:`Outbox.requeue` if it really was lost.
+
+Database calls are short and synchronous; only ``gateway.perform`` is awaited.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from loguru import logger
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from bot.config import OutboxSettings, QuietHours
+from bot.events import Action, Invite, Remove, Say, room_conv
+from bot.gateways.base import ChatGateway, GatewayError
+from db.models import OutboxRow
+from db.repositories import as_utc, insert_ignore
+from db.session import session_factory
+from scheduler.clock import SHANGHAI, Clock, aware
+
+OutboxStatus = Literal["pending", "sending", "sent", "failed", "uncertain"]
+_PREVIEW_CHARS = 6
+_ERROR_CHARS = 300
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One send to make, no earlier than ``not_before``; ``key`` makes it happen at most once."""
+
+    key: str
+    action: Action
+    not_before: datetime
+    campaign_id: str | None = None
+    group_id: str | None = None
+    marketing: bool = False
+    account: str = "bot"
+
+
+@dataclass(frozen=True)
+class OutboxRecord:
+    """A row of the outbox as the domain sees it; times are aware, in Asia/Shanghai."""
+
+    key: str
+    action: Action
+    account: str
+    status: OutboxStatus
+    attempts: int
+    not_before: datetime
+    sent_at: datetime | None
+    campaign_id: str | None
+    group_id: str | None
+    marketing: bool
+    last_error: str | None
+
+
+def preview(text: str | None) -> str:
+    """A log-safe glimpse of a message: its first few characters and its length."""
+    if not text:
+        return ""
+    head = text[:_PREVIEW_CHARS]
+    return f"{head}…({len(text)} chars)" if len(text) > _PREVIEW_CHARS else head
+
+
+class Outbox:
+    """Durable, paced, retried sending. See the module docstring for the guarantees."""
+
+    def __init__(self, db: Engine | Callable[[], Session], settings: OutboxSettings,
+                 quiet: QuietHours, clock: Clock) -> None:
+        self._sessions: Callable[[], Session] = (
+            session_factory(db) if isinstance(db, Engine) else db)
+        self._settings = settings
+        self._quiet = quiet
+        self._clock = clock
+        self._interval = timedelta(seconds=60.0 / settings.rate_per_minute)
+        self._rng = random.Random(settings.seed)
+        self._jitter: dict[str, tuple[datetime, timedelta]] = {}
+
+    # -- enqueue ---------------------------------------------------------------------------
+
+    def enqueue(self, items: Iterable[OutboxItem]) -> int:
+        """Store new sends; keys already in the outbox are ignored. Returns how many were new."""
+        now = self._clock.now()
+        added = 0
+        with self._sessions() as s, s.begin():
+            for item in items:
+                if insert_ignore(s, OutboxRow, _row_values(item, now), ("key",)):
+                    added += 1
+                    self._log(item.key, item.account, item.campaign_id, item.group_id).debug(
+                        "outbox: queued {} for {}", _kind(item.action),
+                        item.not_before.isoformat())
+        return added
+
+    # -- timing ----------------------------------------------------------------------------
+
+    def next_due(self) -> datetime | None:
+        """The earliest instant something may be sent (pacing, retries, quiet hours), or None."""
+        with self._sessions() as s:
+            stmt = (select(OutboxRow.account, OutboxRow.marketing,
+                           sa.func.min(OutboxRow.next_attempt_at))
+                    .where(OutboxRow.status == "pending")
+                    .group_by(col(OutboxRow.account), col(OutboxRow.marketing)))
+            groups = s.exec(stmt).all()
+            slots = self._slots(s)
+        best: datetime | None = None
+        for account, marketing, earliest in groups:
+            when = as_utc(earliest)
+            slot = slots.get(account)
+            if slot is not None and slot > when:
+                when = slot
+            if marketing:
+                when = self._after_quiet(when)
+            best = when if best is None or when < best else best
+        return best.astimezone(SHANGHAI) if best is not None else None
+
+    # -- delivery --------------------------------------------------------------------------
+
+    async def deliver_due(self, gateway: ChatGateway) -> list[OutboxRecord]:
+        """Send what is due now, oldest first, as pacing allows; returns what was sent.
+
+        An account whose pacing slot has not come yet is skipped until the next call; so is a
+        marketing item while quiet hours last.
+        """
+        now = self._clock.now()
+        with self._sessions() as s:
+            stmt = (select(OutboxRow.id, OutboxRow.account, OutboxRow.marketing)
+                    .where(OutboxRow.status == "pending", OutboxRow.next_attempt_at <= now)
+                    .order_by(col(OutboxRow.not_before), col(OutboxRow.id)))
+            candidates = s.exec(stmt).all()
+            slots = self._slots(s)
+        quiet_now = self._quiet.contains(now.astimezone(SHANGHAI).time())
+        blocked: set[str] = set()
+        sent: list[OutboxRecord] = []
+        for row_id, account, marketing in candidates:
+            if account in blocked or (marketing and quiet_now):
+                continue
+            slot = slots.get(account)
+            if slot is not None and slot > now:
+                blocked.add(account)
+                continue
+            started = self._clock.now()
+            record = await self._deliver_one(gateway, row_id, started)
+            if record is None:
+                continue
+            slots[account] = self._slot_after(account, started)
+            if record.status == "sent":
+                sent.append(record)
+            now = self._clock.now()
+        return sent
+
+    async def _deliver_one(self, gateway: ChatGateway, row_id: int | None,
+                           started: datetime) -> OutboxRecord | None:
+        row = self._claim(row_id, started)
+        if row is None:
+            return None
+        action = _action(row)
+        log = self._log(row.key, row.account, row.campaign_id, row.group_id)
+        try:
+            await gateway.perform(action)
+        except GatewayError as exc:
+            return self._failed_attempt(row, exc, log)
+        except Exception as exc:
+            # Not a known transient failure: the platform may or may not have acted.
+            log.opt(exception=exc).error("outbox: unexpected gateway error; marked uncertain")
+            return self._finish(row.id, "uncertain", last_error=_error(exc))
+        # BaseException (crash, cancellation) leaves the row `sending` for recover().
+        record = self._finish(row.id, "sent", sent_at=self._clock.now())
+        log.info("outbox: sent {} to {} {!r}", row.action, row.conversation, preview(row.text))
+        return record
+
+    def _claim(self, row_id: int | None, now: datetime) -> OutboxRow | None:
+        with self._sessions() as s, s.begin():
+            result = s.execute(
+                sa.update(OutboxRow)
+                .where(col(OutboxRow.id) == row_id, col(OutboxRow.status) == "pending")
+                .values(status="sending", attempts=OutboxRow.attempts + 1, last_attempt_at=now)
+                .returning(col(OutboxRow.id)))
+            if result.first() is None:
+                return None  # somebody else took it
+            return s.get(OutboxRow, row_id)
+
+    def _failed_attempt(self, row: OutboxRow, exc: GatewayError, log: Any) -> OutboxRecord:
+        if row.attempts >= self._settings.max_attempts:
+            log.error("outbox: giving up after {} attempts: {}", row.attempts, _error(exc))
+            return self._finish(row.id, "failed", last_error=_error(exc))
+        delay = min(self._settings.backoff * 2 ** (row.attempts - 1), self._settings.max_backoff)
+        retry_at = self._clock.now() + delay
+        log.warning("outbox: attempt {} failed ({}); retry at {}", row.attempts, _error(exc),
+                    retry_at.isoformat())
+        return self._finish(row.id, "pending", last_error=_error(exc), next_attempt_at=retry_at)
+
+    def _finish(self, row_id: int | None, status: OutboxStatus, **values: Any) -> OutboxRecord:
+        with self._sessions() as s, s.begin():
+            row = s.get(OutboxRow, row_id)
+            assert row is not None
+            row.status = status
+            for k, v in values.items():
+                setattr(row, k, v)
+            s.flush()
+            return _record(row)
+
+    # -- pacing and quiet hours ------------------------------------------------------------
+
+    def _slots(self, s: Session) -> dict[str, datetime]:
+        """Per account, the earliest instant its next send may go out."""
+        stmt = (select(OutboxRow.account, sa.func.max(OutboxRow.last_attempt_at))
+                .where(col(OutboxRow.last_attempt_at).is_not(None))
+                .group_by(col(OutboxRow.account)))
+        return {account: self._slot_after(account, as_utc(last))
+                for account, last in s.exec(stmt) if last is not None}
+
+    def _slot_after(self, account: str, last: datetime) -> datetime:
+        # One jitter draw per (account, last send): next_due and deliver_due must agree.
+        last = last.astimezone(UTC)
+        cached = self._jitter.get(account)
+        if cached is None or cached[0] != last:
+            span = self._settings.jitter.total_seconds()
+            cached = (last, timedelta(seconds=self._rng.uniform(0, span) if span > 0 else 0))
+            self._jitter[account] = cached
+        return last + self._interval + cached[1]
+
+    def _after_quiet(self, when: datetime) -> datetime:
+        """``when``, or the end of the quiet hours it falls in."""
+        local = when.astimezone(SHANGHAI)
+        if not self._quiet.contains(local.time()):
+            return when
+        end = datetime.combine(local.date(), self._quiet.end, tzinfo=SHANGHAI)
+        if end <= local:
+            end += timedelta(days=1)
+        return end
+
+    # -- restart and audit -----------------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """At start-up: rows a crash left ``sending`` become ``uncertain``; returns their keys."""
+        with self._sessions() as s, s.begin():
+            rows = s.exec(select(OutboxRow).where(OutboxRow.status == "sending")).all()
+            for row in rows:
+                row.status = "uncertain"
+                row.last_error = "interrupted while sending; not resent automatically"
+                self._log(row.key, row.account, row.campaign_id, row.group_id).warning(
+                    "outbox: {} to {} may or may not have gone out; marked uncertain",
+                    row.action, row.conversation)
+            return [row.key for row in rows]
+
+    def requeue(self, key: str) -> bool:
+        """Ops decision: send an ``uncertain`` or ``failed`` row again. True if requeued."""
+        now = self._clock.now()
+        with self._sessions() as s, s.begin():
+            result = s.execute(
+                sa.update(OutboxRow)
+                .where(col(OutboxRow.key) == key,
+                       col(OutboxRow.status).in_(("uncertain", "failed")))
+                .values(status="pending", attempts=0, next_attempt_at=now)
+                .returning(col(OutboxRow.id)))
+            return result.first() is not None
+
+    def audit(self, since: datetime | None = None) -> list[OutboxRecord]:
+        """Sent rows (what, to whom, when, from which campaign), in send order."""
+        with self._sessions() as s:
+            stmt = select(OutboxRow).where(OutboxRow.status == "sent")
+            if since is not None:
+                stmt = stmt.where(col(OutboxRow.sent_at) >= aware(since))
+            stmt = stmt.order_by(col(OutboxRow.sent_at), col(OutboxRow.id))
+            return [_record(row) for row in s.exec(stmt)]
+
+    def get(self, key: str) -> OutboxRecord | None:
+        """The row with ``key``, whatever its status."""
+        with self._sessions() as s:
+            row = s.exec(select(OutboxRow).where(OutboxRow.key == key)).first()
+            return _record(row) if row is not None else None
+
+    def status_counts(self) -> dict[str, int]:
+        """How many rows are in each status."""
+        with self._sessions() as s:
+            stmt = select(OutboxRow.status, sa.func.count()).group_by(col(OutboxRow.status))
+            return {status: int(n) for status, n in s.exec(stmt)}
+
+    @staticmethod
+    def _log(key: str, account: str, campaign: str | None, group: str | None) -> Any:
+        return logger.bind(outbox_key=key, account=account, campaign=campaign, group=group)
+
+
+def _kind(action: Action) -> str:
+    return {Say: "say", Invite: "invite", Remove: "remove"}[type(action)]
+
+
+def _row_values(item: OutboxItem, now: datetime) -> dict[str, Any]:
+    not_before = aware(item.not_before)
+    values: dict[str, Any] = {
+        "key": item.key, "account": item.account, "action": _kind(item.action),
+        "campaign_id": item.campaign_id, "group_id": item.group_id,
+        "marketing": item.marketing, "not_before": not_before, "next_attempt_at": not_before,
+        "status": "pending", "attempts": 0, "created_at": now, "mentions": [],
+    }
+    match item.action:
+        case Say(to=to, text=text, mentions=mentions):
+            values |= {"conversation": to, "text": text, "mentions": list(mentions)}
+        case Invite(room=room, contact=contact) | Remove(room=room, contact=contact):
+            values |= {"conversation": room_conv(room), "room": room, "contact": contact}
+    return values
+
+
+def _action(row: OutboxRow) -> Action:
+    if row.action == "say":
+        return Say(to=row.conversation, text=row.text or "", mentions=tuple(row.mentions))
+    if row.action == "invite":
+        return Invite(room=row.room or "", contact=row.contact or "")
+    return Remove(room=row.room or "", contact=row.contact or "")
+
+
+def _record(row: OutboxRow) -> OutboxRecord:
+    return OutboxRecord(
+        key=row.key, action=_action(row), account=row.account,
+        status=row.status,  # type: ignore[arg-type]
+        attempts=row.attempts, not_before=_local(row.not_before), sent_at=_local(row.sent_at),
+        campaign_id=row.campaign_id, group_id=row.group_id, marketing=row.marketing,
+        last_error=row.last_error)
+
+
+def _local(dt: datetime | None) -> Any:
+    return None if dt is None else as_utc(dt).astimezone(SHANGHAI)
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS]

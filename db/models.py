@@ -1,0 +1,172 @@
+"""SQLModel tables: the whole persistent state of Qunfu.
+
+Every timestamp column is :class:`UTCDateTime`: aware datetimes go in, aware UTC datetimes come
+out, on SQLite (which has no time zone type and stores naive UTC text) as on PostgreSQL
+(``timestamptz``). Convert to Asia/Shanghai at the edge, where a person sees the time.
+
+The schema is created and changed only by the Alembic migrations in ``db/migrations``; the
+application never calls ``create_all``.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """An aware datetime stored as UTC; naive input is rejected, output is always aware UTC."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the database stores aware instants")
+        value = value.astimezone(UTC)
+        # SQLite keeps text; a fixed naive-UTC spelling keeps comparisons and ordering right.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _ts(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+def _json(*, default: Any) -> Any:
+    return Field(default_factory=default, sa_type=sa.JSON, nullable=False)
+
+
+OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "uncertain")
+OUTBOX_ACTIONS = ("say", "invite", "remove")
+OCCURRENCE_STATUSES = ("enqueued", "missed", "skipped")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class WelfareGroupRow(SQLModel, table=True):
+    """A welfare group as last synced from the groups directory, with its live member count."""
+
+    __tablename__ = "welfare_group"
+
+    id: str = Field(primary_key=True, max_length=100)
+    name: str
+    city: str
+    district: str = ""
+    lat: float
+    lon: float
+    crs: str = Field(default="gcj02", max_length=8)
+    capacity: int = 500
+    member_count: int = 0
+    tags: list[str] = _json(default=list)
+    manager: str | None = None
+    updated_at: datetime = _ts()
+
+
+class PersonRow(SQLModel, table=True):
+    """Someone the bot has seen in a group; ``opted_out`` means no marketing to them."""
+
+    __tablename__ = "person"
+
+    id: str = Field(primary_key=True, max_length=100)
+    name: str = ""
+    first_seen: datetime = _ts()
+    opted_out: bool = False
+
+
+class Membership(SQLModel, table=True):
+    """One stay of a person in a group: join to leave. A rejoin is a new row."""
+
+    __tablename__ = "membership"
+    __table_args__ = (
+        sa.Index("ix_membership_group_open", "group_id", "left_at"),
+        sa.Index("ix_membership_person", "person_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: str = Field(foreign_key="welfare_group.id", max_length=100)
+    person_id: str = Field(foreign_key="person.id", max_length=100)
+    joined_at: datetime = _ts()
+    left_at: datetime | None = _ts(nullable=True)
+    inviter_id: str | None = None
+    channel: str | None = None
+    welcomed_at: datetime | None = _ts(nullable=True)
+
+
+class ScheduleOccurrence(SQLModel, table=True):
+    """What the scheduler did with one fire time of one campaign (enqueued, missed, skipped)."""
+
+    __tablename__ = "schedule_occurrence"
+    __table_args__ = (
+        sa.UniqueConstraint("campaign_id", "fire_at", name="uq_occurrence_campaign_fire"),
+        sa.CheckConstraint(_in("status", OCCURRENCE_STATUSES), name="ck_occurrence_status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: str = Field(max_length=100)
+    fire_at: datetime = _ts()
+    status: str = Field(max_length=16)
+    reason: str = ""
+    recorded_at: datetime = _ts()
+
+
+class OutboxRow(SQLModel, table=True):
+    """One send, from enqueue to its outcome. Rows with status ``sent`` are the audit log.
+
+    ``next_attempt_at`` is the earliest instant the row may be tried: ``not_before`` at first,
+    later pushed back by retries. ``last_attempt_at`` is when the gateway was last called for it
+    (pacing counts it).
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        sa.UniqueConstraint("key", name="uq_outbox_key"),
+        sa.Index("ix_outbox_status_next_attempt", "status", "next_attempt_at"),
+        sa.CheckConstraint(_in("status", OUTBOX_STATUSES), name="ck_outbox_status"),
+        sa.CheckConstraint(_in("action", OUTBOX_ACTIONS), name="ck_outbox_action"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=255)
+    account: str = Field(default="bot", max_length=100)
+    action: str = Field(max_length=8)
+    conversation: str = Field(max_length=200)
+    text: str | None = None
+    mentions: list[str] = _json(default=list)
+    room: str | None = Field(default=None, max_length=100)
+    contact: str | None = Field(default=None, max_length=100)
+    campaign_id: str | None = Field(default=None, max_length=100, index=True)
+    group_id: str | None = Field(default=None, max_length=100, index=True)
+    marketing: bool = False
+    not_before: datetime = _ts()
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = _ts()
+    last_attempt_at: datetime | None = _ts(nullable=True)
+    last_error: str | None = None
+    created_at: datetime = _ts()
+    sent_at: datetime | None = _ts(nullable=True)
+
+
+class Checkpoint(SQLModel, table=True):
+    """A named instant, e.g. how far the scheduler has run (``scheduler``)."""
+
+    __tablename__ = "checkpoint"
+
+    name: str = Field(primary_key=True, max_length=100)
+    value: datetime = _ts()
+
+
+TABLES = ("welfare_group", "person", "membership", "schedule_occurrence", "outbox", "checkpoint")

@@ -1,0 +1,199 @@
+"""The outbox: idempotent enqueue, pacing, quiet hours, retries with backoff (SQLite and PG)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine
+
+from bot.config import OutboxSettings, QuietHours
+from bot.events import Action, Event, Invite, Say, room_conv
+from bot.gateways.base import GatewayError
+from bot.outbox import Outbox, OutboxItem, preview
+from db.session import make_engine, upgrade
+from scheduler.clock import SHANGHAI, VirtualClock
+
+T0 = datetime(2026, 12, 1, 11, 30, tzinfo=SHANGHAI)
+ROOM = room_conv("sz-nanshan-kjy")
+
+
+class RecordingGateway:
+    """Records what it was asked to do and when; fails the first ``failures`` calls."""
+
+    bot_id = "bot"
+
+    def __init__(self, clock: VirtualClock, failures: int = 0) -> None:
+        self.clock = clock
+        self.failures = failures
+        self.calls = 0
+        self.sent: list[tuple[datetime, Action]] = []
+
+    async def perform(self, action: Action) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise GatewayError("platform busy")
+        self.sent.append((self.clock.now(), action))
+
+    async def room_qrcode(self, room_id: str) -> str:
+        return f"qr:{room_id}"
+
+    async def events(self) -> AsyncIterator[Event]:  # pragma: no cover - never consumed here
+        return
+        yield
+
+
+def say(key: str, at: datetime = T0, *, marketing: bool = False,
+        text: str = "午餐优惠") -> OutboxItem:
+    return OutboxItem(key=key, action=Say(ROOM, text), not_before=at, marketing=marketing,
+                      campaign_id="lunch-deals", group_id="sz-nanshan-kjy")
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock(T0)
+
+
+def make_outbox(engine: Engine, clock: VirtualClock, **settings: object) -> Outbox:
+    defaults: dict[str, object] = {"rate_per_minute": 6, "jitter": timedelta(0)}
+    return Outbox(engine, OutboxSettings(**{**defaults, **settings}),  # type: ignore[arg-type]
+                  QuietHours(), clock)
+
+
+async def run_until_idle(outbox: Outbox, gateway: RecordingGateway, clock: VirtualClock,
+                         limit: int = 100) -> None:
+    """Step the virtual clock from one due instant to the next until nothing is pending."""
+    for _ in range(limit):
+        await outbox.deliver_due(gateway)
+        due = outbox.next_due()
+        if due is None:
+            return
+        clock.set(max(due, clock.now()))
+    raise AssertionError("outbox never went idle")
+
+
+def test_enqueue_same_key_twice_keeps_one_row(engine: Engine, clock: VirtualClock) -> None:
+    outbox = make_outbox(engine, clock)
+    assert outbox.enqueue([say("k1"), say("k1")]) == 1
+    assert outbox.enqueue([say("k1", T0 + timedelta(hours=1)), say("k2")]) == 1
+    assert make_outbox(engine, clock).enqueue([say("k2")]) == 0  # another process, same db
+    assert outbox.status_counts() == {"pending": 2}
+
+
+async def test_pacing_spaces_sends_by_rate(engine: Engine, clock: VirtualClock) -> None:
+    outbox, gateway = make_outbox(engine, clock, rate_per_minute=6), RecordingGateway(clock)
+    outbox.enqueue([say("a"), say("b"), say("c")])
+
+    assert [r.key for r in await outbox.deliver_due(gateway)] == ["a"]
+    assert await outbox.deliver_due(gateway) == []  # pacing: the next slot is 10 s away
+    await run_until_idle(outbox, gateway, clock)
+
+    assert [t for t, _ in gateway.sent] == [T0, T0 + timedelta(seconds=10),
+                                            T0 + timedelta(seconds=20)]
+    assert [r.key for r in outbox.audit()] == ["a", "b", "c"]
+
+
+async def test_jitter_is_seeded_and_bounded(engine: Engine, clock: VirtualClock) -> None:
+    outbox = make_outbox(engine, clock, rate_per_minute=6, jitter=timedelta(seconds=3), seed=7)
+    gateway = RecordingGateway(clock)
+    outbox.enqueue([say(f"k{i}") for i in range(5)])
+    await run_until_idle(outbox, gateway, clock)
+    times = [t for t, _ in gateway.sent]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+    assert all(10 <= g <= 13 for g in gaps) and len(set(gaps)) > 1
+
+
+async def test_accounts_are_paced_independently(engine: Engine, clock: VirtualClock) -> None:
+    outbox, gateway = make_outbox(engine, clock), RecordingGateway(clock)
+    outbox.enqueue([say("a1"), say("a2"),
+                    OutboxItem("b1", Invite("sz-nanshan-kjy", "u1"), T0, account="bot2")])
+    sent = await outbox.deliver_due(gateway)
+    assert [r.key for r in sent] == ["a1", "b1"]
+    assert sent[1].action == Invite("sz-nanshan-kjy", "u1")
+
+
+async def test_marketing_waits_for_quiet_hours_to_end(engine: Engine) -> None:
+    evening = datetime(2026, 12, 1, 21, 0, tzinfo=SHANGHAI)
+    clock = VirtualClock(evening)
+    outbox, gateway = make_outbox(engine, clock, rate_per_minute=60), RecordingGateway(clock)
+    at = evening.replace(hour=22)
+    outbox.enqueue([say("promo", at, marketing=True), say("reply", at)])
+
+    assert outbox.next_due() == at
+    clock.set(at)
+    assert [r.key for r in await outbox.deliver_due(gateway)] == ["reply"]
+    morning = datetime(2026, 12, 2, 8, 0, tzinfo=SHANGHAI)
+    assert outbox.next_due() == morning
+    clock.set(morning)
+    assert [r.key for r in await outbox.deliver_due(gateway)] == ["promo"]
+
+
+async def test_retry_with_backoff_then_success(engine: Engine, clock: VirtualClock) -> None:
+    outbox = make_outbox(engine, clock, rate_per_minute=600, backoff=timedelta(seconds=5))
+    gateway = RecordingGateway(clock, failures=2)
+    outbox.enqueue([say("k")])
+
+    assert await outbox.deliver_due(gateway) == []
+    assert outbox.next_due() == T0 + timedelta(seconds=5)
+    clock.set(T0 + timedelta(seconds=5))
+    assert await outbox.deliver_due(gateway) == []
+    assert outbox.next_due() == T0 + timedelta(seconds=15)  # 5 s, then 10 s
+    clock.set(T0 + timedelta(seconds=15))
+    [record] = await outbox.deliver_due(gateway)
+    assert (record.key, record.status, record.attempts) == ("k", "sent", 3)
+    assert record.sent_at == T0 + timedelta(seconds=15)
+
+
+async def test_failed_after_max_attempts(engine: Engine, clock: VirtualClock) -> None:
+    outbox = make_outbox(engine, clock, rate_per_minute=600, max_attempts=3,
+                         backoff=timedelta(seconds=5), max_backoff=timedelta(seconds=6))
+    gateway = RecordingGateway(clock, failures=99)
+    outbox.enqueue([say("k")])
+    await run_until_idle(outbox, gateway, clock)
+
+    assert gateway.calls == 3
+    assert clock.now() == T0 + timedelta(seconds=5 + 6)  # second backoff capped at 6 s
+    record = outbox.get("k")
+    assert record is not None and record.status == "failed"
+    assert record.last_error is not None and "platform busy" in record.last_error
+    assert outbox.next_due() is None and outbox.audit() == []
+
+
+async def test_not_before_in_the_future_waits(engine: Engine, clock: VirtualClock) -> None:
+    outbox, gateway = make_outbox(engine, clock), RecordingGateway(clock)
+    outbox.enqueue([say("later", T0 + timedelta(minutes=5))])
+    assert await outbox.deliver_due(gateway) == []
+    assert outbox.next_due() == T0 + timedelta(minutes=5)
+
+
+def test_preview_masks_message_text() -> None:
+    assert preview("尊敬的客户您好，您的卡号") == "尊敬的客户您…(12 chars)"
+    assert "卡号" not in preview("尊敬的客户您好，您的卡号")
+
+
+_examples = itertools.count()
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=st.lists(st.lists(st.sampled_from("abcdefgh"), max_size=6), max_size=5))
+def test_rows_equal_distinct_keys(engine: Engine, batches: list[list[str]]) -> None:
+    outbox = make_outbox(engine, VirtualClock(T0))
+    run = f"ex{next(_examples)}-"  # the engine outlives examples: keep their keys apart
+    before = sum(outbox.status_counts().values())
+    added = sum(outbox.enqueue([say(run + k) for k in batch]) for batch in batches)
+    distinct = {k for batch in batches for k in batch}
+    assert added == len(distinct)
+    assert sum(outbox.status_counts().values()) - before == len(distinct)
