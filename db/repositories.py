@@ -1,18 +1,22 @@
 """Repositories: the domain's questions and changes, phrased over the tables in db.models.
 
-Each repository wraps a :class:`~sqlmodel.Session` and never commits: the caller owns the unit of
-work (``with factory() as s, s.begin(): MembershipRepo(s).join(...)``). Datetimes in and out are
-aware; values read back are UTC (convert to Asia/Shanghai where a person sees them).
+A repository takes a :class:`~sqlmodel.Session` or an :class:`~sqlalchemy.Engine`. Given a
+session it never commits: the caller owns the unit of work (``with factory() as s, s.begin():
+MembershipRepo(s).join(...)``). Given an engine, every method is its own committed transaction.
+Datetimes in and out are aware; values read back are UTC (convert to Asia/Shanghai where a
+person sees them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy import Engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col, select
 
@@ -57,62 +61,80 @@ def insert_ignore(session: Session, model: type[SQLModel], values: dict[str, Any
 
 @dataclass(frozen=True)
 class Newcomer:
-    """An open membership not yet welcomed, with the person's display name."""
+    """An open membership not yet welcomed (``id`` is the membership's), with the person's name."""
 
-    membership_id: int
+    id: int
     group_id: str
-    person: Person
+    person_id: str
+    person_name: str
     joined_at: datetime
     inviter_id: str | None
     channel: str | None
 
+    @property
+    def person(self) -> Person:
+        return Person(self.person_id, self.person_name)
 
-class GroupRepo:
+
+class _Repo:
+    def __init__(self, db: Session | Engine) -> None:
+        self._db = db
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        if isinstance(self._db, Session):
+            yield self._db
+            return
+        with Session(self._db, expire_on_commit=False) as s, s.begin():
+            yield s
+
+
+class GroupRepo(_Repo):
     """Welfare groups as synced from the groups directory, with live member counts."""
 
-    def __init__(self, session: Session) -> None:
-        self._s = session
-
-    def sync(self, groups: Iterable[WelfareGroup], at: datetime) -> tuple[int, int]:
+    def sync(self, groups: Iterable[WelfareGroup], at: datetime | None = None) -> tuple[int, int]:
         """Insert new groups and refresh known ones; returns (added, updated).
 
         The directory's ``members`` only seeds a new row: afterwards the count follows join and
         leave events. Groups missing from the directory are kept (their history matters).
+        ``at`` stamps ``updated_at``; without it the wall clock is used (bookkeeping only).
         """
-        at = utc(at)
-        known = {row.id: row for row in self._s.exec(select(WelfareGroupRow))}
+        stamp = utc(at) if at is not None else datetime.now(UTC)
         added = updated = 0
-        for g in groups:
-            fields: dict[str, Any] = {"name": g.name, "city": g.city, "district": g.district,
-                      "lat": g.location.lat, "lon": g.location.lon, "crs": g.location.crs,
-                      "capacity": g.capacity, "tags": list(g.tags), "manager": g.manager}
-            row = known.get(g.id)
-            if row is None:
-                self._s.add(WelfareGroupRow(id=g.id, member_count=g.members, updated_at=at,
-                                            **fields))
-                added += 1
-            elif any(getattr(row, k) != v for k, v in fields.items()):
-                for k, v in fields.items():
-                    setattr(row, k, v)
-                row.updated_at = at
-                updated += 1
-        self._s.flush()
+        with self._session() as s:
+            known = {row.id: row for row in s.exec(select(WelfareGroupRow))}
+            for g in groups:
+                fields: dict[str, Any] = {
+                    "name": g.name, "city": g.city, "district": g.district,
+                    "lat": g.location.lat, "lon": g.location.lon, "crs": g.location.crs,
+                    "capacity": g.capacity, "tags": list(g.tags), "manager": g.manager}
+                row = known.get(g.id)
+                if row is None:
+                    row = WelfareGroupRow(id=g.id, member_count=g.members, updated_at=stamp,
+                                          **fields)
+                    s.add(row)
+                    known[g.id] = row
+                    added += 1
+                elif any(getattr(row, k) != v for k, v in fields.items()):
+                    for k, v in fields.items():
+                        setattr(row, k, v)
+                    row.updated_at = stamp
+                    updated += 1
+            s.flush()
         return added, updated
 
     def get(self, group_id: str) -> WelfareGroupRow | None:
-        return self._s.get(WelfareGroupRow, group_id)
+        with self._session() as s:
+            return s.get(WelfareGroupRow, group_id)
 
     def member_counts(self) -> dict[str, int]:
         """Current member count of every known group."""
-        rows = self._s.exec(select(WelfareGroupRow.id, WelfareGroupRow.member_count))
-        return dict(rows.all())
+        with self._session() as s:
+            return dict(s.exec(select(WelfareGroupRow.id, WelfareGroupRow.member_count)).all())
 
 
-class MembershipRepo:
+class MembershipRepo(_Repo):
     """Join and leave history; a rejoin opens a new membership row."""
-
-    def __init__(self, session: Session) -> None:
-        self._s = session
 
     def join(self, group_id: str, person: Person, at: datetime, inviter_id: str | None = None,
              channel: str | None = None) -> Membership:
@@ -122,23 +144,24 @@ class MembershipRepo:
         unchanged (no double count). Raises :class:`UnknownGroup` for a group not synced.
         """
         at = utc(at)
-        group = self._s.get(WelfareGroupRow, group_id, with_for_update=True)
-        if group is None:
-            raise UnknownGroup(group_id)
-        row = self._s.get(PersonRow, person.id)
-        if row is None:
-            self._s.add(PersonRow(id=person.id, name=person.name, first_seen=at))
-        elif person.name and row.name != person.name:
-            row.name = person.name
-        open_ = self._open(group_id, person.id)
-        if open_ is not None:
-            return open_
-        membership = Membership(group_id=group_id, person_id=person.id, joined_at=at,
-                                inviter_id=inviter_id, channel=channel)
-        self._s.add(membership)
-        group.member_count += 1
-        self._s.flush()
-        return membership
+        with self._session() as s:
+            group = s.get(WelfareGroupRow, group_id, with_for_update=True)
+            if group is None:
+                raise UnknownGroup(group_id)
+            row = s.get(PersonRow, person.id)
+            if row is None:
+                s.add(PersonRow(id=person.id, name=person.name, first_seen=at))
+            elif person.name and row.name != person.name:
+                row.name = person.name
+            open_ = _open_membership(s, group_id, person.id)
+            if open_ is not None:
+                return open_
+            membership = Membership(group_id=group_id, person_id=person.id, joined_at=at,
+                                    inviter_id=inviter_id, channel=channel)
+            s.add(membership)
+            group.member_count += 1
+            s.flush()
+            return membership
 
     def leave(self, group_id: str, person_id: str, at: datetime) -> bool:
         """Close the open membership; True if there was one.
@@ -147,24 +170,27 @@ class MembershipRepo:
         seeded from the directory), but not for a repeated leave of a closed membership.
         """
         at = utc(at)
-        group = self._s.get(WelfareGroupRow, group_id, with_for_update=True)
-        if group is None:
-            raise UnknownGroup(group_id)
-        open_ = self._open(group_id, person_id)
-        if open_ is not None:
-            open_.left_at = at
-        elif self._any(group_id, person_id):
-            return False
-        group.member_count = max(0, group.member_count - 1)
-        self._s.flush()
-        return open_ is not None
+        with self._session() as s:
+            group = s.get(WelfareGroupRow, group_id, with_for_update=True)
+            if group is None:
+                raise UnknownGroup(group_id)
+            open_ = _open_membership(s, group_id, person_id)
+            if open_ is not None:
+                open_.left_at = at
+            elif s.exec(select(Membership.id).where(Membership.group_id == group_id,
+                                                    Membership.person_id == person_id)).first():
+                return False
+            group.member_count = max(0, group.member_count - 1)
+            s.flush()
+            return open_ is not None
 
     def history(self, group_id: str, person_id: str) -> list[Membership]:
         """Every stay of ``person_id`` in ``group_id``, oldest first."""
         stmt = (select(Membership)
                 .where(Membership.group_id == group_id, Membership.person_id == person_id)
                 .order_by(col(Membership.joined_at), col(Membership.id)))
-        return list(self._s.exec(stmt))
+        with self._session() as s:
+            return list(s.exec(stmt))
 
     def unwelcomed(self, group_id: str) -> list[Newcomer]:
         """Members still in the group who have not been welcomed, in join order."""
@@ -173,22 +199,24 @@ class MembershipRepo:
                 .where(Membership.group_id == group_id, col(Membership.left_at).is_(None),
                        col(Membership.welcomed_at).is_(None))
                 .order_by(col(Membership.joined_at), col(Membership.id)))
-        return [Newcomer(membership_id=m.id or 0, group_id=m.group_id,
-                         person=Person(p.id, p.name), joined_at=m.joined_at,
-                         inviter_id=m.inviter_id, channel=m.channel)
-                for m, p in self._s.exec(stmt)]
+        with self._session() as s:
+            return [Newcomer(id=m.id or 0, group_id=m.group_id, person_id=p.id,
+                             person_name=p.name, joined_at=m.joined_at,
+                             inviter_id=m.inviter_id, channel=m.channel)
+                    for m, p in s.exec(stmt)]
 
     def mark_welcomed(self, membership_ids: Iterable[int], at: datetime) -> int:
         """Stamp memberships as welcomed; returns how many were newly stamped."""
         ids = list(membership_ids)
         if not ids:
             return 0
-        result = self._s.execute(
-            sa.update(Membership)
-            .where(col(Membership.id).in_(ids), col(Membership.welcomed_at).is_(None))
-            .values(welcomed_at=utc(at))
-            .returning(col(Membership.id)))
-        return len(result.all())
+        with self._session() as s:
+            result = s.execute(
+                sa.update(Membership)
+                .where(col(Membership.id).in_(ids), col(Membership.welcomed_at).is_(None))
+                .values(welcomed_at=utc(at))
+                .returning(col(Membership.id)))
+            return len(result.all())
 
     def pending_welcome_groups(self) -> list[tuple[str, datetime]]:
         """Groups with unwelcomed open memberships and their earliest join, earliest first."""
@@ -197,47 +225,39 @@ class MembershipRepo:
                 .where(col(Membership.left_at).is_(None), col(Membership.welcomed_at).is_(None))
                 .group_by(col(Membership.group_id))
                 .order_by(first, col(Membership.group_id)))
-        # min() over a column loses the column type on SQLite: normalise by hand.
-        return [(gid, as_utc(ts)) for gid, ts in self._s.exec(stmt)]
-
-    def _open(self, group_id: str, person_id: str) -> Membership | None:
-        stmt = (select(Membership)
-                .where(Membership.group_id == group_id, Membership.person_id == person_id,
-                       col(Membership.left_at).is_(None))
-                .order_by(col(Membership.id).desc()))
-        return self._s.exec(stmt).first()
-
-    def _any(self, group_id: str, person_id: str) -> bool:
-        stmt = select(Membership.id).where(Membership.group_id == group_id,
-                                            Membership.person_id == person_id)
-        return self._s.exec(stmt).first() is not None
+        with self._session() as s:
+            return [(gid, as_utc(ts)) for gid, ts in s.exec(stmt)]
 
 
-class PersonRepo:
+def _open_membership(s: Session, group_id: str, person_id: str) -> Membership | None:
+    stmt = (select(Membership)
+            .where(Membership.group_id == group_id, Membership.person_id == person_id,
+                   col(Membership.left_at).is_(None))
+            .order_by(col(Membership.id).desc()))
+    return s.exec(stmt).first()
+
+
+class PersonRepo(_Repo):
     """People the bot has seen, and their marketing opt-out."""
-
-    def __init__(self, session: Session) -> None:
-        self._s = session
 
     def set_opted_out(self, person_id: str, opted_out: bool, at: datetime) -> None:
         """Record an opt-out (or opt back in); creates the person if unknown."""
-        row = self._s.get(PersonRow, person_id)
-        if row is None:
-            self._s.add(PersonRow(id=person_id, first_seen=utc(at), opted_out=opted_out))
-        else:
-            row.opted_out = opted_out
-        self._s.flush()
+        with self._session() as s:
+            row = s.get(PersonRow, person_id)
+            if row is None:
+                s.add(PersonRow(id=person_id, first_seen=utc(at), opted_out=opted_out))
+            else:
+                row.opted_out = opted_out
+            s.flush()
 
     def opted_out(self) -> set[str]:
         """Ids of everyone who opted out of marketing."""
-        return set(self._s.exec(select(PersonRow.id).where(col(PersonRow.opted_out))))
+        with self._session() as s:
+            return set(s.exec(select(PersonRow.id).where(col(PersonRow.opted_out))))
 
 
-class OccurrenceRepo:
+class OccurrenceRepo(_Repo):
     """What the scheduler did with each (campaign, fire time)."""
-
-    def __init__(self, session: Session) -> None:
-        self._s = session
 
     def record(self, campaign_id: str, fire_at: datetime, status: OccurrenceStatus,
                reason: str = "", recorded_at: datetime | None = None) -> bool:
@@ -248,31 +268,32 @@ class OccurrenceRepo:
         fire_at = utc(fire_at)
         values = {"campaign_id": campaign_id, "fire_at": fire_at, "status": status,
                   "reason": reason, "recorded_at": utc(recorded_at or fire_at)}
-        return insert_ignore(self._s, ScheduleOccurrence, values, ("campaign_id", "fire_at"))
+        with self._session() as s:
+            return insert_ignore(s, ScheduleOccurrence, values, ("campaign_id", "fire_at"))
 
     def get(self, campaign_id: str, fire_at: datetime) -> ScheduleOccurrence | None:
         stmt = select(ScheduleOccurrence).where(ScheduleOccurrence.campaign_id == campaign_id,
                                                 ScheduleOccurrence.fire_at == utc(fire_at))
-        return self._s.exec(stmt).first()
+        with self._session() as s:
+            return s.exec(stmt).first()
 
 
-class CheckpointRepo:
+class CheckpointRepo(_Repo):
     """Named instants, e.g. ``scheduler``: how far the scheduler has run."""
 
-    def __init__(self, session: Session) -> None:
-        self._s = session
-
     def get(self, name: str) -> datetime | None:
-        row = self._s.get(Checkpoint, name)
-        return row.value if row is not None else None
+        with self._session() as s:
+            row = s.get(Checkpoint, name)
+            return row.value if row is not None else None
 
     def set(self, name: str, value: datetime) -> None:
-        row = self._s.get(Checkpoint, name)
-        if row is None:
-            self._s.add(Checkpoint(name=name, value=utc(value)))
-        else:
-            row.value = utc(value)
-        self._s.flush()
+        with self._session() as s:
+            row = s.get(Checkpoint, name)
+            if row is None:
+                s.add(Checkpoint(name=name, value=utc(value)))
+            else:
+                row.value = utc(value)
+            s.flush()
 
 
 def as_utc(value: datetime | str) -> datetime:

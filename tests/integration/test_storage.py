@@ -134,7 +134,7 @@ def test_unwelcomed_in_join_order_and_marked_welcomed(session: Session) -> None:
         ("sz-nanshan-kjy", T0 + timedelta(seconds=8)),
         ("sz-futian-cbd", T0 + timedelta(seconds=10))]
 
-    ids = [n.membership_id for n in newcomers]
+    ids = [n.id for n in newcomers]
     assert members.mark_welcomed(ids, T0 + timedelta(minutes=1)) == 2
     assert members.mark_welcomed(ids, T0) == 0
     session.commit()
@@ -195,3 +195,18 @@ def test_foreign_keys_are_enforced(session: Session) -> None:
     session.add(Membership(group_id="nowhere", person_id="nobody", joined_at=T0))
     with pytest.raises(sa.exc.IntegrityError):
         session.flush()
+
+
+def test_repositories_on_an_engine_commit_each_call(engine: Engine) -> None:
+    groups, members = GroupRepo(engine), MembershipRepo(engine)
+    assert groups.sync([group()]) == (1, 0)  # no `at`: stamped with the wall clock
+    members.join("sz-nanshan-kjy", Person("u1", "张三"), T0)
+    other = make_engine(str(engine.url.render_as_string(hide_password=False)))
+    try:
+        assert GroupRepo(other).member_counts() == {"sz-nanshan-kjy": 121}
+        [newcomer] = MembershipRepo(other).unwelcomed("sz-nanshan-kjy")
+        assert (newcomer.person_id, newcomer.person_name) == ("u1", "张三")
+        assert MembershipRepo(other).mark_welcomed([newcomer.id], T0) == 1
+        assert members.unwelcomed("sz-nanshan-kjy") == []
+    finally:
+        other.dispose()
