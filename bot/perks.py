@@ -11,7 +11,9 @@ from datetime import date
 from bot.opsdata.bundle import OpsData
 from bot.opsdata.models import WEEKDAY_ZH, WEEKDAYS, Campaign, WelfareGroup
 
-_KIND_ORDER = {"daily": 0, "meal": 1, "weekly": 2, "lottery": 3, "monthly": 4, "holiday": 5, "once": 6}
+# Every-day perks first, then weekly, monthly, holiday and one-off ones; by time within each.
+_KIND_ORDER = {"daily": 0, "meal": 0, "weekly": 1, "lottery": 1, "monthly": 2, "holiday": 3,
+               "once": 4}
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,9 @@ def describe_days(campaign: Campaign) -> str:
         days = "、".join(f"{d}日" for d in sorted(set(s.day_of_month)))
         return f"每月{days}" if days else "每月"
     if campaign.kind == "holiday":
-        return "节假日" if s.holidays == "all" else "、".join(s.holidays)
+        if s.holidays == "all" or len(s.holidays) > 3:
+            return "法定节假日"
+        return "、".join(s.holidays)
     if campaign.kind == "once":
         return "、".join(f"{d.month}月{d.day}日" for d in s.dates)
     if s.cron and not s.days:
@@ -61,7 +65,11 @@ def describe_days(campaign: Campaign) -> str:
 def perk_calendar(ops: OpsData, group: WelfareGroup, today: date) -> list[Perk]:
     """The perks a group gets from the campaigns that reach it and are valid today or later."""
     perks: list[Perk] = []
-    for c in sorted(ops.campaigns.values(), key=lambda c: (_KIND_ORDER.get(c.kind, 9), c.id)):
+    def order(c: Campaign) -> tuple[int, str, str]:
+        first = min(c.schedule.at).strftime("%H:%M") if c.schedule.at else "99:99"
+        return _KIND_ORDER.get(c.kind, 9), first, c.id
+
+    for c in sorted(ops.campaigns.values(), key=order):
         if c.kind == "welcome" or not c.enabled or not ops.targets(c, group):
             continue
         if c.valid.to is not None and c.valid.to < today:

@@ -151,7 +151,9 @@ class SimulatorGateway:
             else:
                 self.person(ident)
         elif isinstance(action, Invite):
-            self.room(action.room).members.add(self.person(action.contact).id)
+            # An invitation is not a join: the person joins when they accept (a `join` step).
+            self.room(action.room)
+            self.person(action.contact)
         elif isinstance(action, Remove):
             self.room(action.room).members.discard(action.contact)
         sent = SentAction(self._clock.now(), action)

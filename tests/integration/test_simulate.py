@@ -69,14 +69,14 @@ def test_a_mention_is_answered_from_the_faq() -> None:
 def test_unknown_room_is_reported_at_its_step() -> None:
     result = runner.invoke(app, ["simulate", str(SCENARIOS / "unknown_room.yaml")])
     assert result.exit_code == 1
-    assert "unknown_room.yaml:6:5:" in result.output and "no-such-room" in result.output
+    assert "unknown_room.yaml:5:5:" in result.output and "no-such-room" in result.output
 
 
 @pytest.mark.parametrize("bad, expected", [
     ("steps:\n  - advance: 1h\n", "start"),
     ("start: 2026-12-01T10:00:00+08:00\nsteps:\n  - jump: {room: x}\n", "3:5"),
     ("start: 2026-12-01T10:00:00+08:00\nsteps:\n  - location: {from: u1, lat: 95, lon: 1}\n",
-     "lat"),
+     "3:31: expected a number at most 90"),
 ])
 def test_malformed_scenarios_exit_1_with_a_position(tmp_path: Path, bad: str, expected: str) -> None:
     path = tmp_path / "bad.yaml"
