@@ -58,6 +58,7 @@ def run(config: ConfigOpt = DEFAULT_CONFIG,
         settings.simulator.demo = demo.resolve()
     if no_demo:
         settings.simulator.demo = None
+        settings.simulator.speed = 1.0
     if speed is not None:
         settings.simulator.speed = speed
     try:

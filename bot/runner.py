@@ -63,6 +63,12 @@ async def _run_simulator(settings: Settings, source) -> None:  # noqa: ANN001
     _install_signals(stop)
     tasks = [asyncio.create_task(bot.run_forever(stop)),
              asyncio.create_task(_watch(bot, settings, stop))]
+    if settings.web.enabled:
+        from bot.web.app import serve
+
+        tasks.append(asyncio.create_task(serve(bot, settings.web.host, settings.web.port, stop)))
+        out.print(f"web: http://{settings.web.host}:{settings.web.port}/  "
+                  f"(entry page /join?channel=…, simulator /sim, health /healthz)")
     if demo is not None:
         tasks.append(asyncio.create_task(_play_demo(demo, gateway, console, clock, settings)))
     if settings.simulator.console:
@@ -87,10 +93,19 @@ async def _run_wechaty(settings: Settings, source) -> None:  # noqa: ANN001
     stop = asyncio.Event()
     _install_signals(stop)
     watcher = asyncio.create_task(_watch(bot, settings, stop))
+    web = None
+    if settings.web.enabled:
+        from bot.web.app import serve
+
+        web = asyncio.create_task(serve(bot, settings.web.host, settings.web.port, stop))
     try:
         await bot.run_forever(stop)
     finally:
         watcher.cancel()
+        if web is not None:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await web
         await gateway.stop()
         bot.close()
 

@@ -1,0 +1,51 @@
+"""FastAPI application factory; served beside the bot by ``qunfu run``.
+
+Routers live in their own modules (one idea each) and reach the running bot through
+``request.app.state.bot``; nothing here holds domain logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from fastapi import FastAPI, Request
+
+from bot.app import Qunfu
+
+
+def create_app(bot: Qunfu) -> FastAPI:
+    """The web app for one running bot."""
+    app = FastAPI(title="群福 Qunfu", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app.state.bot = bot
+
+    @app.get("/healthz")
+    async def healthz(request: Request) -> dict[str, Any]:
+        """Liveness and the gateway's own health, when it reports one."""
+        b: Qunfu = request.app.state.bot
+        gateway_health = getattr(b.gateway, "health", None)
+        return {
+            "ok": True,
+            "gateway": gateway_health() if callable(gateway_health) else {"connected": True},
+            "outbox": b.outbox.status_counts(),
+        }
+
+    for module_name in ("bot.web.entry", "bot.web.simulator_page"):
+        with contextlib.suppress(ModuleNotFoundError):
+            module = __import__(module_name, fromlist=["router"])
+            app.include_router(module.router)
+    return app
+
+
+async def serve(bot: Qunfu, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serve the web app until ``stop`` is set."""
+    import uvicorn
+
+    config = uvicorn.Config(create_app(bot), host=host, port=port, log_level="warning",
+                            lifespan="off")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    await stop.wait()
+    server.should_exit = True
+    await task
