@@ -80,6 +80,28 @@ class RoutingSettings(_Section):
     merchant_radius_m: float = Field(default=1500, gt=0)
 
 
+class EntrySettings(_Section):
+    """The entry path: live-code page, geocoding, QR codes, overflow alerts, join matching.
+
+    The referral-code secret is not here: it comes from ``QUNFU_REFERRAL_SECRET``.
+    """
+
+    geocoder: str = Field(default="gazetteer",
+                          description="gazetteer (offline) or a geopy service name, e.g. nominatim")
+    geocoder_options: dict[str, Any] = Field(default_factory=dict,
+                                             description="keyword arguments for the geopy geocoder")
+    user_agent: str = "qunfu-entry"
+    ops_contacts: list[str] = Field(default_factory=list,
+                                    description="contact ids told when an area needs a new group")
+    overflow_radius_m: float | None = Field(default=None, gt=0,
+                                            description="default: routing.radius_m")
+    scan_limit: int = Field(default=200, ge=1, le=500,
+                            description="from this member count a group is joined by invitation")
+    qr_refresh_after: Duration = timedelta(days=6)
+    match_window: Duration = timedelta(minutes=30)
+    retention: Duration = timedelta(days=7)
+
+
 class SimulatorSettings(_Section):
     """The embedded simulator gateway used by ``qunfu run`` by default."""
 
@@ -118,6 +140,7 @@ class Settings(BaseSettings):
     quiet_hours: QuietHours = QuietHours()
     outbox: OutboxSettings = OutboxSettings()
     routing: RoutingSettings = RoutingSettings()
+    entry: EntrySettings = EntrySettings()
     simulator: SimulatorSettings = SimulatorSettings()
     web: WebSettings = WebSettings()
     wechaty: WechatySettings = WechatySettings()

@@ -169,4 +169,70 @@ class Checkpoint(SQLModel, table=True):
     value: datetime = _ts()
 
 
-TABLES = ("welfare_group", "person", "membership", "schedule_occurrence", "outbox", "checkpoint")
+ENTRY_LOCATED_HOW = ("gps", "address", "district")
+ENTRY_JOIN_METHODS = ("qr", "invite")
+
+
+class EntryVisit(SQLModel, table=True):
+    """One visit to a live code (``/join?channel=...``) and how far it went down the funnel.
+
+    Stages: visited -> located -> group chosen -> joined (``person_id``, ``membership_id``);
+    retention is read from the membership. ``lat``/``lon`` are WGS-84, rounded to about 100 m.
+    ``invite_code`` is the short code a person sends the bot to be invited into a group that
+    no longer takes QR scans.
+    """
+
+    __tablename__ = "entry_visit"
+    __table_args__ = (
+        sa.Index("ix_entry_visit_chosen", "chosen_group", "chosen_at"),
+        sa.Index("ix_entry_visit_visited", "visited_at"),
+        sa.UniqueConstraint("invite_code", name="uq_entry_visit_invite_code"),
+        sa.CheckConstraint(_in("located_how", ENTRY_LOCATED_HOW) + " OR located_how IS NULL",
+                           name="ck_entry_visit_located_how"),
+        sa.CheckConstraint(_in("join_method", ENTRY_JOIN_METHODS) + " OR join_method IS NULL",
+                           name="ck_entry_visit_join_method"),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)
+    channel: str = Field(max_length=50)
+    ref_code: str | None = Field(default=None, max_length=40)
+    referrer_id: str | None = Field(default=None, max_length=100)
+    visited_at: datetime = _ts()
+    located_at: datetime | None = _ts(nullable=True)
+    located_how: str | None = Field(default=None, max_length=16)
+    lat: float | None = None
+    lon: float | None = None
+    area: str | None = Field(default=None, max_length=100)
+    overflow: bool = False
+    chosen_group: str | None = Field(default=None, max_length=100)
+    chosen_at: datetime | None = _ts(nullable=True)
+    join_method: str | None = Field(default=None, max_length=8)
+    invite_code: str | None = Field(default=None, max_length=8)
+    invited_contact: str | None = Field(default=None, max_length=100, index=True)
+    joined_at: datetime | None = _ts(nullable=True)
+    person_id: str | None = Field(default=None, max_length=100)
+    membership_id: int | None = None
+
+
+class GroupQrCode(SQLModel, table=True):
+    """The last join QR payload fetched from the platform for a group (they expire in 7 days)."""
+
+    __tablename__ = "group_qrcode"
+
+    group_id: str = Field(primary_key=True, max_length=100)
+    payload: str
+    fetched_at: datetime = _ts()
+
+
+class ReferralCode(SQLModel, table=True):
+    """A referral code issued to one person; codes not in this table are refused."""
+
+    __tablename__ = "referral_code"
+
+    code: str = Field(primary_key=True, max_length=40)
+    person_id: str = Field(max_length=100, index=True)
+    issued_at: datetime = _ts()
+
+
+TABLES = ("welfare_group", "person", "membership", "schedule_occurrence", "outbox", "checkpoint",
+          "entry_visit", "group_qrcode", "referral_code")

@@ -8,8 +8,10 @@ from pathlib import Path
 from bot.opsdata.models import (
     CalendarOverrides,
     Campaign,
+    Channel,
     CustomerManager,
     FaqEntry,
+    GazetteerCity,
     Merchant,
     ReferralProgramme,
     WelfareGroup,
@@ -32,6 +34,8 @@ class OpsData:
     referral: ReferralProgramme | None = None
     calendar: CalendarOverrides = field(default_factory=CalendarOverrides)
     templates: dict[str, str] = field(default_factory=dict)
+    gazetteer: dict[str, GazetteerCity] = field(default_factory=dict)
+    channels: dict[str, Channel] = field(default_factory=dict)
     campaigns_dir: Path | None = None
     templates_dir: Path | None = None
 

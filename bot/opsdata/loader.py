@@ -23,7 +23,9 @@ from bot.opsdata.models import (
     CalendarOverrides,
     Campaign,
     CampaignList,
+    ChannelsFile,
     FaqFile,
+    GazetteerFile,
     GroupsFile,
     ManagersFile,
     MerchantsFile,
@@ -60,6 +62,8 @@ class _Collected:
     faq: list[Any] = field(default_factory=list)
     referral: list[_Found] = field(default_factory=list)
     calendar: list[_Found] = field(default_factory=list)
+    gazetteer: list[_Found] = field(default_factory=list)
+    channels: list[_Found] = field(default_factory=list)
     # Ids written in files that failed validation still count as known, so that one broken
     # group does not also make every campaign targeting it "unknown".
     written_ids: dict[str, set[str]] = field(default_factory=dict)
@@ -90,6 +94,8 @@ def load_opsdata(campaigns_dir: Path, templates_dir: Path) -> OpsData:
     managers = _unique(found.managers, "manager", base, problems)
     referral = _single(found.referral, "referral", base, problems)
     calendar = _single(found.calendar, "calendar", base, problems)
+    cities = _unique(found.gazetteer, "gazetteer city", base, problems, key="name")
+    channels = _unique(found.channels, "channel", base, problems)
     problems += _unknown_templates(found.campaigns, templates, templates_dir)
     problems += _unknown_target_groups(found.campaigns,
                                        set(groups) | found.written_ids.get("groups", set()))
@@ -107,6 +113,8 @@ def load_opsdata(campaigns_dir: Path, templates_dir: Path) -> OpsData:
         referral=referral.value if referral else None,
         calendar=calendar.value if calendar else CalendarOverrides(),
         templates=templates,
+        gazetteer={k: f.value for k, f in cities.items()},
+        channels={k: f.value for k, f in channels.items()},
         campaigns_dir=campaigns_dir,
         templates_dir=templates_dir,
     )
@@ -220,6 +228,10 @@ def _collect(kind: str, doc: YamlDoc, model: BaseModel, found: _Collected) -> No
         found.referral.append(_Found(model.referral, doc, ("referral",)))
     elif isinstance(model, CalendarFile):
         found.calendar.append(_Found(model.calendar, doc, ("calendar",)))
+    elif isinstance(model, GazetteerFile):
+        found.gazetteer += [_Found(c, doc, ("gazetteer", i)) for i, c in enumerate(model.gazetteer)]
+    elif isinstance(model, ChannelsFile):
+        found.channels += [_Found(c, doc, ("channels", i)) for i, c in enumerate(model.channels)]
     else:  # a kind added to FILE_KINDS without a home in OpsData yet
         raise OpsDataError([doc.problem((kind,), f"`{kind}:` files are not supported yet",
                                         at_key=True)])
@@ -237,17 +249,18 @@ def _where(found: _Found, loc: Loc, base: Path) -> str:
 
 
 def _unique(items: list[_Found], what: str, base: Path,
-            problems: list[Problem]) -> dict[str, _Found]:
+            problems: list[Problem], key: str = "id") -> dict[str, _Found]:
     by_id: dict[str, _Found] = {}
     for item in items:
-        first = by_id.get(item.value.id)
+        ident = getattr(item.value, key)
+        first = by_id.get(ident)
         if first is None:
-            by_id[item.value.id] = item
+            by_id[ident] = item
             continue
         problems.append(item.doc.problem(
-            item.loc + ("id",),
-            f"duplicate {what} id {item.value.id!r} (already defined at "
-            f"{_where(first, ('id',), base)})"))
+            item.loc + (key,),
+            f"duplicate {what} {key} {ident!r} (already defined at "
+            f"{_where(first, (key,), base)})"))
     return by_id
 
 

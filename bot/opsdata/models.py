@@ -261,6 +261,69 @@ class CalendarFile(_Strict):
     calendar: CalendarOverrides
 
 
+class Landmark(_Strict):
+    """A named place people type as an address (a mall, a metro station, a campus)."""
+
+    name: str = Field(min_length=1)
+    location: Location
+    aliases: list[str] = []
+
+    _lists = field_validator("aliases", mode="before")(lambda cls, v: _as_list(v))
+
+
+class GazetteerDistrict(_Strict):
+    """A district of a city: its centre (used when someone picks it from a list) and landmarks."""
+
+    name: str = Field(min_length=1)
+    center: Location
+    aliases: list[str] = []
+    landmarks: list[Landmark] = []
+
+    _lists = field_validator("aliases", mode="before")(lambda cls, v: _as_list(v))
+
+
+class GazetteerCity(_Strict):
+    """A city the entry page offers, with its districts."""
+
+    name: str = Field(min_length=1)
+    center: Location
+    aliases: list[str] = []
+    districts: list[GazetteerDistrict] = Field(min_length=1)
+
+    _lists = field_validator("aliases", mode="before")(lambda cls, v: _as_list(v))
+
+    @model_validator(mode="after")
+    def _unique_districts(self) -> GazetteerCity:
+        names = [d.name for d in self.districts]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"district {dupes[0]!r} is listed twice in {self.name}")
+        return self
+
+
+class GazetteerFile(_Strict):
+    """The offline gazetteer: cities, districts and landmarks for the entry page and geocoding."""
+
+    gazetteer: list[GazetteerCity]
+
+
+class Channel(_Strict):
+    """A traffic channel the bank owns (official-account menu, spending alert, poster, referral).
+
+    ``referral: true`` marks the channel whose links carry a person's referral code (``ref=``).
+    """
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=50)
+    name: str
+    description: str = ""
+    referral: bool = False
+    enabled: bool = True
+
+
+class ChannelsFile(_Strict):
+    channels: list[Channel]
+
+
 # Top-level key -> schema, in the order the loader tries them. A single campaign is recognised by
 # `id` + `kind` and validated with `Campaign`.
 FILE_KINDS: dict[str, type[BaseModel]] = {
@@ -271,4 +334,6 @@ FILE_KINDS: dict[str, type[BaseModel]] = {
     "referral": ReferralFile,
     "faq": FaqFile,
     "calendar": CalendarFile,
+    "gazetteer": GazetteerFile,
+    "channels": ChannelsFile,
 }
