@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from heapq import merge
 from typing import Any
 
 from loguru import logger
 
 from bot.opsdata.bundle import OpsData
-from bot.opsdata.models import WEEKDAYS, Campaign, WelfareGroup
+from bot.opsdata.models import WEEKDAYS, Campaign, Merchant, WelfareGroup
 from bot.perks import perk_calendar
 from bot.routing import MerchantIndex
 from bot.templating import TemplateRenderer
@@ -80,6 +80,10 @@ class CampaignPlanner:
         self._merchant_radius_m = merchant_radius_m
         self._merchant_limit = merchant_limit
         self._targets: dict[str, list[WelfareGroup]] = {}
+        # Merchants do not move between ops-data versions: a daily push asks the same question
+        # every day, so answers are kept for the planner's life (one ops-data version).
+        self._near: dict[tuple[Any, ...], list[tuple[Merchant, float]]] = {}
+        self._perks: dict[tuple[str, date], list[dict[str, str]]] = {}
 
     def scheduled_campaigns(self) -> list[Campaign]:
         """Enabled campaigns that fire on a schedule (every kind but welcome)."""
@@ -118,16 +122,20 @@ class CampaignPlanner:
             "now": fire_at,
             "merchants": [],
             "members": [],
-            "perks": [p.as_context() for p in perk_calendar(self.ops, group, fire_at.date())],
+            "perks": self.perks(group, fire_at.date()),
         }
         categories = merchant_categories(campaign)
         if categories is not None:
             radius = float(campaign.data.get("radius_m", self._merchant_radius_m))
             weekday = WEEKDAYS[fire_at.astimezone(SHANGHAI).weekday()]
-            loc = group.location
-            near = self.merchants.near(loc.lat, loc.lon, loc.crs, radius_m=radius,
-                                       categories=categories or None, weekday=weekday,
-                                       limit=int(campaign.data.get("limit", self._merchant_limit)))
+            limit = int(campaign.data.get("limit", self._merchant_limit))
+            key = (group.id, tuple(categories), radius, weekday, limit)
+            near = self._near.get(key)
+            if near is None:
+                loc = group.location
+                near = self._near[key] = self.merchants.near(
+                    loc.lat, loc.lon, loc.crs, radius_m=radius, categories=categories or None,
+                    weekday=weekday, limit=limit)
             if not near:
                 return None
             ctx["merchants"] = [
@@ -136,6 +144,13 @@ class CampaignPlanner:
                 for m, d in near
             ]
         return ctx
+
+    def perks(self, group: WelfareGroup, day: date) -> list[dict[str, str]]:
+        """The group's perk calendar on ``day`` in template form (cached per group and day)."""
+        key = (group.id, day)
+        if key not in self._perks:
+            self._perks[key] = [p.as_context() for p in perk_calendar(self.ops, group, day)]
+        return self._perks[key]
 
     def deliveries(self, campaign: Campaign, fire_at: datetime,
                    groups: list[WelfareGroup] | None = None) -> list[Delivery]:

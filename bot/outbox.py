@@ -33,7 +33,7 @@ from bot.config import OutboxSettings, QuietHours
 from bot.events import Action, Invite, Remove, Say, room_conv
 from bot.gateways.base import ChatGateway, GatewayError
 from db.models import OutboxRow
-from db.repositories import as_utc, insert_ignore
+from db.repositories import as_utc, insert_ignore, insert_ignore_many
 from db.session import session_factory
 from scheduler.clock import SHANGHAI, Clock, aware
 
@@ -99,15 +99,18 @@ class Outbox:
     def enqueue(self, items: Iterable[OutboxItem]) -> int:
         """Store new sends; keys already in the outbox are ignored. Returns how many were new."""
         now = self._clock.now()
-        added = 0
+        batch = list(items)
+        if not batch:
+            return 0
+        by_key = {item.key: item for item in batch}
         with self._sessions() as s, s.begin():
-            for item in items:
-                if insert_ignore(s, OutboxRow, _row_values(item, now), ("key",)):
-                    added += 1
-                    self._log(item.key, item.account, item.campaign_id, item.group_id).debug(
-                        "outbox: queued {} for {}", _kind(item.action),
-                        item.not_before.isoformat())
-        return added
+            added = insert_ignore_many(s, OutboxRow, [_row_values(i, now) for i in by_key.values()],
+                                       "key")
+        for key in added:
+            item = by_key[key]
+            self._log(key, item.account, item.campaign_id, item.group_id).debug(
+                "outbox: queued {} for {}", _kind(item.action), item.not_before.isoformat())
+        return len(added)
 
     # -- timing ----------------------------------------------------------------------------
 

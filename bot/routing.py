@@ -6,7 +6,8 @@ BD-09, GPS uses WGS-84). Everything is converted to WGS-84 once, then:
 * a grid of lat/lon cells finds candidates, expanding ring by ring around the query; a rigorous
   spherical lower bound (the sphere of the smallest WGS-84 radius of curvature never overestimates
   an ellipsoidal distance) tells when no farther cell can still matter;
-* the short list is measured with ``geopy.distance.geodesic`` (WGS-84 ellipsoid), so the distances
+* the short list is measured with geographiclib's WGS-84 geodesic (the very solver behind
+  ``geopy.distance.geodesic``, called directly to skip geopy's per-call overhead), so the distances
   returned, and their order, are exact rather than approximations.
 
 Groups and merchants are expected in and around China; the index does not wrap around the
@@ -24,9 +25,12 @@ from numbers import Real
 from typing import Generic, TypeVar
 
 import prcoords
-from geopy.distance import geodesic
+from geographiclib.geodesic import Geodesic
 
 from bot.opsdata.models import WEEKDAYS, Merchant, WelfareGroup
+
+_WGS84 = Geodesic.WGS84
+_DISTANCE = Geodesic.DISTANCE
 
 __all__ = ["GroupIndex", "MerchantIndex", "RouteResult", "merchants_near", "to_wgs84"]
 
@@ -267,15 +271,15 @@ class _Query(Generic[T]):
                 self.add_cell(g._cells[key])
 
     def refine(self) -> list[tuple[T, float]]:
-        """Measure candidates with geopy's geodesic, nearest angle first, until none can improve."""
+        """Measure candidates with the WGS-84 geodesic, nearest angle first, until none can improve."""
         g = self.g
         top: list[tuple[float, int]] = []  # max-heap (negated) of exact distances
-        origin = (self.lat, self.lon)
+        inverse = _WGS84.Inverse
         for angle, idx in sorted(self.candidates):
             limit_m = self.radius_m if len(top) < self.limit else min(self.radius_m, -top[0][0])
             if _R_LOW * angle > limit_m:
                 break
-            metres = geodesic(origin, (g._lat[idx], g._lon[idx])).m
+            metres = inverse(self.lat, self.lon, g._lat[idx], g._lon[idx], _DISTANCE)["s12"]
             if metres > self.radius_m:
                 continue
             if len(top) < self.limit:

@@ -16,7 +16,6 @@ from bot.campaigns import CampaignPlanner, campaign_context, group_context
 from bot.events import Say, room_conv
 from bot.opsdata.models import Campaign, WelfareGroup
 from bot.outbox import Outbox, OutboxItem
-from bot.perks import perk_calendar
 from db.repositories import MembershipRepo
 from scheduler.clock import Clock
 
@@ -79,7 +78,7 @@ class WelcomeService:
             "now": now,
             "merchants": [],
             "members": members,
-            "perks": [p.as_context() for p in perk_calendar(planner.ops, group, now.date())],
+            "perks": planner.perks(group, now.date()),
         }
         text = planner.renderer.render(campaign.template, ctx)
         item = OutboxItem(

@@ -59,6 +59,32 @@ def insert_ignore(session: Session, model: type[SQLModel], values: dict[str, Any
     return session.execute(stmt).first() is not None
 
 
+def insert_ignore_many(session: Session, model: type[SQLModel], rows: Sequence[dict[str, Any]],
+                       conflict: str, *, chunk: int = 500) -> set[Any]:
+    """Multi-row :func:`insert_ignore`: returns the ``conflict`` values that were inserted.
+
+    Rows go in chunks of multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING``, one round trip
+    per chunk instead of per row (fan-out to thousands of groups).
+    """
+    table = model.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    inserted: set[Any] = set()
+    column = table.c[conflict]
+    # A multi-row VALUES needs the same columns in every row; rows of another shape (a say has
+    # text, an invite has none) go in their own statements, in their original order.
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        shapes.setdefault(tuple(sorted(row)), []).append(row)
+    stmt = insert(table).on_conflict_do_nothing(index_elements=[conflict]).returning(column)
+    for same in shapes.values():
+        for start in range(0, len(same), chunk):
+            # executemany with RETURNING: SQLAlchemy batches it as "insertmanyvalues".
+            result = session.execute(stmt, same[start:start + chunk])
+            inserted.update(r[0] for r in result)
+    return inserted
+
+
 @dataclass(frozen=True)
 class Newcomer:
     """An open membership not yet welcomed (``id`` is the membership's), with the person's name."""
