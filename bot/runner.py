@@ -67,8 +67,10 @@ async def _run_simulator(settings: Settings, source) -> None:  # noqa: ANN001
         from bot.web.app import serve
 
         tasks.append(asyncio.create_task(serve(bot, settings.web.host, settings.web.port, stop)))
-        out.print(f"web: http://{settings.web.host}:{settings.web.port}/  "
-                  f"(entry page /join?channel=…, simulator /sim, health /healthz)")
+        base = _web_base(settings.web.host, settings.web.port)
+        out.print(f"[bold green]模拟器页面 simulator page: {base}/sim[/bold green]  "
+                  "(open it in a browser to play cardholders)")
+        out.print(f"web: {base}/  (entry page /join?channel=…, health /healthz)")
     if demo is not None:
         tasks.append(asyncio.create_task(_play_demo(demo, gateway, console, clock, settings)))
     if settings.simulator.console:
@@ -108,6 +110,13 @@ async def _run_wechaty(settings: Settings, source) -> None:  # noqa: ANN001
                 await web
         await gateway.stop()
         bot.close()
+
+
+def _web_base(host: str, port: int) -> str:
+    """The URL to open: a wildcard bind address is reached through loopback."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    return f"http://{shown}:{port}"
 
 
 def _install_signals(stop: asyncio.Event) -> None:

@@ -53,8 +53,10 @@ class SimulatorGateway:
         self.contacts: dict[str, Person] = {bot_id: Person(bot_id, bot_name)}
         self.rooms: dict[str, SimRoom] = {}
         self.transcript: list[SentAction] = []
+        self.inputs: list[Event] = []  # what people did, in order (the web page shows it)
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._listeners: list[Callable[[SentAction], None]] = []
+        self._event_listeners: list[Callable[[Event], None]] = []
         self.fail_next: int = 0  # tests: make the next N actions fail as if the platform refused
 
     # --- the platform's side: what people do -------------------------------------------------
@@ -95,14 +97,14 @@ class SimulatorGateway:
                 raise UnknownPeer(f"{sender_id!r} is not a member of room {room_id!r}")
         resolved = tuple(self.bot_id if m == "bot" else m for m in mentions)
         event = MessageReceived(self._clock.now(), sender, text, room_id, resolved)
-        self._queue.put_nowait(event)
+        self._emit(event)
         return event
 
     def share_location(self, sender_id: str, lat: float, lon: float, crs: Crs = "gcj02",
                        room_id: str | None = None) -> LocationShared:
         """Someone shares a location pin (WeChat sends GCJ-02)."""
         event = LocationShared(self._clock.now(), self.person(sender_id), lat, lon, crs, room_id)
-        self._queue.put_nowait(event)
+        self._emit(event)
         return event
 
     def join(self, room_id: str, member_ids: Iterable[str], inviter: str | None = None) -> MemberJoined:
@@ -113,7 +115,7 @@ class SimulatorGateway:
         room.members.update(p.id for p in fresh)
         event = MemberJoined(self._clock.now(), room_id, fresh, inviter)
         if fresh:
-            self._queue.put_nowait(event)
+            self._emit(event)
         return event
 
     def leave(self, room_id: str, member_ids: Iterable[str]) -> MemberLeft:
@@ -123,8 +125,14 @@ class SimulatorGateway:
         room.members.difference_update(gone)
         event = MemberLeft(self._clock.now(), room_id, gone)
         if gone:
-            self._queue.put_nowait(event)
+            self._emit(event)
         return event
+
+    def _emit(self, event: Event) -> None:
+        self.inputs.append(event)
+        self._queue.put_nowait(event)
+        for listener in self._event_listeners:
+            listener(event)
 
     def pending_events(self) -> list[Event]:
         """Take every queued event without waiting (simulation steps)."""
@@ -136,6 +144,10 @@ class SimulatorGateway:
     def on_action(self, listener: Callable[[SentAction], None]) -> None:
         """Call ``listener`` with every action the bot performs (console, web page)."""
         self._listeners.append(listener)
+
+    def on_event(self, listener: Callable[[Event], None]) -> None:
+        """Call ``listener`` with every event people produce (the web page's chat view)."""
+        self._event_listeners.append(listener)
 
     # --- the bot's side: the ChatGateway protocol --------------------------------------------
 
