@@ -159,6 +159,11 @@
       accept.dataset.room = item.room;
       accept.addEventListener("click", () => {
         const contact = item.conv.slice("contact:".length);
+        const room = roomById(item.room);
+        if (room && room.members.some((m) => m.id === contact)) {  // accepted already
+          selectRoom(item.room);
+          return;
+        }
         act("/sim/api/join", { contact, room: item.room }).then(() => selectRoom(item.room));
       });
       node.append(accept);
