@@ -12,11 +12,23 @@ import contextlib
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from geopy.geocoders.base import Geocoder
 from loguru import logger
 
 from bot.campaigns import CampaignPlanner
 from bot.config import Settings
 from bot.dispatcher import Dispatcher
+from bot.entry import (
+    EntryFunnel,
+    EntryJoins,
+    EntryService,
+    Gazetteer,
+    GroupQrCodes,
+    OverflowPlacement,
+    ReferralCodes,
+    make_geocoder,
+)
+from bot.entry.referral_codes import referral_secret
 from bot.events import Event
 from bot.gateways.base import ChatGateway
 from bot.opsdata.bundle import OpsData
@@ -26,6 +38,7 @@ from bot.outbox import Outbox
 from bot.routing import GroupIndex
 from bot.scheduling import CampaignScheduler
 from bot.welcome import WelcomeService
+from db.entry_repositories import EntryRepo, QrCodeRepo, ReferralCodeRepo
 from db.repositories import CheckpointRepo, GroupRepo, MembershipRepo, OccurrenceRepo
 from db.session import make_engine, upgrade
 from scheduler.clock import Clock
@@ -52,6 +65,8 @@ class Qunfu:
         self._planner: CampaignPlanner | None = None
         self._index: GroupIndex | None = None
         self._ops: OpsData | None = None
+        self._gazetteer: Gazetteer | None = None
+        self._geocoder: Geocoder | None = None
         self._apply(source.current)
         self.scheduler = CampaignScheduler(
             self.planner, self.outbox, OccurrenceRepo(self.engine), CheckpointRepo(self.engine),
@@ -59,9 +74,29 @@ class Qunfu:
         self.welcome = WelcomeService(
             self.planner, self.memberships, self.outbox, clock, settings.welcome.batch_window,
             settings.welcome.campaign, account=settings.bot.id)
+        self._build_entry(settings, clock, gateway)
         self.dispatcher = Dispatcher(
             self.planner, self.index, self.groups, self.memberships, self.outbox, clock,
-            bot_id=settings.bot.id, radius_m=settings.routing.radius_m, limit=settings.routing.limit)
+            bot_id=settings.bot.id, radius_m=settings.routing.radius_m, limit=settings.routing.limit,
+            placement=self.placement, joins=EntryJoins(self.visits, settings.entry.match_window))
+
+    def _build_entry(self, settings: Settings, clock: Clock, gateway: ChatGateway) -> None:
+        """The live-code entry path: placement with overflow, referral codes, QR codes, funnel."""
+        entry = settings.entry
+        self.visits = EntryRepo(self.engine)
+        self.placement = OverflowPlacement(
+            self.index, self.groups, self.outbox, clock,
+            radius_m=entry.overflow_radius_m or settings.routing.radius_m,
+            limit=settings.routing.limit, ops_contacts=entry.ops_contacts,
+            account=settings.bot.id)
+        self.referral_codes = ReferralCodes(ReferralCodeRepo(self.engine), referral_secret(settings))
+        self.qrcodes = GroupQrCodes(QrCodeRepo(self.engine), gateway, clock, entry.qr_refresh_after)
+        self.entry = EntryService(
+            ops=lambda: self.ops, gazetteer=self.gazetteer, geocoder=self.geocoder,
+            visits=self.visits, referrals=self.referral_codes, placement=self.placement,
+            qrcodes=self.qrcodes, groups=self.groups, clock=clock, settings=entry,
+            bot_name=settings.bot.name)
+        self.funnel = EntryFunnel(self.visits, clock, entry.retention)
 
     # --- ops data --------------------------------------------------------------------------------
 
@@ -75,11 +110,29 @@ class Qunfu:
         assert self._index is not None
         return self._index
 
+    @property
+    def ops(self) -> OpsData:
+        """The live ops data."""
+        assert self._ops is not None
+        return self._ops
+
+    def gazetteer(self) -> Gazetteer:
+        """The offline gazetteer from the live ops data."""
+        assert self._gazetteer is not None
+        return self._gazetteer
+
+    def geocoder(self) -> Geocoder:
+        """The configured geocoder (the gazetteer by default)."""
+        assert self._geocoder is not None
+        return self._geocoder
+
     def _apply(self, ops: OpsData) -> None:
         self._planner = CampaignPlanner(ops, self.settings.quiet_hours,
                                         merchant_radius_m=self.settings.routing.merchant_radius_m)
         self._index = GroupIndex(ops.groups.values())
         self._ops = ops
+        self._gazetteer = Gazetteer(ops.gazetteer)
+        self._geocoder = make_geocoder(self.settings.entry, self._gazetteer)
         self.groups.sync(ops.groups.values())
 
     def reload(self) -> list[str]:

@@ -90,6 +90,8 @@ class EntrySettings(_Section):
                           description="gazetteer (offline) or a geopy service name, e.g. nominatim")
     geocoder_options: dict[str, Any] = Field(default_factory=dict,
                                              description="keyword arguments for the geopy geocoder")
+    geocoder_crs: Literal["wgs84", "gcj02", "bd09"] = Field(
+        default="wgs84", description="what an online geocoder returns (baidu: bd09)")
     user_agent: str = "qunfu-entry"
     ops_contacts: list[str] = Field(default_factory=list,
                                     description="contact ids told when an area needs a new group")

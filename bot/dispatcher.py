@@ -15,6 +15,8 @@ from datetime import datetime
 from loguru import logger
 
 from bot.campaigns import CampaignPlanner
+from bot.entry.joins import EntryJoins, InviteRequest
+from bot.entry.overflow import OverflowPlacement, grid_area
 from bot.events import (
     Event,
     Invite,
@@ -29,7 +31,7 @@ from bot.events import (
 from bot.outbox import Outbox, OutboxItem
 from bot.privacy import mask
 from bot.replies import answer_faq, format_route_offer
-from bot.routing import GroupIndex, RouteResult
+from bot.routing import GroupIndex, RouteResult, to_wgs84
 from db.repositories import GroupRepo, MembershipRepo
 from scheduler.clock import Clock
 
@@ -49,7 +51,9 @@ class Dispatcher:
 
     def __init__(self, planner: Callable[[], CampaignPlanner], index: Callable[[], GroupIndex],
                  groups: GroupRepo, memberships: MembershipRepo, outbox: Outbox, clock: Clock,
-                 *, bot_id: str, radius_m: float, limit: int) -> None:
+                 *, bot_id: str, radius_m: float, limit: int,
+                 placement: OverflowPlacement | None = None,
+                 joins: EntryJoins | None = None) -> None:
         self._planner = planner
         self._index = index
         self._groups = groups
@@ -60,6 +64,8 @@ class Dispatcher:
         self._radius_m = radius_m
         self._limit = limit
         self._offers = RouteOffers()
+        self._placement = placement
+        self._joins = joins
 
     def handle(self, event: Event) -> None:
         """Act on one event; errors are logged with a reason, never raised."""
@@ -87,7 +93,11 @@ class Dispatcher:
         for person in event.members:
             if person.id == self._bot_id:
                 continue
-            self._memberships.join(event.room_id, person, event.at, event.inviter_id)
+            matched = self._joins.match(event.room_id, person.id, event.at) if self._joins else None
+            membership = self._memberships.join(event.room_id, person, event.at, event.inviter_id,
+                                                channel=matched.channel if matched else None)
+            if matched is not None and self._joins is not None:
+                self._joins.link(matched, membership.id)
 
     def _left(self, event: MemberLeft) -> None:
         for member_id in event.member_ids:
@@ -110,7 +120,13 @@ class Dispatcher:
                     f"loc:{event.sender.id}:{event.at.isoformat()}")
 
     def route(self, lat: float, lon: float, crs: str = "gcj02") -> list[RouteResult]:
-        """Nearest groups with room, within the radius; nearest beyond it if none is."""
+        """Nearest groups with room, within the radius; nearest beyond it if none is.
+
+        With an overflow placement, an area with no room also raises the ops alert.
+        """
+        if self._placement is not None:
+            area = grid_area(*to_wgs84(lat, lon, crs))
+            return self._placement.place(lat, lon, crs, area, limit=self._limit).results
         counts = self._groups.member_counts()
         index = self._index()
         results = index.nearest(lat, lon, crs, limit=self._limit, member_counts=counts,
@@ -140,6 +156,10 @@ class Dispatcher:
                 self._enqueue(Invite(group_id, event.sender.id), event.at, key + ":invite")
                 self._reply(event.sender.id, event.at, f"已邀请您加入「{name}」，请在聊天列表中查看邀请。", key)
                 return
+        request = self._joins.invite_request(text) if self._joins is not None else None
+        if request is not None and (request.group_id is not None or request.explicit):
+            self._invite_by_code(event, request, key)
+            return
         if any(w in text for w in _JOIN_WORDS):
             self._reply(event.sender.id, event.at,
                         "欢迎！请点击「+」→「位置」发送您的位置，我为您推荐附近有空位的福利群。", key)
@@ -147,6 +167,23 @@ class Dispatcher:
         answer = answer_faq(self._planner().ops.faq, text)
         if answer:
             self._reply(event.sender.id, event.at, answer, key)
+
+    def _invite_by_code(self, event: MessageReceived, request: InviteRequest, key: str) -> None:
+        """The entry page told the person to send this code: invite them into the chosen group."""
+        group = self._planner().ops.groups.get(request.group_id or "")
+        if group is None:
+            self._reply(event.sender.id, event.at,
+                        f"没有找到入群码 {request.code}，请回到入群页面重新选择，或直接发送位置给我。", key)
+            return
+        if self._groups.member_counts().get(group.id, group.members) >= group.capacity:
+            self._reply(event.sender.id, event.at,
+                        f"抱歉，「{group.name}」刚刚满员了。请发送您的位置，我为您推荐附近其他有空位的群。",
+                        key)
+            return
+        assert self._joins is not None
+        self._joins.claim(request.code, event.sender.id)
+        self._enqueue(Invite(group.id, event.sender.id), event.at, key + ":invite")
+        self._reply(event.sender.id, event.at, f"已邀请您加入「{group.name}」，请在聊天列表中查看邀请。", key)
 
     def _reply(self, contact_id: str, at: datetime, text: str, key: str) -> None:
         self._enqueue(Say(contact_conv(contact_id), text), at, key)

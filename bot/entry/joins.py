@@ -1,0 +1,73 @@
+"""Closing the funnel from the chat side: invite codes sent to the bot, and joins matched to visits.
+
+Matching rule (docs/entry.md): a join is matched to the visit whose invite code this person sent
+the bot for this group; failing that, to the oldest unmatched QR choice of this group within
+``match_window`` (30 minutes) before the join. A join that matches nothing is organic.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from loguru import logger
+
+from bot.privacy import mask
+from db.entry_repositories import EntryRepo
+
+_INVITE_REQUEST = re.compile(
+    r"^\s*(入群|进群|加群)?\s*[:：]?\s*([A-HJ-NP-Za-hj-np-z2-9]{6})\s*$")
+
+
+@dataclass(frozen=True)
+class MatchedJoin:
+    """A join that completes a visit, with the channel to attribute it to."""
+
+    visit_id: str
+    channel: str
+
+
+@dataclass(frozen=True)
+class InviteRequest:
+    """A private message carrying an invite code; ``group_id`` None when the code is unknown."""
+
+    code: str
+    group_id: str | None
+    explicit: bool  # the message said 入群/进群/加群, so an unknown code deserves an answer
+
+
+class EntryJoins:
+    """The dispatcher's view of the entry funnel."""
+
+    def __init__(self, visits: EntryRepo, match_window: timedelta) -> None:
+        self._visits = visits
+        self._window = match_window
+
+    def invite_request(self, text: str) -> InviteRequest | None:
+        """The invite code in a private message, if the message is one."""
+        m = _INVITE_REQUEST.match(text)
+        if m is None:
+            return None
+        code = m.group(2).upper()
+        visit = self._visits.by_invite_code(code)
+        group = visit.chosen_group if visit is not None and visit.join_method == "invite" else None
+        return InviteRequest(code, group, m.group(1) is not None)
+
+    def claim(self, code: str, contact_id: str) -> None:
+        """The sender of an invite code is the person behind that visit."""
+        visit = self._visits.by_invite_code(code)
+        if visit is not None:
+            self._visits.claim_invite(visit.id, contact_id)
+
+    def match(self, group_id: str, person_id: str, at: datetime) -> MatchedJoin | None:
+        """The visit this join completes (marked joined), or None."""
+        visit = self._visits.match_join(group_id, person_id, at, self._window)
+        if visit is None:
+            return None
+        logger.bind(entry=visit.id, channel=visit.channel, group=group_id,
+                    contact=mask(person_id)).info("entry: joined")
+        return MatchedJoin(visit.id, visit.channel)
+
+    def link(self, match: MatchedJoin, membership_id: int | None) -> None:
+        self._visits.link_membership(match.visit_id, membership_id)

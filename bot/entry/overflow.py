@@ -1,0 +1,125 @@
+"""Placement with overflow: nearest groups with room, and an alert when an area has filled up.
+
+When no group within the overflow radius can take a new member (all full, or none there), the
+visitor is offered the nearest groups with room beyond the radius, and ops staff are told by
+private message that the area needs a new group. The outbox key
+``overflow:<area>:<date>:<contact>`` makes that once per area per day (Asia/Shanghai dates).
+
+An area is the district the visitor picked or typed (from the gazetteer), otherwise a grid cell
+of 0.02 degrees (about 2 km) around the point. Distances come from :mod:`bot.routing` only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from loguru import logger
+
+from bot.events import Say, contact_conv
+from bot.outbox import Outbox, OutboxItem
+from bot.replies import format_distance
+from bot.routing import GroupIndex, RouteResult
+from db.repositories import GroupRepo
+from scheduler.clock import SHANGHAI, Clock
+
+GRID_DEG = 0.02
+_FULL_SCAN_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class Area:
+    """Where demand is counted: ``key`` is stable (for idempotency), ``label`` is for people."""
+
+    key: str
+    label: str
+
+
+def district_area(city: str, district: str) -> Area:
+    """The area of a gazetteer district."""
+    return Area(f"district:{city}:{district}", f"{city}{district}")
+
+
+def grid_area(lat_wgs84: float, lon_wgs84: float) -> Area:
+    """The ~2 km grid cell holding a WGS-84 point."""
+    i, j = math.floor(lat_wgs84 / GRID_DEG), math.floor(lon_wgs84 / GRID_DEG)
+    lat_c, lon_c = (i + 0.5) * GRID_DEG, (j + 0.5) * GRID_DEG
+    return Area(f"grid:{i}:{j}", f"坐标 {lat_c:.2f},{lon_c:.2f}（WGS-84）附近约2公里范围")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Groups to offer, nearest first; ``overflow`` when none within the radius had room."""
+
+    results: list[RouteResult]
+    overflow: bool
+    area: Area
+
+
+class OverflowPlacement:
+    """Offers the nearest groups with room and raises the overflow alert to ops."""
+
+    def __init__(self, index: Callable[[], GroupIndex], groups: GroupRepo, outbox: Outbox,
+                 clock: Clock, *, radius_m: float, limit: int, ops_contacts: Sequence[str],
+                 account: str) -> None:
+        self._index = index
+        self._groups = groups
+        self._outbox = outbox
+        self._clock = clock
+        self._radius_m = radius_m
+        self._limit = limit
+        self._ops = tuple(ops_contacts)
+        self._account = account
+
+    @property
+    def radius_m(self) -> float:
+        return self._radius_m
+
+    def place(self, lat: float, lon: float, crs: str, area: Area, *,
+              limit: int | None = None) -> Placement:
+        """Nearest groups with room for a point; raises ``ValueError`` for an invalid point."""
+        limit = self._limit if limit is None else limit
+        counts = self._groups.member_counts()
+        index = self._index()
+        near = index.nearest(lat, lon, crs, limit=limit, member_counts=counts,
+                             radius_m=self._radius_m)
+        if near:
+            return Placement(near, False, area)
+        beyond = index.nearest(lat, lon, crs, limit=limit, member_counts=counts)
+        every = dict.fromkeys(counts, 0)  # every group "has room": counts the full ones too
+        full_nearby = len(index.nearest(lat, lon, crs, limit=_FULL_SCAN_LIMIT,
+                                        member_counts=every, radius_m=self._radius_m))
+        self._alert(area, full_nearby, beyond[0] if beyond else None)
+        return Placement(beyond, True, area)
+
+    def _alert(self, area: Area, full_nearby: int, offered: RouteResult | None) -> None:
+        now = self._clock.now()
+        day = now.astimezone(SHANGHAI).date().isoformat()
+        text = overflow_text(area, self._radius_m, full_nearby, offered)
+        log = logger.bind(area=area.key, full_nearby=full_nearby)
+        if not self._ops:
+            log.warning("overflow: area needs a new group, but entry.ops_contacts is empty")
+            return
+        added = self._outbox.enqueue([
+            OutboxItem(key=f"overflow:{area.key}:{day}:{contact}",
+                       action=Say(contact_conv(contact), text), not_before=now,
+                       marketing=False, account=self._account)
+            for contact in self._ops])
+        if added:
+            log.info("overflow: told {} ops contacts that the area needs a new group", added)
+
+
+def overflow_text(area: Area, radius_m: float, full_nearby: int,
+                  offered: RouteResult | None) -> str:
+    """The message ops staff get: which area, what is full, where people are sent meanwhile."""
+    radius = format_distance(radius_m)
+    if full_nearby:
+        head = f"【新群需求】{area.label}：{radius}内的{full_nearby}个福利群已全部满员。"
+    else:
+        head = f"【新群需求】{area.label}：{radius}内还没有福利群，但有用户想入群。"
+    if offered is None:
+        tail = "目前全网没有可加入的群，用户暂时无法入群。"
+    else:
+        tail = (f"新用户暂被引导至「{offered.group.name}」（距离{format_distance(offered.distance_m)}）。")
+    return head + tail + "请尽快为该区域开设新群。（今日同一区域只提醒一次）"

@@ -1,0 +1,229 @@
+"""The live-code entry path as a service: visit, locate, offer groups, choose one, show its code.
+
+The web router (bot/web/entry.py) is a thin shell over :class:`EntryService`; every refusal is
+an :class:`~bot.entry.errors.EntryError` with a Chinese message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from geopy.exc import GeopyError
+from geopy.geocoders.base import Geocoder
+from loguru import logger
+
+from bot.config import EntrySettings
+from bot.entry.channels import resolve_channel
+from bot.entry.errors import EntryError, bad_request, conflict, not_found
+from bot.entry.geocoding import Gazetteer, GazetteerGeocoder
+from bot.entry.overflow import Area, OverflowPlacement, district_area, grid_area
+from bot.entry.qrcodes import GroupQrCodes, render_svg
+from bot.entry.referral_codes import ReferralCodes
+from bot.entry.requests import RouteRequest
+from bot.opsdata.bundle import OpsData
+from bot.routing import to_wgs84
+from db.entry_repositories import EntryRepo
+from db.models import EntryVisit
+from db.repositories import GroupRepo
+from scheduler.clock import Clock
+
+INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+INVITE_CODE_LEN = 6
+
+
+@dataclass(frozen=True)
+class GroupOffer:
+    """A group offered to a visitor; ``join`` is ``qr`` (scan) or ``invite`` (message the bot)."""
+
+    group_id: str
+    name: str
+    city: str
+    district: str
+    distance_m: float
+    members: int
+    capacity: int
+    join: str
+
+
+@dataclass(frozen=True)
+class RouteAnswer:
+    """Where the visitor was placed and the groups offered, nearest first."""
+
+    entry: str
+    channel: str
+    how: str
+    label: str
+    lat: float
+    lon: float
+    area: str
+    overflow: bool
+    radius_m: float
+    offers: list[GroupOffer]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A group chosen: scan its QR code, or send the bot the invite code."""
+
+    entry: str
+    group_id: str
+    name: str
+    join: str
+    invite_code: str | None = None
+    hint: str | None = None
+
+
+class EntryService:
+    """Visits, routing with overflow, group choice and QR codes for the live-code page."""
+
+    def __init__(self, *, ops: Callable[[], OpsData], gazetteer: Callable[[], Gazetteer],
+                 geocoder: Callable[[], Geocoder], visits: EntryRepo, referrals: ReferralCodes,
+                 placement: OverflowPlacement, qrcodes: GroupQrCodes, groups: GroupRepo,
+                 clock: Clock, settings: EntrySettings, bot_name: str) -> None:
+        self._ops = ops
+        self._gazetteer = gazetteer
+        self._geocoder = geocoder
+        self._visits = visits
+        self._referrals = referrals
+        self._placement = placement
+        self._qrcodes = qrcodes
+        self._groups = groups
+        self._clock = clock
+        self._settings = settings
+        self._bot_name = bot_name
+
+    @property
+    def gazetteer(self) -> Gazetteer:
+        return self._gazetteer()
+
+    # --- visit -----------------------------------------------------------------------------
+
+    def open_visit(self, channel_id: object, ref: object = None) -> EntryVisit:
+        """Record a page visit from a live-code link (channel and referral code checked)."""
+        channel = resolve_channel(self._ops().channels, channel_id)
+        referrer = None
+        if ref is not None and ref != "":
+            referrer = self._referrals.verify(ref)
+            ref = str(ref).strip().upper()
+        visit_id = secrets.token_urlsafe(12)
+        visit = self._visits.create(visit_id, channel.id, self._clock.now(),
+                                    ref_code=ref or None, referrer_id=referrer)
+        logger.bind(entry=visit_id, channel=channel.id, referral=referrer is not None).info(
+            "entry: page visit")
+        return visit
+
+    def _visit_for(self, req: RouteRequest) -> EntryVisit:
+        if req.entry is None:
+            return self.open_visit(req.channel, req.ref)
+        visit = self._visits.get(req.entry)
+        if visit is None:
+            raise bad_request("unknown_entry", "访问已失效，请刷新页面后重试。")
+        if visit.channel != req.channel:
+            raise bad_request("entry_channel_mismatch", "访问编号与渠道不符，请刷新页面后重试。")
+        return visit
+
+    def _visit(self, entry_id: object) -> EntryVisit:
+        if not isinstance(entry_id, str) or not entry_id:
+            raise bad_request("missing_entry", "缺少访问编号（entry），请刷新页面后重试。")
+        visit = self._visits.get(entry_id)
+        if visit is None:
+            raise bad_request("unknown_entry", "访问已失效，请刷新页面后重试。")
+        return visit
+
+    # --- route -----------------------------------------------------------------------------
+
+    async def route(self, req: RouteRequest) -> RouteAnswer:
+        """Locate the visitor and offer the nearest groups with room (overflow rule applies)."""
+        visit = self._visit_for(req)
+        lat, lon, crs, label, area = await self._locate(req)
+        try:
+            placed = self._placement.place(lat, lon, crs, area)
+            wlat, wlon = to_wgs84(lat, lon, crs)
+        except ValueError as exc:
+            raise bad_request("bad_location", "无法识别这个位置，请重新定位或选择城市和区域。") from exc
+        self._visits.located(visit.id, self._clock.now(), req.how, wlat, wlon, area.key,
+                             placed.overflow)
+        offers = [GroupOffer(r.group.id, r.group.name, r.group.city, r.group.district,
+                             round(r.distance_m), r.members, r.group.capacity,
+                             "invite" if r.members >= self._settings.scan_limit else "qr")
+                  for r in placed.results]
+        logger.bind(entry=visit.id, channel=visit.channel, how=req.how, area=area.key,
+                    overflow=placed.overflow, offered=len(offers)).info("entry: location given")
+        return RouteAnswer(visit.id, visit.channel, req.how, label, round(wlat, 5), round(wlon, 5),
+                           area.label, placed.overflow, self._placement.radius_m, offers)
+
+    async def _locate(self, req: RouteRequest) -> tuple[float, float, str, str, Area]:
+        if req.lat is not None and req.lon is not None:
+            wlat, wlon = to_wgs84(req.lat, req.lon, req.crs)
+            return req.lat, req.lon, req.crs, "您的位置", grid_area(wlat, wlon)
+        if req.city is not None and req.district is not None:
+            place = self.gazetteer.district(req.city, req.district)
+            if place is None:
+                raise not_found("unknown_district", "没有找到该城市或区域，请重新选择。")
+            loc = place.location
+            return loc.lat, loc.lon, loc.crs, place.label, district_area(req.city, req.district)
+        assert req.address is not None
+        found = await self._geocode(req.address)
+        if found is None:
+            raise not_found("address_not_found",
+                            "没有找到这个地址，请换个说法（例如“深圳南山科技园”），或选择城市和区域。")
+        raw = found.raw if isinstance(found.raw, dict) else {}
+        crs = "wgs84" if isinstance(self._geocoder(), GazetteerGeocoder) \
+            else self._settings.geocoder_crs
+        lat, lon = float(found.latitude), float(found.longitude)
+        if raw.get("district") and raw.get("city"):
+            area = district_area(raw["city"], raw["district"])
+        else:
+            area = grid_area(*to_wgs84(lat, lon, crs))
+        return lat, lon, crs, str(found.address), area
+
+    async def _geocode(self, address: str):  # noqa: ANN202 - a geopy Location or None
+        geocoder = self._geocoder()
+        try:
+            if isinstance(geocoder, GazetteerGeocoder):
+                return geocoder.geocode(address, exactly_one=True)
+            return await asyncio.to_thread(geocoder.geocode, address, exactly_one=True)
+        except GeopyError as exc:
+            logger.opt(exception=exc).warning("entry: geocoder failed: {}", exc)
+            raise EntryError(503, "geocoder_unavailable",
+                             "地址解析服务暂时不可用，请选择城市和区域，或稍后再试。") from exc
+
+    # --- choose ----------------------------------------------------------------------------
+
+    def choose(self, entry_id: object, group_id: str) -> Choice:
+        """Record the group chosen; a group of ``scan_limit`` or more members gets an invite code."""
+        visit = self._visit(entry_id)
+        group = self._ops().groups.get(group_id)
+        if group is None:
+            raise not_found("unknown_group", "没有找到这个福利群，请重新选择。")
+        members = self._groups.member_counts().get(group_id, group.members)
+        if members >= group.capacity:
+            raise conflict("group_full", "这个群已满员，请选择列表中的其他群。")
+        method = "invite" if members >= self._settings.scan_limit else "qr"
+        code = self._new_invite_code() if method == "invite" and visit.invite_code is None \
+            else visit.invite_code if method == "invite" else None
+        visit = self._visits.chosen(visit.id, group_id, self._clock.now(), method, code)
+        logger.bind(entry=visit.id, channel=visit.channel, group=group_id, join=method).info(
+            "entry: group chosen")
+        if method == "qr":
+            return Choice(visit.id, group_id, group.name, "qr")
+        code = visit.invite_code
+        hint = (f"该群已超过{self._settings.scan_limit}人，无法扫码加入。请在微信中私信"
+                f"「{self._bot_name}」，发送：入群 {code}，机器人会邀请您进群。")
+        return Choice(visit.id, group_id, group.name, "invite", code, hint)
+
+    def _new_invite_code(self) -> str:
+        while True:
+            code = "".join(secrets.choice(INVITE_ALPHABET) for _ in range(INVITE_CODE_LEN))
+            if not self._visits.invite_code_taken(code):
+                return code
+
+    async def qr_svg(self, group_id: str, entry_id: object) -> str:
+        """The group's join QR code as SVG; records the choice. 409 for invite-only groups."""
+        choice = self.choose(entry_id, group_id)
+        if choice.join != "qr":
+            raise conflict("invite_only", choice.hint or "该群需要邀请加入。")
+        return render_svg(await self._qrcodes.payload(group_id))

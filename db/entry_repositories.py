@@ -1,0 +1,178 @@
+"""Repositories for the entry path: live-code visits (the funnel), group QR codes, referral codes.
+
+Same conventions as :mod:`db.repositories`: a repository takes a Session (the caller commits) or
+an Engine (each call is its own transaction); datetimes in and out are aware (UTC out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from db.models import EntryVisit, GroupQrCode, Membership, ReferralCode
+from db.repositories import _Repo, insert_ignore, utc
+
+
+@dataclass(frozen=True)
+class VisitFacts:
+    """What the funnel needs to know about one visit: when each stage happened."""
+
+    channel: str
+    visited_at: datetime
+    located_at: datetime | None
+    chosen_at: datetime | None
+    joined_at: datetime | None
+    left_at: datetime | None
+
+
+class EntryRepo(_Repo):
+    """Visits to live codes and how far each went: located, group chosen, joined."""
+
+    def create(self, visit_id: str, channel: str, at: datetime, *, ref_code: str | None = None,
+               referrer_id: str | None = None) -> EntryVisit:
+        with self._session() as s:
+            row = EntryVisit(id=visit_id, channel=channel, ref_code=ref_code,
+                             referrer_id=referrer_id, visited_at=utc(at))
+            s.add(row)
+            s.flush()
+            return row
+
+    def get(self, visit_id: str) -> EntryVisit | None:
+        with self._session() as s:
+            return s.get(EntryVisit, visit_id)
+
+    def located(self, visit_id: str, at: datetime, how: str, lat: float, lon: float,
+                area: str, overflow: bool) -> None:
+        """Record (or update, for a second try) where the visitor is."""
+        with self._session() as s:
+            row = s.get(EntryVisit, visit_id)
+            if row is None:
+                raise LookupError(visit_id)
+            row.located_at = row.located_at or utc(at)
+            row.located_how, row.lat, row.lon = how, round(lat, 3), round(lon, 3)
+            row.area, row.overflow = area[:100], overflow
+
+    def chosen(self, visit_id: str, group_id: str, at: datetime, method: str,
+               invite_code: str | None) -> EntryVisit:
+        """Record the group chosen; a later choice replaces an earlier one until the join."""
+        with self._session() as s:
+            row = s.get(EntryVisit, visit_id)
+            if row is None:
+                raise LookupError(visit_id)
+            if row.joined_at is None:
+                if row.chosen_group != group_id or row.join_method != method:
+                    row.chosen_at = utc(at)
+                row.chosen_group, row.join_method = group_id, method
+                if invite_code is not None and row.invite_code is None:
+                    row.invite_code = invite_code
+            s.flush()
+            return row
+
+    def invite_code_taken(self, code: str) -> bool:
+        with self._session() as s:
+            return s.exec(select(EntryVisit.id).where(EntryVisit.invite_code == code)).first() \
+                is not None
+
+    def by_invite_code(self, code: str) -> EntryVisit | None:
+        with self._session() as s:
+            return s.exec(select(EntryVisit).where(EntryVisit.invite_code == code)).first()
+
+    def claim_invite(self, visit_id: str, contact_id: str) -> None:
+        """The person who sent the invite code: their join will be matched to this visit."""
+        with self._session() as s:
+            row = s.get(EntryVisit, visit_id)
+            if row is not None and row.joined_at is None:
+                row.invited_contact = contact_id
+
+    def match_join(self, group_id: str, person_id: str, at: datetime,
+                   window: timedelta) -> EntryVisit | None:
+        """Mark the visit this join completes, and return it; None when no visit matches.
+
+        The rule (docs/entry.md): first a visit whose invite code this person sent, for this
+        group; otherwise the oldest unmatched QR choice of this group within ``window`` before
+        the join. Each visit matches at most one join.
+        """
+        at = utc(at)
+        with self._session() as s:
+            row = s.exec(
+                select(EntryVisit)
+                .where(EntryVisit.invited_contact == person_id,
+                       EntryVisit.chosen_group == group_id, col(EntryVisit.joined_at).is_(None))
+                .order_by(col(EntryVisit.chosen_at).desc())).first()
+            if row is None:
+                row = s.exec(
+                    select(EntryVisit)
+                    .where(EntryVisit.chosen_group == group_id, EntryVisit.join_method == "qr",
+                           col(EntryVisit.joined_at).is_(None),
+                           col(EntryVisit.invited_contact).is_(None),
+                           col(EntryVisit.chosen_at) >= at - window,
+                           col(EntryVisit.chosen_at) <= at)
+                    .order_by(col(EntryVisit.chosen_at), col(EntryVisit.id))).first()
+            if row is None:
+                return None
+            row.joined_at, row.person_id = at, person_id
+            s.flush()
+            return row
+
+    def link_membership(self, visit_id: str, membership_id: int | None) -> None:
+        with self._session() as s:
+            row = s.get(EntryVisit, visit_id)
+            if row is not None:
+                row.membership_id = membership_id
+
+    def facts(self, since: datetime, until: datetime) -> list[VisitFacts]:
+        """Every visit with ``since <= visited_at < until``, with its membership's leave time."""
+        stmt = (select(EntryVisit.channel, EntryVisit.visited_at, EntryVisit.located_at,
+                       EntryVisit.chosen_at, EntryVisit.joined_at, Membership.left_at)
+                .select_from(EntryVisit)
+                .join(Membership, col(Membership.id) == col(EntryVisit.membership_id),
+                      isouter=True)
+                .where(col(EntryVisit.visited_at) >= utc(since),
+                       col(EntryVisit.visited_at) < utc(until))
+                .order_by(col(EntryVisit.visited_at)))
+        with self._session() as s:
+            return [VisitFacts(*row) for row in s.exec(stmt)]
+
+    def count(self) -> int:
+        with self._session() as s:
+            return int(s.exec(select(sa.func.count()).select_from(EntryVisit)).one())
+
+
+class QrCodeRepo(_Repo):
+    """The last join QR payload fetched for each group."""
+
+    def get(self, group_id: str) -> GroupQrCode | None:
+        with self._session() as s:
+            return s.get(GroupQrCode, group_id)
+
+    def put(self, group_id: str, payload: str, at: datetime) -> None:
+        with self._session() as s:
+            row = s.get(GroupQrCode, group_id)
+            if row is None:
+                s.add(GroupQrCode(group_id=group_id, payload=payload, fetched_at=utc(at)))
+            else:
+                row.payload, row.fetched_at = payload, utc(at)
+
+
+class ReferralCodeRepo(_Repo):
+    """Referral codes issued, one row each; a code not here is unknown."""
+
+    def add(self, code: str, person_id: str, at: datetime) -> bool:
+        with self._session() as s:
+            return insert_ignore(s, ReferralCode,
+                                 {"code": code, "person_id": person_id, "issued_at": utc(at)},
+                                 ("code",))
+
+    def owner(self, code: str) -> str | None:
+        with self._session() as s:
+            row = s.get(ReferralCode, code)
+            return row.person_id if row is not None else None
+
+    def of_person(self, person_id: str) -> str | None:
+        stmt = (select(ReferralCode.code).where(ReferralCode.person_id == person_id)
+                .order_by(col(ReferralCode.issued_at)))
+        with self._session() as s:
+            return s.exec(stmt).first()

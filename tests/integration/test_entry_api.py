@@ -1,0 +1,383 @@
+"""The live-code entry path over HTTP: page, routing, choice, QR codes, overflow, funnel, bad input.
+
+A whole bot on the simulator gateway and a virtual clock, with a temp SQLite database, served
+through httpx's ASGI transport.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from geopy.distance import geodesic
+from sqlmodel import Session, select
+from typer.testing import CliRunner
+
+from bot.app import Qunfu, load_source
+from bot.cli import app as cli
+from bot.config import settings_from_mapping
+from bot.gateways.simulator import SimulatorGateway
+from bot.routing import to_wgs84
+from bot.web.app import create_app
+from db.models import EntryVisit, Membership, OutboxRow, WelfareGroupRow
+from scheduler.clock import SHANGHAI, VirtualClock
+
+ROOT = Path(__file__).resolve().parents[2]
+T0 = datetime(2026, 12, 1, 10, 0, tzinfo=SHANGHAI)
+KJY_WGS = to_wgs84(22.5405, 113.9345, "gcj02")  # standing at 深圳南山科技园, as a phone's GPS says
+XIXIANG = (22.5790, 113.8650)  # GCJ-02, next to 深圳宝安西乡福利群, the only group within 5 km
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@dataclass
+class Rig:
+    bot: Qunfu
+    clock: VirtualClock
+    gateway: SimulatorGateway
+    http: httpx.AsyncClient
+    qr_calls: list[str]
+
+    async def route(self, **body: object) -> httpx.Response:
+        return await self.http.post("/api/route", json={"channel": "wx-menu", **body})
+
+    async def settle(self) -> None:
+        """Deliver the bot's pending events, then the sends due now."""
+        for event in self.gateway.pending_events():
+            self.bot.handle(event)
+        await self.bot.run_due()
+
+    def visit(self, entry: str) -> EntryVisit:
+        with Session(self.bot.engine) as s:
+            row = s.get(EntryVisit, entry)
+            assert row is not None
+            return row
+
+    def set_members(self, group_id: str, count: int) -> None:
+        with Session(self.bot.engine) as s:
+            row = s.get(WelfareGroupRow, group_id)
+            assert row is not None
+            row.member_count = count
+            s.add(row)
+            s.commit()
+
+    def outbox_to(self, contact: str) -> list[OutboxRow]:
+        with Session(self.bot.engine) as s:
+            return list(s.exec(select(OutboxRow).where(
+                OutboxRow.conversation == f"contact:{contact}")))
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    settings = settings_from_mapping(
+        {"entry": {"ops_contacts": ["ops1", "ops2"]}, "outbox": {"seed": 1, "jitter": "0s"},
+         "simulator": {"demo": None}}, ROOT)
+    clock = VirtualClock(T0)
+    gateway = SimulatorGateway(clock, settings.bot.id, settings.bot.name)
+    bot = Qunfu(settings, clock, gateway, load_source(settings),
+                database_url=f"sqlite:///{tmp_path / 'qunfu.db'}")
+    for g in bot.ops.groups.values():
+        gateway.add_room(g.id, g.name)
+    for cid, name in (("ops1", "运营小王"), ("ops2", "运营小李"), ("u1", "张三")):
+        gateway.add_contact(cid, name)
+    calls: list[str] = []
+    real_qrcode = gateway.room_qrcode
+
+    async def counting_qrcode(room_id: str) -> str:
+        calls.append(room_id)
+        return await real_qrcode(room_id) + f"?v={len(calls)}"
+
+    gateway.room_qrcode = counting_qrcode  # type: ignore[method-assign]
+    transport = httpx.ASGITransport(app=create_app(bot))
+    async with httpx.AsyncClient(transport=transport, base_url="http://qunfu.test") as http:
+        yield Rig(bot, clock, gateway, http, calls)
+    bot.close()
+
+
+def _entry_of(page: str) -> dict:
+    m = re.search(r'<script type="application/json" id="entry-data">(.*?)</script>', page, re.S)
+    assert m
+    return json.loads(m.group(1))
+
+
+# --- the page ------------------------------------------------------------------------------
+
+async def test_a_live_code_opens_the_page_and_records_a_visit(rig: Rig) -> None:
+    r = await rig.http.get("/join", params={"channel": "sms-alert"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    for element_id in ("locate", "city", "district", "address", "address-go", "results", "qr",
+                       "error", "chosen-name"):
+        assert f'id="{element_id}"' in r.text
+    data = _entry_of(r.text)
+    assert data["channel"] == "sms-alert" and "深圳" in [c["name"] for c in data["cities"]]
+    assert rig.visit(data["entry"]).channel == "sms-alert"
+    assert "动账提醒" in r.text
+    for asset in ("entry.js", "entry.css"):
+        assert (await rig.http.get(f"/join/static/{asset}")).status_code == 200
+
+
+@pytest.mark.parametrize(("params", "status", "text"), [
+    ({}, 400, "缺少渠道参数"),
+    ({"channel": "no-such"}, 404, "未知的入口渠道"),
+    ({"channel": "<script>alert(1)</script>"}, 400, "渠道参数格式不正确"),
+    ({"channel": "referral", "ref": "AAAAAAAA-BBBBBBBB"}, 400, "推荐码无效"),
+    ({"channel": "referral", "ref": "<script>"}, 400, "推荐码格式不正确"),
+])
+async def test_a_bad_link_shows_the_reason_on_the_page(rig: Rig, params: dict, status: int,
+                                                       text: str) -> None:
+    r = await rig.http.get("/join", params=params)
+    assert r.status_code == status
+    error = re.search(r'<p id="error"[^>]*>(.*?)</p>', r.text, re.S)
+    assert error and text in error.group(1)
+    assert "<script>alert" not in r.text and '<script>"' not in r.text
+    assert _entry_of(r.text)["entry"] is None
+
+
+async def test_an_issued_referral_code_is_attributed_to_its_owner(rig: Rig) -> None:
+    code = rig.bot.referral_codes.issue("member-42", T0)
+    assert rig.bot.referral_codes.issue("member-42", T0) == code  # one code per person
+    r = await rig.http.get("/join", params={"channel": "referral", "ref": code.lower()})
+    assert r.status_code == 200
+    visit = rig.visit(_entry_of(r.text)["entry"])
+    assert (visit.ref_code, visit.referrer_id) == (code, "member-42")
+    # Signed right but never issued (e.g. revoked): refused as unknown.
+    serial = "ABCDEFGH"
+    unissued = f"{serial}-{rig.bot.referral_codes._mac(serial)}"
+    r = await rig.route(channel="referral", ref=unissued, lat=KJY_WGS[0], lon=KJY_WGS[1])
+    assert r.status_code == 400 and r.json()["error"] == "unknown_referral"
+
+
+# --- routing -------------------------------------------------------------------------------
+
+async def test_gps_location_gets_nearest_groups_with_room_and_geodesic_distances(rig: Rig) -> None:
+    r = await rig.route(lat=KJY_WGS[0], lon=KJY_WGS[1], crs="wgs84")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    ids = [g["group"] for g in body["groups"]]
+    assert ids[0] == "sz-nanshan-kjy"
+    assert "sz-nanshan-kjy-2" not in ids  # full: 500/500
+    distances = [g["distance_m"] for g in body["groups"]]
+    assert distances == sorted(distances) and distances[0] < 5
+    szu = next(g for g in body["groups"] if g["group"] == "sz-nanshan-szu")
+    assert szu["distance_m"] == pytest.approx(
+        geodesic(KJY_WGS, to_wgs84(22.5352, 113.9310)).m, abs=1)
+    assert {g["join"] for g in body["groups"]} == {"qr"}  # all under 200 members
+    visit = rig.visit(body["entry"])
+    assert visit.located_how == "gps" and visit.area and visit.area.startswith("grid:")
+    assert body["overflow"] is False
+
+
+async def test_an_address_is_geocoded_from_the_gazetteer(rig: Rig) -> None:
+    r = await rig.route(address="深圳市南山区科技园腾讯大厦附近")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["label"] == "深圳南山区科技园" and body["groups"][0]["group"] == "sz-nanshan-kjy"
+    assert rig.visit(body["entry"]).area == "district:深圳:南山区"
+
+
+async def test_a_city_and_district_pick_routes_from_the_district_centre(rig: Rig) -> None:
+    r = await rig.route(city="广州", district="越秀区")
+    assert r.status_code == 200
+    assert r.json()["groups"][0]["group"] == "gz-yuexiu-bjl"
+    assert r.json()["label"] == "广州越秀区"
+
+
+async def test_the_same_visit_is_kept_across_tries(rig: Rig) -> None:
+    entry = _entry_of((await rig.http.get("/join", params={"channel": "wx-menu"})).text)["entry"]
+    r1 = await rig.route(entry=entry, address="火星基地")
+    assert r1.status_code == 404 and "没有找到这个地址" in r1.json()["message"]
+    r2 = await rig.route(entry=entry, city="上海", district="浦东新区")
+    assert r2.json()["entry"] == entry
+    assert rig.bot.visits.count() == 1
+
+
+@pytest.mark.parametrize(("body", "status", "code"), [
+    ({"lat": 91, "lon": 113.9}, 400, "bad_lat"),
+    ({"lat": 22.5, "lon": -181}, 400, "bad_lon"),
+    ({"lat": "二十二", "lon": 113.9}, 400, "bad_lat"),
+    ({"lat": "22.5", "lon": 113.9}, 400, "bad_lat"),
+    ({"lat": True, "lon": 113.9}, 400, "bad_lat"),
+    ({"lat": 22.5}, 400, "missing_lon"),
+    ({"lat": 22.5, "lon": 113.9, "crs": "mercator"}, 400, "bad_crs"),
+    ({"address": "   "}, 400, "missing_address"),
+    ({"address": "深" * 101}, 400, "bad_address"),
+    ({"address": 42}, 400, "bad_address"),
+    ({"city": "深圳"}, 400, "missing_district"),
+    ({"city": "深圳", "district": "火星区"}, 404, "unknown_district"),
+    ({}, 400, "missing_location"),
+    ({"channel": None, "lat": 22.5, "lon": 113.9}, 400, "missing_channel"),
+    ({"channel": "no-such", "lat": 22.5, "lon": 113.9}, 404, "unknown_channel"),
+    ({"channel": 7, "lat": 22.5, "lon": 113.9}, 400, "bad_channel"),
+    ({"ref": "NOT-A-CODE", "lat": 22.5, "lon": 113.9}, 400, "bad_referral"),
+    ({"ref": "AAAAAAAA-BBBBBBBB", "lat": 22.5, "lon": 113.9}, 400, "forged_referral"),
+    ({"entry": "no-such-visit", "lat": 22.5, "lon": 113.9}, 400, "unknown_entry"),
+    ({"entry": "<b>", "lat": 22.5, "lon": 113.9}, 400, "bad_entry"),
+])
+async def test_bad_route_input_is_refused_in_chinese(rig: Rig, body: dict, status: int,
+                                                     code: str) -> None:
+    r = await rig.route(**body)
+    assert r.status_code == status, r.text
+    assert r.json()["error"] == code and _CJK.search(r.json()["message"])
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"[1, 2]",
+                                 b'{"channel": "wx-menu", "lat": NaN, "lon": 113.9}',
+                                 b'{"channel": "wx-menu", "lat": Infinity, "lon": 113.9}'])
+async def test_malformed_bodies_are_refused_not_crashed_on(rig: Rig, raw: bytes) -> None:
+    r = await rig.http.post("/api/route", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and _CJK.search(r.json()["message"])
+    assert (await rig.http.get("/healthz")).json()["ok"] is True
+
+
+# --- choosing a group and its QR code --------------------------------------------------------
+
+async def test_choosing_a_small_group_shows_its_qr_code_cached_then_refreshed(rig: Rig) -> None:
+    entry = (await rig.route(lat=KJY_WGS[0], lon=KJY_WGS[1])).json()["entry"]
+    choice = (await rig.http.post("/api/choose", json={"entry": entry,
+                                                       "group": "sz-nanshan-kjy"})).json()
+    assert choice["join"] == "qr" and choice["name"] == "深圳南山科技园福利1群"
+    r = await rig.http.get(choice["qr_url"])
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
+    assert "<svg" in r.text and "入群二维码" in r.text
+    visit = rig.visit(entry)
+    assert (visit.chosen_group, visit.join_method) == ("sz-nanshan-kjy", "qr")
+    assert rig.qr_calls == ["sz-nanshan-kjy"]
+
+    rig.clock.set(T0 + timedelta(days=5, hours=23))
+    assert (await rig.http.get(choice["qr_url"])).text == r.text  # cached, still fresh
+    assert len(rig.qr_calls) == 1
+    rig.clock.set(T0 + timedelta(days=6, minutes=1))
+    refreshed = await rig.http.get(choice["qr_url"])
+    assert refreshed.status_code == 200 and refreshed.text != r.text  # fetched before expiry
+    assert len(rig.qr_calls) == 2
+
+
+async def test_a_group_of_200_or_more_has_no_qr_and_the_bot_invites(rig: Rig) -> None:
+    entry = (await rig.route(address="福田CBD")).json()["entry"]
+    r = await rig.http.get(f"/api/groups/sz-futian-cbd/qr.svg?entry={entry}")
+    assert r.status_code == 409 and "群福助手" in r.json()["message"]
+    assert rig.qr_calls == []
+    choice = (await rig.http.post("/api/choose", json={"entry": entry,
+                                                       "group": "sz-futian-cbd"})).json()
+    assert choice["join"] == "invite" and "qr_url" not in choice
+    code = choice["invite_code"]
+    assert f"入群 {code}" in choice["hint"]
+
+    rig.gateway.say("u1", f"入群 {code}")
+    await rig.settle()
+    acts = [(s.action.__class__.__name__, getattr(s.action, "room", None))
+            for s in rig.gateway.transcript]
+    assert ("Invite", "sz-futian-cbd") in acts
+    rig.clock.set(T0 + timedelta(hours=3))  # accepted hours later: still matched by contact
+    rig.gateway.join("sz-futian-cbd", ["u1"])
+    await rig.settle()
+    visit = rig.visit(entry)
+    assert visit.person_id == "u1" and visit.joined_at is not None
+    with Session(rig.bot.engine) as s:
+        membership = s.get(Membership, visit.membership_id)
+        assert membership is not None and membership.channel == "wx-menu"
+
+
+async def test_an_unknown_invite_code_is_answered(rig: Rig) -> None:
+    rig.gateway.say("u1", "入群 ZZZZZZ")
+    await rig.settle()
+    assert any("没有找到入群码" in getattr(s.action, "text", "") for s in rig.gateway.transcript)
+
+
+async def test_a_qr_join_is_matched_by_group_and_time_window(rig: Rig) -> None:
+    first = (await rig.route(lat=KJY_WGS[0], lon=KJY_WGS[1])).json()["entry"]
+    second = (await rig.route(channel="branch-poster", lat=KJY_WGS[0],
+                              lon=KJY_WGS[1])).json()["entry"]
+    for minutes, entry in enumerate((first, second)):
+        rig.clock.set(T0 + timedelta(minutes=minutes))
+        assert (await rig.http.get(
+            f"/api/groups/sz-nanshan-kjy/qr.svg?entry={entry}")).status_code == 200
+    rig.gateway.add_contact("u2", "李四")
+    rig.clock.set(T0 + timedelta(minutes=5))
+    rig.gateway.join("sz-nanshan-kjy", ["u1"])
+    await rig.settle()
+    assert rig.visit(first).person_id == "u1"  # oldest pending choice first
+    rig.clock.set(T0 + timedelta(hours=2))  # outside the 30-minute window
+    rig.gateway.join("sz-nanshan-kjy", ["u2"])
+    await rig.settle()
+    assert rig.visit(second).joined_at is None
+
+
+async def test_full_and_unknown_groups_and_missing_entries_are_refused(rig: Rig) -> None:
+    entry = (await rig.route(lat=KJY_WGS[0], lon=KJY_WGS[1])).json()["entry"]
+    full = await rig.http.get(f"/api/groups/sz-nanshan-kjy-2/qr.svg?entry={entry}")
+    assert full.status_code == 409 and "满员" in full.json()["message"]
+    unknown = await rig.http.post("/api/choose", json={"entry": entry, "group": "nope"})
+    assert unknown.status_code == 404
+    no_entry = await rig.http.get("/api/groups/sz-nanshan-kjy/qr.svg")
+    assert no_entry.status_code == 400 and "访问编号" in no_entry.json()["message"]
+    no_group = await rig.http.post("/api/choose", json={"entry": entry})
+    assert no_group.status_code == 400
+
+
+# --- overflow ------------------------------------------------------------------------------
+
+async def test_a_full_area_offers_groups_beyond_and_tells_ops_once_a_day(rig: Rig) -> None:
+    rig.set_members("sz-baoan-xx", 500)
+    r = await rig.route(lat=XIXIANG[0], lon=XIXIANG[1], crs="gcj02")
+    body = r.json()
+    assert r.status_code == 200 and body["overflow"] is True
+    assert body["groups"] and "sz-baoan-xx" not in [g["group"] for g in body["groups"]]
+    assert body["groups"][0]["distance_m"] > 5000
+    await rig.route(lat=XIXIANG[0] + 0.001, lon=XIXIANG[1], crs="gcj02")  # same cell, same day
+    await rig.settle()
+    for ops in ("ops1", "ops2"):
+        (row,) = rig.outbox_to(ops)
+        assert "新群需求" in (row.text or "") and "1个福利群已全部满员" in (row.text or "")
+    rig.clock.set(T0 + timedelta(days=1))
+    await rig.route(lat=XIXIANG[0], lon=XIXIANG[1], crs="gcj02")
+    assert len(rig.outbox_to("ops1")) == 2
+
+
+async def test_a_private_location_in_a_full_area_also_raises_the_alert(rig: Rig) -> None:
+    rig.set_members("sz-baoan-xx", 500)
+    rig.gateway.share_location("u1", *XIXIANG)
+    await rig.settle()
+    assert len(rig.outbox_to("ops1")) == 1
+
+
+# --- gazetteer and funnel ------------------------------------------------------------------
+
+async def test_the_gazetteer_lists_cities_and_districts(rig: Rig) -> None:
+    cities = (await rig.http.get("/api/gazetteer")).json()["cities"]
+    assert {c["name"] for c in cities} == {"深圳", "广州", "上海"}
+    assert "南山区" in next(c for c in cities if c["name"] == "深圳")["districts"]
+
+
+async def test_qunfu_funnel_prints_the_stages_per_channel(rig: Rig, tmp_path: Path) -> None:
+    for channel, stage in (("wx-menu", "chosen"), ("wx-menu", "visit"), ("sms-alert", "located")):
+        entry = _entry_of((await rig.http.get("/join", params={"channel": channel})).text)["entry"]
+        if stage != "visit":
+            await rig.route(channel=channel, entry=entry, lat=KJY_WGS[0], lon=KJY_WGS[1])
+        if stage == "chosen":
+            await rig.http.get(f"/api/groups/sz-nanshan-kjy/qr.svg?entry={entry}")
+    rig.gateway.join("sz-nanshan-kjy", ["u1"])
+    await rig.settle()
+    config = tmp_path / "config.yaml"
+    config.write_text(f"campaigns_dir: {ROOT / 'campaigns'}\ntemplates_dir: {ROOT / 'templates'}\n"
+                      f"database: {{url: 'sqlite:///{tmp_path / 'qunfu.db'}'}}\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["funnel", "--config", str(config), "--from", "2026-12-01",
+                                      "--to", "2026-12-01", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    rows = {r["channel"]: r for r in report["channels"]}
+    assert [rows["wx-menu"][k] for k in ("visits", "located", "chosen", "joined")] == [2, 1, 1, 1]
+    assert [rows["sms-alert"][k] for k in ("visits", "located", "chosen")] == [1, 1, 0]
+    assert rows["wx-menu"]["conversion"]["located"] == 0.5
+    assert report["total"]["visits"] == 3
+    text = CliRunner().invoke(cli, ["funnel", "--config", str(config), "--from", "2026-12-01",
+                                    "--to", "2026-12-01"])
+    assert text.exit_code == 0 and "公众号菜单" in text.stdout
+    bad = CliRunner().invoke(cli, ["funnel", "--config", str(config), "--from", "2026-12-02",
+                                   "--to", "2026-12-01"])
+    assert bad.exit_code == 1
