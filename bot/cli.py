@@ -196,6 +196,49 @@ def simulate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file."
             typer.echo(format_action(record))
 
 
+@app.command()
+def funnel(from_: Annotated[str, typer.Option("--from", help="First visit day, YYYY-MM-DD.")],
+           to: Annotated[str, typer.Option("--to", help="Last visit day, YYYY-MM-DD.")],
+           config: ConfigOpt = DEFAULT_CONFIG,
+           as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+           ) -> None:
+    """The entry funnel per channel for visits on these days (Asia/Shanghai)."""
+    from bot.app import _ensure_sqlite_dir, load_source
+    from bot.entry.funnel import EntryFunnel, format_table, total
+    from db.entry_repositories import EntryRepo
+    from db.session import make_engine, upgrade
+    from scheduler.clock import RealClock
+
+    settings = _settings(config)
+    try:
+        first, last = date.fromisoformat(from_), date.fromisoformat(to)
+    except ValueError:
+        typer.echo(f"--from/--to: expected dates as YYYY-MM-DD, got {from_!r} and {to!r}", err=True)
+        raise typer.Exit(1) from None
+    if last < first:
+        typer.echo(f"--to {last} is before --from {first}", err=True)
+        raise typer.Exit(1)
+    try:
+        ops = load_source(settings).current
+    except OpsDataError as exc:
+        _fail(exc.problems)
+    _ensure_sqlite_dir(settings.database.url)
+    upgrade(settings.database.url)
+    engine = make_engine(settings.database.url)
+    try:
+        rows = EntryFunnel(EntryRepo(engine), RealClock(), settings.entry.retention).report(
+            first, last, {c.id: c.name for c in ops.channels.values()})
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps({"from": first.isoformat(), "to": last.isoformat(),
+                               "channels": [r.as_json() for r in rows],
+                               "total": total(rows).as_json()}, ensure_ascii=False))
+        return
+    typer.echo(f"入群漏斗 {first} ~ {last}（按访问日期）")
+    typer.echo(format_table(rows))
+
+
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Apply database migrations up to the newest."""
