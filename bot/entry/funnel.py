@@ -1,4 +1,6 @@
-"""The entry funnel per channel: visit → location given → group chosen → joined → still in after 7 days.
+"""The entry funnel per channel.
+
+Stages: visit → location given → group chosen → joined → still in the group after 7 days.
 
 Visits are counted by the day they happened (a cohort): a report for 1–7 December counts the
 visits of those days and how far each has got by ``now``, whenever the later stages happened.
@@ -112,7 +114,8 @@ def format_table(rows: list[ChannelFunnel]) -> str:
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{v * 100:.1f}%"
 
-    head = f"{'渠道':<14}{'访问':>6}{'位置':>6}{'选群':>6}{'入群':>6}{'7天留存':>8}   转化(位置/选群/入群/留存)"
+    head = (f"{'渠道':<14}{'访问':>6}{'位置':>6}{'选群':>6}{'入群':>6}{'7天留存':>8}"
+            "   转化(位置/选群/入群/留存)")
     lines = [head]
     for r in [*rows, total(rows)]:
         conv = r.step_conversion()

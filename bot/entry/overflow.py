@@ -121,5 +121,6 @@ def overflow_text(area: Area, radius_m: float, full_nearby: int,
     if offered is None:
         tail = "目前全网没有可加入的群，用户暂时无法入群。"
     else:
-        tail = (f"新用户暂被引导至「{offered.group.name}」（距离{format_distance(offered.distance_m)}）。")
+        distance = format_distance(offered.distance_m)
+        tail = f"新用户暂被引导至「{offered.group.name}」（距离{distance}）。"
     return head + tail + "请尽快为该区域开设新群。（今日同一区域只提醒一次）"

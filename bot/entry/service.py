@@ -143,7 +143,8 @@ class EntryService:
             placed = self._placement.place(lat, lon, crs, area)
             wlat, wlon = to_wgs84(lat, lon, crs)
         except ValueError as exc:
-            raise bad_request("bad_location", "无法识别这个位置，请重新定位或选择城市和区域。") from exc
+            raise bad_request("bad_location",
+                              "无法识别这个位置，请重新定位或选择城市和区域。") from exc
         self._visits.located(visit.id, self._clock.now(), req.how, wlat, wlon, area.key,
                              placed.overflow)
         offers = [GroupOffer(r.group.id, r.group.name, r.group.city, r.group.district,
@@ -194,7 +195,7 @@ class EntryService:
     # --- choose ----------------------------------------------------------------------------
 
     def choose(self, entry_id: object, group_id: str) -> Choice:
-        """Record the group chosen; a group of ``scan_limit`` or more members gets an invite code."""
+        """Record the group chosen; from ``scan_limit`` members on, it gets an invite code."""
         visit = self._visit(entry_id)
         group = self._ops().groups.get(group_id)
         if group is None:

@@ -64,7 +64,8 @@ def test_the_geocoder_is_a_geopy_geocoder_answering_in_wgs84(gazetteer: Gazettee
 def test_district_pick_gives_its_centre(gazetteer: Gazetteer) -> None:
     place = gazetteer.district("深圳", "福田区")
     assert place is not None and place.kind == "district"
-    assert gazetteer.district("深圳", "火星区") is None and gazetteer.district("北京", "朝阳区") is None
+    assert gazetteer.district("深圳", "火星区") is None
+    assert gazetteer.district("北京", "朝阳区") is None
 
 
 def test_the_configured_geocoder_is_built_by_name(gazetteer: Gazetteer) -> None:
