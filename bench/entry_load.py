@@ -46,13 +46,15 @@ def _serve(port_box: list[int], ready: threading.Event, stop: threading.Event) -
     settings = settings_from_mapping({"simulator": {"demo": None}}, ROOT)
     clock = VirtualClock(datetime(2026, 12, 1, 10, tzinfo=SHANGHAI))
     gateway = SimulatorGateway(clock, settings.bot.id, settings.bot.name)
-    bot = Qunfu(settings, clock, gateway, load_source(settings),
-                database_url=f"sqlite:///{tmp}/bench.db")
+    bot = Qunfu(
+        settings, clock, gateway, load_source(settings), database_url=f"sqlite:///{tmp}/bench.db"
+    )
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port_box.append(sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(create_app(bot), log_level="warning",
-                                           lifespan="off", access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(bot), log_level="warning", lifespan="off", access_log=False)
+    )
 
     async def main() -> None:
         task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -73,14 +75,26 @@ def _bodies(n: int, seed: int) -> list[dict]:
     out = []
     for k in range(n):
         if k % 10 == 8:
-            out.append({"channel": "sms-alert", "address": rng.choice(
-                ["深圳南山科技园", "广州天河珠江新城", "上海陆家嘴", "福田CBD"])})
+            out.append(
+                {
+                    "channel": "sms-alert",
+                    "address": rng.choice(
+                        ["深圳南山科技园", "广州天河珠江新城", "上海陆家嘴", "福田CBD"]
+                    ),
+                }
+            )
         elif k % 10 == 9:
             out.append({"channel": "branch-poster", "city": "深圳", "district": "南山区"})
         else:
             lat, lon = rng.choice(CENTRES)
-            out.append({"channel": "wx-menu", "lat": lat + rng.gauss(0, 0.03),
-                        "lon": lon + rng.gauss(0, 0.03), "crs": "wgs84"})
+            out.append(
+                {
+                    "channel": "wx-menu",
+                    "lat": lat + rng.gauss(0, 0.03),
+                    "lon": lon + rng.gauss(0, 0.03),
+                    "crs": "wgs84",
+                }
+            )
     return out
 
 
@@ -107,8 +121,9 @@ def _client(port: int, total: int, seconds: float, concurrency: int, out: mp.Que
         for b in bodies:
             queue.put_nowait(b)
         limits = httpx.Limits(max_connections=concurrency)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits,
-                                     timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30
+        ) as client:
             await client.post("/api/route", json=bodies[0])  # warm up
             start = time.perf_counter()
             deadline = start + seconds
@@ -134,7 +149,8 @@ def main() -> None:
         raise SystemExit("the web app did not start within 60 s")
     out: mp.Queue = mp.get_context("spawn").Queue()
     client = mp.get_context("spawn").Process(
-        target=_client, args=(port_box[0], args.requests, args.seconds, args.concurrency, out))
+        target=_client, args=(port_box[0], args.requests, args.seconds, args.concurrency, out)
+    )
     client.start()
     result = out.get(timeout=args.seconds + 120)
     client.join()
@@ -144,8 +160,10 @@ def main() -> None:
     lat = sorted(result["latencies"])
     n = len(lat)
     p99 = lat[min(n - 1, int(n * 0.99))] if n else float("nan")
-    print(f"entry API load: POST /api/route, {n} requests in {result['elapsed']:.2f} s, "
-          f"concurrency {args.concurrency}, loopback, second process")
+    print(
+        f"entry API load: POST /api/route, {n} requests in {result['elapsed']:.2f} s, "
+        f"concurrency {args.concurrency}, loopback, second process"
+    )
     print(f"  requests/s  {n / result['elapsed']:.0f}")
     print(f"  p50         {statistics.median(lat) * 1000:.1f} ms" if n else "  p50 -")
     print(f"  p99         {p99 * 1000:.1f} ms")

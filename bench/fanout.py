@@ -34,8 +34,13 @@ from bot.templating import distance  # noqa: E402
 from db.session import make_engine, upgrade  # noqa: E402
 from scheduler.clock import SHANGHAI, VirtualClock  # noqa: E402
 
-CITIES = [("深圳", 22.54, 114.05), ("广州", 23.13, 113.26), ("上海", 31.23, 121.47),
-          ("北京", 39.90, 116.40), ("成都", 30.66, 104.06)]
+CITIES = [
+    ("深圳", 22.54, 114.05),
+    ("广州", 23.13, 113.26),
+    ("上海", 31.23, 121.47),
+    ("北京", 39.90, 116.40),
+    ("成都", 30.66, 104.06),
+]
 
 
 def synthetic_ops(n_groups: int, seed: int = 7) -> OpsData:
@@ -45,21 +50,40 @@ def synthetic_ops(n_groups: int, seed: int = 7) -> OpsData:
     for i in range(n_groups):
         city, lat0, lon0 = CITIES[i % len(CITIES)]
         lat, lon = lat0 + rnd.uniform(-0.3, 0.3), lon0 + rnd.uniform(-0.3, 0.3)
-        g = WelfareGroup(id=f"g{i}", name=f"{city}福利{i}群", city=city, district="测试区",
-                         location=Location(lat=lat, lon=lon))
+        g = WelfareGroup(
+            id=f"g{i}",
+            name=f"{city}福利{i}群",
+            city=city,
+            district="测试区",
+            location=Location(lat=lat, lon=lon),
+        )
         groups[g.id] = g
         for j in range(3):
-            m = Merchant(id=f"m{i}-{j}", name=f"{city}美食{i}-{j}", category="午餐",
-                         location=Location(lat=lat + rnd.uniform(-0.005, 0.005),
-                                           lon=lon + rnd.uniform(-0.005, 0.005)),
-                         offer="刷信用卡满30减10")
+            m = Merchant(
+                id=f"m{i}-{j}",
+                name=f"{city}美食{i}-{j}",
+                category="午餐",
+                location=Location(
+                    lat=lat + rnd.uniform(-0.005, 0.005), lon=lon + rnd.uniform(-0.005, 0.005)
+                ),
+                offer="刷信用卡满30减10",
+            )
             merchants[m.id] = m
     template = (ROOT / "templates" / "meal.j2").read_text(encoding="utf-8")
-    campaign = Campaign(id="lunch-deals", name="午餐附近美食", kind="meal", template="meal.j2",
-                        schedule={"at": "11:30", "spread": "20m"},
-                        data={"meal": "午餐", "radius_m": 1500})
-    return OpsData(campaigns={campaign.id: campaign}, groups=groups, merchants=merchants,
-                   templates={"meal.j2": template})
+    campaign = Campaign(
+        id="lunch-deals",
+        name="午餐附近美食",
+        kind="meal",
+        template="meal.j2",
+        schedule={"at": "11:30", "spread": "20m"},
+        data={"meal": "午餐", "radius_m": 1500},
+    )
+    return OpsData(
+        campaigns={campaign.id: campaign},
+        groups=groups,
+        merchants=merchants,
+        templates={"meal.j2": template},
+    )
 
 
 def bare_render(ops: OpsData, n: int) -> float:
@@ -67,8 +91,11 @@ def bare_render(ops: OpsData, n: int) -> float:
     env = Environment(trim_blocks=True, lstrip_blocks=True)
     env.filters["distance"] = distance
     template = env.from_string(ops.templates["meal.j2"])
-    ctx = {"group": {"name": "深圳福利0群"}, "data": {"meal": "午餐"},
-           "merchants": [{"name": "美食", "offer": "满30减10", "distance_m": 300}] * 3}
+    ctx = {
+        "group": {"name": "深圳福利0群"},
+        "data": {"meal": "午餐"},
+        "merchants": [{"name": "美食", "offer": "满30减10", "distance_m": 300}] * 3,
+    }
     t0 = time.perf_counter()
     for _ in range(n):
         template.render(ctx)
@@ -93,10 +120,17 @@ def full_fanout(ops: OpsData) -> tuple[float, float, int]:
         for week in (0, 7):
             t0 = time.perf_counter()
             at = fire_at + timedelta(days=week)
-            items = [OutboxItem(key=d.key, action=Say(room_conv(d.group.id), d.text),
-                                not_before=d.send_at, campaign_id=campaign.id,
-                                group_id=d.group.id, marketing=True)
-                     for d in planner.deliveries(campaign, at)]
+            items = [
+                OutboxItem(
+                    key=d.key,
+                    action=Say(room_conv(d.group.id), d.text),
+                    not_before=d.send_at,
+                    campaign_id=campaign.id,
+                    group_id=d.group.id,
+                    marketing=True,
+                )
+                for d in planner.deliveries(campaign, at)
+            ]
             queued += outbox.enqueue(items)
             timings.append(time.perf_counter() - t0)
         engine.dispose()
@@ -114,9 +148,11 @@ def main() -> None:
     n = args.groups
     print(f"groups: {n}, queued over two occurrences: {queued}")
     print(f"{'path':<52}{'seconds':>9}{'groups/s':>10}{'ratio':>8}")
-    rows = [("bare Jinja render loop (baseline)", base),
-            ("Qunfu: first occurrence (merchant lookup + render + enqueue)", first),
-            ("Qunfu: next occurrence (merchants cached)", again)]
+    rows = [
+        ("bare Jinja render loop (baseline)", base),
+        ("Qunfu: first occurrence (merchant lookup + render + enqueue)", first),
+        ("Qunfu: next occurrence (merchants cached)", again),
+    ]
     for label, secs in rows:
         print(f"{label:<52}{secs:>9.3f}{n / secs:>10.0f}{secs / base:>7.1f}x")
     print("ratio = time / baseline time, same process, same template")

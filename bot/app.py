@@ -47,8 +47,15 @@ from scheduler.clock import Clock
 class Qunfu:
     """A running bot: ops data, storage, services and a gateway, wired together."""
 
-    def __init__(self, settings: Settings, clock: Clock, gateway: ChatGateway,
-                 source: OpsDataSource, *, database_url: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        gateway: ChatGateway,
+        source: OpsDataSource,
+        *,
+        database_url: str | None = None,
+    ) -> None:
         self.settings = settings
         self.clock = clock
         self.gateway = gateway
@@ -69,33 +76,69 @@ class Qunfu:
         self._geocoder: Geocoder | None = None
         self._apply(source.current)
         self.scheduler = CampaignScheduler(
-            self.planner, self.outbox, OccurrenceRepo(self.engine), CheckpointRepo(self.engine),
-            clock, settings.outbox.grace, account=settings.bot.id)
+            self.planner,
+            self.outbox,
+            OccurrenceRepo(self.engine),
+            CheckpointRepo(self.engine),
+            clock,
+            settings.outbox.grace,
+            account=settings.bot.id,
+        )
         self.welcome = WelcomeService(
-            self.planner, self.memberships, self.outbox, clock, settings.welcome.batch_window,
-            settings.welcome.campaign, account=settings.bot.id)
+            self.planner,
+            self.memberships,
+            self.outbox,
+            clock,
+            settings.welcome.batch_window,
+            settings.welcome.campaign,
+            account=settings.bot.id,
+        )
         self._build_entry(settings, clock, gateway)
         self.dispatcher = Dispatcher(
-            self.planner, self.index, self.groups, self.memberships, self.outbox, clock,
-            bot_id=settings.bot.id, radius_m=settings.routing.radius_m, limit=settings.routing.limit,
-            placement=self.placement, joins=EntryJoins(self.visits, settings.entry.match_window))
+            self.planner,
+            self.index,
+            self.groups,
+            self.memberships,
+            self.outbox,
+            clock,
+            bot_id=settings.bot.id,
+            radius_m=settings.routing.radius_m,
+            limit=settings.routing.limit,
+            placement=self.placement,
+            joins=EntryJoins(self.visits, settings.entry.match_window),
+        )
 
     def _build_entry(self, settings: Settings, clock: Clock, gateway: ChatGateway) -> None:
         """The live-code entry path: placement with overflow, referral codes, QR codes, funnel."""
         entry = settings.entry
         self.visits = EntryRepo(self.engine)
         self.placement = OverflowPlacement(
-            self.index, self.groups, self.outbox, clock,
+            self.index,
+            self.groups,
+            self.outbox,
+            clock,
             radius_m=entry.overflow_radius_m or settings.routing.radius_m,
-            limit=settings.routing.limit, ops_contacts=entry.ops_contacts,
-            account=settings.bot.id)
-        self.referral_codes = ReferralCodes(ReferralCodeRepo(self.engine), referral_secret(settings))
+            limit=settings.routing.limit,
+            ops_contacts=entry.ops_contacts,
+            account=settings.bot.id,
+        )
+        self.referral_codes = ReferralCodes(
+            ReferralCodeRepo(self.engine), referral_secret(settings)
+        )
         self.qrcodes = GroupQrCodes(QrCodeRepo(self.engine), gateway, clock, entry.qr_refresh_after)
         self.entry = EntryService(
-            ops=lambda: self.ops, gazetteer=self.gazetteer, geocoder=self.geocoder,
-            visits=self.visits, referrals=self.referral_codes, placement=self.placement,
-            qrcodes=self.qrcodes, groups=self.groups, clock=clock, settings=entry,
-            bot_name=settings.bot.name)
+            ops=lambda: self.ops,
+            gazetteer=self.gazetteer,
+            geocoder=self.geocoder,
+            visits=self.visits,
+            referrals=self.referral_codes,
+            placement=self.placement,
+            qrcodes=self.qrcodes,
+            groups=self.groups,
+            clock=clock,
+            settings=entry,
+            bot_name=settings.bot.name,
+        )
         self.funnel = EntryFunnel(self.visits, clock, entry.retention)
 
     # --- ops data --------------------------------------------------------------------------------
@@ -127,8 +170,11 @@ class Qunfu:
         return self._geocoder
 
     def _apply(self, ops: OpsData) -> None:
-        self._planner = CampaignPlanner(ops, self.settings.quiet_hours,
-                                        merchant_radius_m=self.settings.routing.merchant_radius_m)
+        self._planner = CampaignPlanner(
+            ops,
+            self.settings.quiet_hours,
+            merchant_radius_m=self.settings.routing.merchant_radius_m,
+        )
         self._index = GroupIndex(ops.groups.values())
         self._ops = ops
         self._gazetteer = Gazetteer(ops.gazetteer)
@@ -145,10 +191,12 @@ class Qunfu:
         if ops is not None and ops is not self._ops:
             self._apply(ops)
             self._wake.set()
-            logger.info("ops data reloaded: {} campaigns, {} groups", len(ops.campaigns), len(ops.groups))
+            logger.info(
+                "ops data reloaded: {} campaigns, {} groups", len(ops.campaigns), len(ops.groups)
+            )
         return []
 
-    # --- the time loop -----------------------------------------------------------------------------
+    # --- the time loop ---------------------------------------------------------------------
 
     def handle(self, event: Event) -> None:
         """Process one event from the gateway."""
@@ -157,8 +205,11 @@ class Qunfu:
 
     def next_due(self) -> datetime | None:
         """The earliest instant any service has work."""
-        times = [t for t in (self.scheduler.next_due(), self.welcome.next_due(),
-                             self.outbox.next_due()) if t is not None]
+        times = [
+            t
+            for t in (self.scheduler.next_due(), self.welcome.next_due(), self.outbox.next_due())
+            if t is not None
+        ]
         return min(times) if times else None
 
     async def run_due(self) -> None:
@@ -200,7 +251,7 @@ class Qunfu:
 def _ensure_sqlite_dir(url: str) -> None:
     prefix = "sqlite:///"
     if url.startswith(prefix) and ":memory:" not in url:
-        Path(url[len(prefix):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(url[len(prefix) :]).parent.mkdir(parents=True, exist_ok=True)
 
 
 def load_source(settings: Settings) -> OpsDataSource:

@@ -15,12 +15,12 @@ from typing import Any
 
 from loguru import logger
 
+from bot.config import QuietHours
 from bot.opsdata.bundle import OpsData
 from bot.opsdata.models import WEEKDAYS, Campaign, Merchant, WelfareGroup
 from bot.perks import perk_calendar
 from bot.routing import MerchantIndex
 from bot.templating import TemplateRenderer
-from bot.config import QuietHours
 from scheduler.calendar import WorkCalendar
 from scheduler.clock import SHANGHAI
 from scheduler.triggers import occurrences
@@ -47,8 +47,13 @@ class Delivery:
 
 def group_context(group: WelfareGroup) -> dict[str, Any]:
     """The ``group`` value templates see."""
-    return {"id": group.id, "name": group.name, "city": group.city,
-            "district": group.district, "tags": list(group.tags)}
+    return {
+        "id": group.id,
+        "name": group.name,
+        "city": group.city,
+        "district": group.district,
+        "tags": list(group.tags),
+    }
 
 
 def campaign_context(campaign: Campaign) -> dict[str, Any]:
@@ -70,8 +75,14 @@ def merchant_categories(campaign: Campaign) -> list[str] | None:
 class CampaignPlanner:
     """Computes when campaigns fire and what each targeted group receives."""
 
-    def __init__(self, ops: OpsData, quiet: QuietHours, *, merchant_radius_m: float = 1500,
-                 merchant_limit: int = 5) -> None:
+    def __init__(
+        self,
+        ops: OpsData,
+        quiet: QuietHours,
+        *,
+        merchant_radius_m: float = 1500,
+        merchant_limit: int = 5,
+    ) -> None:
         self.ops = ops
         self.quiet = quiet
         self.calendar = WorkCalendar(ops.calendar)
@@ -87,8 +98,11 @@ class CampaignPlanner:
 
     def scheduled_campaigns(self) -> list[Campaign]:
         """Enabled campaigns that fire on a schedule (every kind but welcome)."""
-        return [c for c in sorted(self.ops.campaigns.values(), key=lambda c: c.id)
-                if c.enabled and c.kind != "welcome"]
+        return [
+            c
+            for c in sorted(self.ops.campaigns.values(), key=lambda c: c.id)
+            if c.enabled and c.kind != "welcome"
+        ]
 
     def targets(self, campaign: Campaign) -> list[WelfareGroup]:
         """Groups a campaign reaches (cached per planner, i.e. per ops-data version)."""
@@ -104,13 +118,16 @@ class CampaignPlanner:
         """Every fire time in ``[start, end)``, quiet hours included (callers decide)."""
         return occurrences(campaign, self.calendar, start, end)
 
-    def next_fire(self, campaign: Campaign, after: datetime,
-                  horizon: timedelta = timedelta(days=400)) -> datetime | None:
+    def next_fire(
+        self, campaign: Campaign, after: datetime, horizon: timedelta = timedelta(days=400)
+    ) -> datetime | None:
         """The first fire time strictly after ``after``, within ``horizon``."""
         start = after + timedelta(microseconds=1)
         return next(iter(self.fire_times(campaign, start, start + horizon)), None)
 
-    def context(self, campaign: Campaign, group: WelfareGroup, fire_at: datetime) -> dict[str, Any] | None:
+    def context(
+        self, campaign: Campaign, group: WelfareGroup, fire_at: datetime
+    ) -> dict[str, Any] | None:
         """The template context for one group at one occurrence; None when there is nothing to say.
 
         A merchant campaign with no merchant open near the group that day sends nothing there.
@@ -134,13 +151,25 @@ class CampaignPlanner:
             if near is None:
                 loc = group.location
                 near = self._near[key] = self.merchants.near(
-                    loc.lat, loc.lon, loc.crs, radius_m=radius, categories=categories or None,
-                    weekday=weekday, limit=limit)
+                    loc.lat,
+                    loc.lon,
+                    loc.crs,
+                    radius_m=radius,
+                    categories=categories or None,
+                    weekday=weekday,
+                    limit=limit,
+                )
             if not near:
                 return None
             ctx["merchants"] = [
-                {"id": m.id, "name": m.name, "offer": m.offer, "category": m.category,
-                 "address": m.address, "distance_m": round(d)}
+                {
+                    "id": m.id,
+                    "name": m.name,
+                    "offer": m.offer,
+                    "category": m.category,
+                    "address": m.address,
+                    "distance_m": round(d),
+                }
                 for m, d in near
             ]
         return ctx
@@ -152,8 +181,9 @@ class CampaignPlanner:
             self._perks[key] = [p.as_context() for p in perk_calendar(self.ops, group, day)]
         return self._perks[key]
 
-    def deliveries(self, campaign: Campaign, fire_at: datetime,
-                   groups: list[WelfareGroup] | None = None) -> list[Delivery]:
+    def deliveries(
+        self, campaign: Campaign, fire_at: datetime, groups: list[WelfareGroup] | None = None
+    ) -> list[Delivery]:
         """Render one occurrence for every targeted group, spreading sends over the window."""
         targeted = self.targets(campaign) if groups is None else groups
         spread = campaign.schedule.spread
@@ -162,14 +192,18 @@ class CampaignPlanner:
         for i, group in enumerate(targeted):
             ctx = self.context(campaign, group, fire_at)
             if ctx is None:
-                logger.bind(campaign=campaign.id, group=group.id).debug("no merchants near; skipped")
+                logger.bind(campaign=campaign.id, group=group.id).debug(
+                    "no merchants near; skipped"
+                )
                 continue
             text = self.renderer.render(campaign.template, ctx)
             offset = spread * i / n if n else timedelta(0)
             out.append(Delivery(fire_at, fire_at + offset, group, campaign, text))
         return out
 
-    def plan(self, start: datetime, end: datetime, group_id: str | None = None) -> Iterator[Delivery]:
+    def plan(
+        self, start: datetime, end: datetime, group_id: str | None = None
+    ) -> Iterator[Delivery]:
         """Everything that would be sent in ``[start, end)``, in time order (preview)."""
         streams = []
         for campaign in self.scheduled_campaigns():
@@ -181,8 +215,9 @@ class CampaignPlanner:
             streams.append(self._campaign_stream(campaign, groups, start, end))
         return merge(*streams, key=lambda d: (d.send_at, d.group.id, d.campaign.id))
 
-    def _campaign_stream(self, campaign: Campaign, groups: list[WelfareGroup],
-                         start: datetime, end: datetime) -> Iterator[Delivery]:
+    def _campaign_stream(
+        self, campaign: Campaign, groups: list[WelfareGroup], start: datetime, end: datetime
+    ) -> Iterator[Delivery]:
         for fire_at in self.fire_times(campaign, start, end):
             if self.in_quiet_hours(campaign, fire_at):
                 continue

@@ -7,14 +7,17 @@ import json
 import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from bot.opsdata.problems import OpsDataError
 
-app = typer.Typer(help="群福 Qunfu: operations bot for bank community welfare groups.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="群福 Qunfu: operations bot for bank community welfare groups.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
@@ -23,7 +26,9 @@ DEFAULT_CONFIG = Path("config.yaml")
 
 
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False) -> None:
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+) -> None:
     from bot.logs import setup_logging
 
     setup_logging("DEBUG" if verbose else "WARNING")
@@ -45,11 +50,16 @@ def _settings(config: Path):  # noqa: ANN202 - Settings, imported lazily for fas
 
 
 @app.command()
-def run(config: ConfigOpt = DEFAULT_CONFIG,
-        demo: Annotated[Optional[Path], typer.Option(help="Scenario to play at start (simulator).")] = None,
-        speed: Annotated[Optional[float], typer.Option(help="Clock speed-up (simulator).")] = None,
-        no_demo: Annotated[bool, typer.Option("--no-demo", help="Do not play the demo scenario.")] = False,
-        ) -> None:
+def run(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    demo: Annotated[
+        Path | None, typer.Option(help="Scenario to play at start (simulator).")
+    ] = None,
+    speed: Annotated[float | None, typer.Option(help="Clock speed-up (simulator).")] = None,
+    no_demo: Annotated[
+        bool, typer.Option("--no-demo", help="Do not play the demo scenario.")
+    ] = False,
+) -> None:
     """Start the bot as configured (the shipped config runs the simulator with a demo)."""
     from bot.runner import run_bot
 
@@ -82,12 +92,13 @@ def check(config: ConfigOpt = DEFAULT_CONFIG) -> None:
 
 
 @app.command()
-def preview(config: ConfigOpt = DEFAULT_CONFIG,
-            group: Annotated[Optional[str], typer.Option(help="Only this group id.")] = None,
-            from_: Annotated[Optional[str], typer.Option("--from", help="First day, YYYY-MM-DD.")] = None,
-            days: Annotated[int, typer.Option(min=1, max=366, help="How many days.")] = 1,
-            as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
-            ) -> None:
+def preview(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    group: Annotated[str | None, typer.Option(help="Only this group id.")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD.")] = None,
+    days: Annotated[int, typer.Option(min=1, max=366, help="How many days.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+) -> None:
     """What would be sent, when and where, fully rendered."""
     from bot.app import load_source
     from bot.campaigns import CampaignPlanner
@@ -106,25 +117,39 @@ def preview(config: ConfigOpt = DEFAULT_CONFIG,
     if group is not None and group not in ops.groups:
         typer.echo(f"--group: unknown group {group!r}", err=True)
         raise typer.Exit(1)
-    planner = CampaignPlanner(ops, settings.quiet_hours,
-                              merchant_radius_m=settings.routing.merchant_radius_m)
+    planner = CampaignPlanner(
+        ops, settings.quiet_hours, merchant_radius_m=settings.routing.merchant_radius_m
+    )
     start = datetime.combine(first, datetime.min.time(), SHANGHAI)
     for d in planner.plan(start, start + timedelta(days=days), group):
         if as_json:
-            typer.echo(json.dumps({"at": d.send_at.isoformat(), "group": d.group.id,
-                                   "campaign": d.campaign.id, "text": d.text}, ensure_ascii=False))
+            typer.echo(
+                json.dumps(
+                    {
+                        "at": d.send_at.isoformat(),
+                        "group": d.group.id,
+                        "campaign": d.campaign.id,
+                        "text": d.text,
+                    },
+                    ensure_ascii=False,
+                )
+            )
         else:
-            typer.echo(f"── {d.send_at:%Y-%m-%d %H:%M} {d.group.name} ({d.group.id}) · {d.campaign.id}")
+            typer.echo(
+                f"── {d.send_at:%Y-%m-%d %H:%M} {d.group.name} ({d.group.id}) · {d.campaign.id}"
+            )
             typer.echo(d.text + "\n")
 
 
 @app.command()
-def route(lat: Annotated[float, typer.Option(help="Latitude.")],
-          lon: Annotated[float, typer.Option(help="Longitude.")],
-          crs: Annotated[str, typer.Option(help="gcj02 | wgs84 | bd09")] = "gcj02",
-          limit: Annotated[Optional[int], typer.Option(min=1, max=50)] = None,
-          config: ConfigOpt = DEFAULT_CONFIG,
-          as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def route(
+    lat: Annotated[float, typer.Option(help="Latitude.")],
+    lon: Annotated[float, typer.Option(help="Longitude.")],
+    crs: Annotated[str, typer.Option(help="gcj02 | wgs84 | bd09")] = "gcj02",
+    limit: Annotated[int | None, typer.Option(min=1, max=50)] = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
     """The nearest groups that can take a new member."""
     from bot.app import load_source
     from bot.routing import GroupIndex
@@ -140,18 +165,28 @@ def route(lat: Annotated[float, typer.Option(help="Latitude.")],
     counts = _member_counts(settings, ops)
     try:
         results = GroupIndex(ops.groups.values()).nearest(
-            lat, lon, crs, limit=limit or settings.routing.limit, member_counts=counts)
+            lat, lon, crs, limit=limit or settings.routing.limit, member_counts=counts
+        )
     except ValueError as exc:
         typer.echo(f"invalid location: {exc}", err=True)
         raise typer.Exit(1) from None
-    rows = [{"group": r.group.id, "name": r.group.name, "distance_m": round(r.distance_m),
-             "members": r.members, "capacity": r.group.capacity} for r in results]
+    rows = [
+        {
+            "group": r.group.id,
+            "name": r.group.name,
+            "distance_m": round(r.distance_m),
+            "members": r.members,
+            "capacity": r.group.capacity,
+        }
+        for r in results
+    ]
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False))
         return
     for i, r in enumerate(rows, 1):
-        typer.echo(f"{i}. {r['name']} ({r['group']})  {r['distance_m']} m  "
-                   f"{r['members']}/{r['capacity']}")
+        typer.echo(
+            f"{i}. {r['name']} ({r['group']})  {r['distance_m']} m  {r['members']}/{r['capacity']}"
+        )
     if not rows:
         typer.echo("no group with room")
 
@@ -162,7 +197,7 @@ def _member_counts(settings, ops) -> dict[str, int]:  # noqa: ANN001
     from db.session import make_engine
 
     url = settings.database.url
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
         return {g.id: g.members for g in ops.groups.values()}
     try:
         engine = make_engine(url)
@@ -174,13 +209,15 @@ def _member_counts(settings, ops) -> dict[str, int]:  # noqa: ANN001
 
 
 @app.command()
-def simulate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
-             config: Annotated[Optional[Path], typer.Option("--config", "-c")] = None,
-             as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
-             ) -> None:
+def simulate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+) -> None:
     """Run a scripted scenario on the simulator and print what the bot did."""
     from bot.console import format_action
-    from bot.simulation import iter_records, simulate as run_scenario
+    from bot.simulation import iter_records
+    from bot.simulation import simulate as run_scenario
 
     if not scenario.exists():
         typer.echo(f"{scenario}:1:1: scenario file not found", err=False)
@@ -197,11 +234,12 @@ def simulate(scenario: Annotated[Path, typer.Argument(help="Scenario YAML file."
 
 
 @app.command()
-def funnel(from_: Annotated[str, typer.Option("--from", help="First visit day, YYYY-MM-DD.")],
-           to: Annotated[str, typer.Option("--to", help="Last visit day, YYYY-MM-DD.")],
-           config: ConfigOpt = DEFAULT_CONFIG,
-           as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
-           ) -> None:
+def funnel(
+    from_: Annotated[str, typer.Option("--from", help="First visit day, YYYY-MM-DD.")],
+    to: Annotated[str, typer.Option("--to", help="Last visit day, YYYY-MM-DD.")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+) -> None:
     """The entry funnel per channel for visits on these days (Asia/Shanghai)."""
     from bot.app import _ensure_sqlite_dir, load_source
     from bot.entry.funnel import EntryFunnel, format_table, total
@@ -227,13 +265,22 @@ def funnel(from_: Annotated[str, typer.Option("--from", help="First visit day, Y
     engine = make_engine(settings.database.url)
     try:
         rows = EntryFunnel(EntryRepo(engine), RealClock(), settings.entry.retention).report(
-            first, last, {c.id: c.name for c in ops.channels.values()})
+            first, last, {c.id: c.name for c in ops.channels.values()}
+        )
     finally:
         engine.dispose()
     if as_json:
-        typer.echo(json.dumps({"from": first.isoformat(), "to": last.isoformat(),
-                               "channels": [r.as_json() for r in rows],
-                               "total": total(rows).as_json()}, ensure_ascii=False))
+        typer.echo(
+            json.dumps(
+                {
+                    "from": first.isoformat(),
+                    "to": last.isoformat(),
+                    "channels": [r.as_json() for r in rows],
+                    "total": total(rows).as_json(),
+                },
+                ensure_ascii=False,
+            )
+        )
         return
     typer.echo(f"入群漏斗 {first} ~ {last}（按访问日期）")
     typer.echo(format_table(rows))

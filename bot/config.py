@@ -86,19 +86,29 @@ class EntrySettings(_Section):
     The referral-code secret is not here: it comes from ``QUNFU_REFERRAL_SECRET``.
     """
 
-    geocoder: str = Field(default="gazetteer",
-                          description="gazetteer (offline) or a geopy service name, e.g. nominatim")
-    geocoder_options: dict[str, Any] = Field(default_factory=dict,
-                                             description="keyword arguments for the geopy geocoder")
+    geocoder: str = Field(
+        default="gazetteer",
+        description="gazetteer (offline) or a geopy service name, e.g. nominatim",
+    )
+    geocoder_options: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments for the geopy geocoder"
+    )
     geocoder_crs: Literal["wgs84", "gcj02", "bd09"] = Field(
-        default="wgs84", description="what an online geocoder returns (baidu: bd09)")
+        default="wgs84", description="what an online geocoder returns (baidu: bd09)"
+    )
     user_agent: str = "qunfu-entry"
-    ops_contacts: list[str] = Field(default_factory=list,
-                                    description="contact ids told when an area needs a new group")
-    overflow_radius_m: float | None = Field(default=None, gt=0,
-                                            description="default: routing.radius_m")
-    scan_limit: int = Field(default=200, ge=1, le=500,
-                            description="from this member count a group is joined by invitation")
+    ops_contacts: list[str] = Field(
+        default_factory=list, description="contact ids told when an area needs a new group"
+    )
+    overflow_radius_m: float | None = Field(
+        default=None, gt=0, description="default: routing.radius_m"
+    )
+    scan_limit: int = Field(
+        default=200,
+        ge=1,
+        le=500,
+        description="from this member count a group is joined by invitation",
+    )
     qr_refresh_after: Duration = timedelta(days=6)
     match_window: Duration = timedelta(minutes=30)
     retention: Duration = timedelta(days=7)
@@ -129,8 +139,9 @@ class WechatySettings(_Section):
 class Settings(BaseSettings):
     """The whole of config.yaml."""
 
-    model_config = SettingsConfigDict(env_prefix="QUNFU_", env_nested_delimiter="__",
-                                      extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="QUNFU_", env_nested_delimiter="__", extra="forbid"
+    )
 
     gateway: Literal["simulator", "wechaty"] = "simulator"
     timezone: Literal["Asia/Shanghai"] = "Asia/Shanghai"
@@ -180,7 +191,7 @@ def resolve_sqlite_url(url: str, base: Path) -> str:
     """Make a relative ``sqlite:///file`` URL absolute against ``base``; others pass through."""
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
-        rel = url[len(prefix):]
+        rel = url[len(prefix) :]
         return prefix + str((base / rel).resolve())
     return url
 

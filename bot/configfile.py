@@ -51,8 +51,12 @@ def _load(path: Path) -> tuple[Settings, YamlDoc]:
         raise OpsDataError([Problem(path, 1, 1, "expected a mapping of settings at the top level")])
     bad_keys = [k for k in data if not isinstance(k, str)]
     if bad_keys:
-        raise OpsDataError([doc.problem((k,), f"expected a setting name, got {k!r}", at_key=True)
-                            for k in bad_keys])
+        raise OpsDataError(
+            [
+                doc.problem((k,), f"expected a setting name, got {k!r}", at_key=True)
+                for k in bad_keys
+            ]
+        )
     try:
         return settings_from_mapping(data, base_dir=path.parent), doc
     except ValidationError as e:
@@ -64,7 +68,7 @@ def _settings_problems(doc: YamlDoc, error: ValidationError) -> list[Problem]:
     problems = []
     for err in error.errors(include_url=False):
         loc = tuple(str(p).lower() if isinstance(p, str) else p for p in err["loc"])
-        var = next((name for name, parts in env.items() if loc[:len(parts)] == parts), None)
+        var = next((name for name, parts in env.items() if loc[: len(parts)] == parts), None)
         (problem,) = problems_from_errors(doc, Settings, [err])
         if var is not None:
             problem = Problem(ENV_PATH, 0, 0, f"{var}: {problem.message}")
@@ -74,8 +78,11 @@ def _settings_problems(doc: YamlDoc, error: ValidationError) -> list[Problem]:
 
 def _env_paths() -> dict[str, Loc]:
     # QUNFU_DATABASE__URL -> ("database", "url"); the environment wins over the file.
-    return {name: tuple(name[len(_ENV_PREFIX):].lower().split("__"))
-            for name in os.environ if name.upper().startswith(_ENV_PREFIX)}
+    return {
+        name: tuple(name[len(_ENV_PREFIX) :].lower().split("__"))
+        for name in os.environ
+        if name.upper().startswith(_ENV_PREFIX)
+    }
 
 
 def check_all(config_path: Path, now: datetime) -> list[Problem]:
@@ -96,12 +103,16 @@ def check_all(config_path: Path, now: datetime) -> list[Problem]:
     problems = check_templates(ops, now)
     welcome = settings.welcome.campaign
     if welcome is not None and welcome not in ops.campaigns:
-        problems.insert(0, doc.problem(("welcome", "campaign"), f"unknown campaign {welcome!r}"
-                                       + did_you_mean(welcome, ops.campaigns)))
+        problems.insert(
+            0,
+            doc.problem(
+                ("welcome", "campaign"),
+                f"unknown campaign {welcome!r}" + did_you_mean(welcome, ops.campaigns),
+            ),
+        )
     return _shown(problems)
 
 
 def _shown(problems: list[Problem]) -> list[Problem]:
     cwd = Path.cwd()
     return [p.relative_to(cwd) if p.path.is_absolute() else p for p in problems]
-

@@ -45,20 +45,31 @@ class TerminalConsole:
         if record["action"] == "say":
             to = record["to"]
             kind, _, ident = to.partition(":")
-            where = (self.gateway.rooms[ident].name if kind == "room" and ident in self.gateway.rooms
-                     else self.gateway.contacts.get(ident, None) and self.gateway.contacts[ident].name
-                     or ident)
+            where = (
+                self.gateway.rooms[ident].name
+                if kind == "room" and ident in self.gateway.rooms
+                else self.gateway.contacts.get(ident, None)
+                and self.gateway.contacts[ident].name
+                or ident
+            )
             icon = "👥" if kind == "room" else "💬"
-            mentions = " ".join("@" + self.gateway.contacts.get(m, None).name
-                                if self.gateway.contacts.get(m) else "@" + m
-                                for m in record.get("mentions", []))
-            self.out.print(f"[dim]{at}[/dim] [bold cyan]群福助手[/bold cyan] {icon} "
-                           f"[bold]{escape(str(where))}[/bold] {escape(mentions)}")
+            mentions = " ".join(
+                "@" + self.gateway.contacts.get(m, None).name
+                if self.gateway.contacts.get(m)
+                else "@" + m
+                for m in record.get("mentions", [])
+            )
+            self.out.print(
+                f"[dim]{at}[/dim] [bold cyan]群福助手[/bold cyan] {icon} "
+                f"[bold]{escape(str(where))}[/bold] {escape(mentions)}"
+            )
             for line in record["text"].splitlines():
                 self.out.print("      " + escape(line))
         else:
-            self.out.print(f"[dim]{at}[/dim] [bold cyan]群福助手[/bold cyan] {record['action']} "
-                           f"{escape(record['contact'])} → {escape(record['room'])}")
+            self.out.print(
+                f"[dim]{at}[/dim] [bold cyan]群福助手[/bold cyan] {record['action']} "
+                f"{escape(record['contact'])} → {escape(record['room'])}"
+            )
 
     def show_input(self, at: str, text: str) -> None:
         """Echo something a simulated person did."""
@@ -78,8 +89,9 @@ class TerminalConsole:
             if cmd == "help":
                 return HELP
             if cmd == "rooms":
-                return "\n".join(f"{r.id}  {r.name}  ({len(r.members)} simulated)"
-                                 for r in g.rooms.values())
+                return "\n".join(
+                    f"{r.id}  {r.name}  ({len(r.members)} simulated)" for r in g.rooms.values()
+                )
             if cmd == "contact" and len(args) >= 1:
                 p = g.add_contact(args[0], " ".join(args[1:]) or args[0])
                 return f"contact {p.id} {p.name}"

@@ -49,11 +49,21 @@ class RouteOffers:
 class Dispatcher:
     """Hands events to routing, memberships, FAQ; replies go through the outbox."""
 
-    def __init__(self, planner: Callable[[], CampaignPlanner], index: Callable[[], GroupIndex],
-                 groups: GroupRepo, memberships: MembershipRepo, outbox: Outbox, clock: Clock,
-                 *, bot_id: str, radius_m: float, limit: int,
-                 placement: OverflowPlacement | None = None,
-                 joins: EntryJoins | None = None) -> None:
+    def __init__(
+        self,
+        planner: Callable[[], CampaignPlanner],
+        index: Callable[[], GroupIndex],
+        groups: GroupRepo,
+        memberships: MembershipRepo,
+        outbox: Outbox,
+        clock: Clock,
+        *,
+        bot_id: str,
+        radius_m: float,
+        limit: int,
+        placement: OverflowPlacement | None = None,
+        joins: EntryJoins | None = None,
+    ) -> None:
         self._planner = planner
         self._index = index
         self._groups = groups
@@ -82,7 +92,8 @@ class Dispatcher:
                 logger.warning("unknown event type {}", type(event).__name__)
         except Exception as exc:  # one bad event must not stop the bot
             logger.opt(exception=exc).bind(event=type(event).__name__).error(
-                "event rejected: {}", exc)
+                "event rejected: {}", exc
+            )
 
     # --- membership ----------------------------------------------------------------------------
 
@@ -94,8 +105,13 @@ class Dispatcher:
             if person.id == self._bot_id:
                 continue
             matched = self._joins.match(event.room_id, person.id, event.at) if self._joins else None
-            membership = self._memberships.join(event.room_id, person, event.at, event.inviter_id,
-                                                channel=matched.channel if matched else None)
+            membership = self._memberships.join(
+                event.room_id,
+                person,
+                event.at,
+                event.inviter_id,
+                channel=matched.channel if matched else None,
+            )
             if matched is not None and self._joins is not None:
                 self._joins.link(matched, membership.id)
 
@@ -112,12 +128,20 @@ class Dispatcher:
             results = self.route(event.lat, event.lon, event.crs)
         except ValueError as exc:
             logger.bind(contact=mask(event.sender.id)).warning("location rejected: {}", exc)
-            self._reply(event.sender.id, event.at, "抱歉，没能识别这个位置，请重新发送一次位置。",
-                        f"loc:{event.sender.id}:{event.at.isoformat()}")
+            self._reply(
+                event.sender.id,
+                event.at,
+                "抱歉，没能识别这个位置，请重新发送一次位置。",
+                f"loc:{event.sender.id}:{event.at.isoformat()}",
+            )
             return
         self._offers.offers[event.sender.id] = [r.group.id for r in results]
-        self._reply(event.sender.id, event.at, format_route_offer(results),
-                    f"loc:{event.sender.id}:{event.at.isoformat()}")
+        self._reply(
+            event.sender.id,
+            event.at,
+            format_route_offer(results),
+            f"loc:{event.sender.id}:{event.at.isoformat()}",
+        )
 
     def route(self, lat: float, lon: float, crs: str = "gcj02") -> list[RouteResult]:
         """Nearest groups with room, within the radius; nearest beyond it if none is.
@@ -129,8 +153,9 @@ class Dispatcher:
             return self._placement.place(lat, lon, crs, area, limit=self._limit).results
         counts = self._groups.member_counts()
         index = self._index()
-        results = index.nearest(lat, lon, crs, limit=self._limit, member_counts=counts,
-                                radius_m=self._radius_m)
+        results = index.nearest(
+            lat, lon, crs, limit=self._limit, member_counts=counts, radius_m=self._radius_m
+        )
         return results or index.nearest(lat, lon, crs, limit=self._limit, member_counts=counts)
 
     def _message(self, event: MessageReceived) -> None:
@@ -154,15 +179,24 @@ class Dispatcher:
                 group_id = offered[n - 1]
                 name = self._planner().ops.groups[group_id].name
                 self._enqueue(Invite(group_id, event.sender.id), event.at, key + ":invite")
-                self._reply(event.sender.id, event.at, f"已邀请您加入「{name}」，请在聊天列表中查看邀请。", key)
+                self._reply(
+                    event.sender.id,
+                    event.at,
+                    f"已邀请您加入「{name}」，请在聊天列表中查看邀请。",
+                    key,
+                )
                 return
         request = self._joins.invite_request(text) if self._joins is not None else None
         if request is not None and (request.group_id is not None or request.explicit):
             self._invite_by_code(event, request, key)
             return
         if any(w in text for w in _JOIN_WORDS):
-            self._reply(event.sender.id, event.at,
-                        "欢迎！请点击「+」→「位置」发送您的位置，我为您推荐附近有空位的福利群。", key)
+            self._reply(
+                event.sender.id,
+                event.at,
+                "欢迎！请点击「+」→「位置」发送您的位置，我为您推荐附近有空位的福利群。",
+                key,
+            )
             return
         answer = answer_faq(self._planner().ops.faq, text)
         if answer:
@@ -172,25 +206,42 @@ class Dispatcher:
         """The entry page told the person to send this code: invite them into the chosen group."""
         group = self._planner().ops.groups.get(request.group_id or "")
         if group is None:
-            self._reply(event.sender.id, event.at,
-                        f"没有找到入群码 {request.code}，请回到入群页面重新选择，或直接发送位置给我。", key)
+            self._reply(
+                event.sender.id,
+                event.at,
+                f"没有找到入群码 {request.code}，请回到入群页面重新选择，或直接发送位置给我。",
+                key,
+            )
             return
         if self._groups.member_counts().get(group.id, group.members) >= group.capacity:
-            self._reply(event.sender.id, event.at,
-                        f"抱歉，「{group.name}」刚刚满员了。请发送您的位置，我为您推荐附近其他有空位的群。",
-                        key)
+            self._reply(
+                event.sender.id,
+                event.at,
+                f"抱歉，「{group.name}」刚刚满员了。请发送您的位置，我为您推荐附近其他有空位的群。",
+                key,
+            )
             return
         assert self._joins is not None
         self._joins.claim(request.code, event.sender.id)
         self._enqueue(Invite(group.id, event.sender.id), event.at, key + ":invite")
-        self._reply(event.sender.id, event.at, f"已邀请您加入「{group.name}」，请在聊天列表中查看邀请。", key)
+        self._reply(
+            event.sender.id,
+            event.at,
+            f"已邀请您加入「{group.name}」，请在聊天列表中查看邀请。",
+            key,
+        )
 
     def _reply(self, contact_id: str, at: datetime, text: str, key: str) -> None:
         self._enqueue(Say(contact_conv(contact_id), text), at, key)
 
     def _enqueue(self, action: Say | Invite, at: datetime, key: str) -> None:
-        self._outbox.enqueue([OutboxItem(key=key, action=action, not_before=at, marketing=False,
-                                         account=self._bot_id)])
+        self._outbox.enqueue(
+            [
+                OutboxItem(
+                    key=key, action=action, not_before=at, marketing=False, account=self._bot_id
+                )
+            ]
+        )
 
 
 def _digest(event: MessageReceived) -> str:

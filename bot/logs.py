@@ -18,14 +18,18 @@ def _mask_record(record: Any) -> None:
             record["extra"][key] = mask_text(value)
 
 
-def setup_logging(level: str = "INFO", *, console_level: str | None = None,
-                  json_file: Path | None = None) -> None:
+def setup_logging(
+    level: str = "INFO", *, console_level: str | None = None, json_file: Path | None = None
+) -> None:
     """Log to stderr (human-readable) and optionally to a JSON-lines file, PII masked."""
     logger.remove()
     logger.configure(patcher=_mask_record)
-    logger.add(sys.stderr, level=console_level or level,
-               format="<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message} "
-                      "<dim>{extra}</dim>")
+    logger.add(
+        sys.stderr,
+        level=console_level or level,
+        format="<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message} "
+        "<dim>{extra}</dim>",
+    )
     if json_file is not None:
         json_file.parent.mkdir(parents=True, exist_ok=True)
         logger.add(json_file, level=level, serialize=True, rotation="20 MB", retention=5)

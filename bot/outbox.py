@@ -33,7 +33,7 @@ from bot.config import OutboxSettings, QuietHours
 from bot.events import Action, Invite, Remove, Say, room_conv
 from bot.gateways.base import ChatGateway, GatewayError
 from db.models import OutboxRow
-from db.repositories import as_utc, insert_ignore, insert_ignore_many
+from db.repositories import as_utc, insert_ignore_many
 from db.session import session_factory
 from scheduler.clock import SHANGHAI, Clock, aware
 
@@ -83,10 +83,16 @@ def preview(text: str | None) -> str:
 class Outbox:
     """Durable, paced, retried sending. See the module docstring for the guarantees."""
 
-    def __init__(self, db: Engine | Callable[[], Session], settings: OutboxSettings,
-                 quiet: QuietHours, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Engine | Callable[[], Session],
+        settings: OutboxSettings,
+        quiet: QuietHours,
+        clock: Clock,
+    ) -> None:
         self._sessions: Callable[[], Session] = (
-            session_factory(db) if isinstance(db, Engine) else db)
+            session_factory(db) if isinstance(db, Engine) else db
+        )
         self._settings = settings
         self._quiet = quiet
         self._clock = clock
@@ -104,12 +110,14 @@ class Outbox:
             return 0
         by_key = {item.key: item for item in batch}
         with self._sessions() as s, s.begin():
-            added = insert_ignore_many(s, OutboxRow, [_row_values(i, now) for i in by_key.values()],
-                                       "key")
+            added = insert_ignore_many(
+                s, OutboxRow, [_row_values(i, now) for i in by_key.values()], "key"
+            )
         for key in added:
             item = by_key[key]
             self._log(key, item.account, item.campaign_id, item.group_id).debug(
-                "outbox: queued {} for {}", _kind(item.action), item.not_before.isoformat())
+                "outbox: queued {} for {}", _kind(item.action), item.not_before.isoformat()
+            )
         return len(added)
 
     # -- timing ----------------------------------------------------------------------------
@@ -117,10 +125,13 @@ class Outbox:
     def next_due(self) -> datetime | None:
         """The earliest instant something may be sent (pacing, retries, quiet hours), or None."""
         with self._sessions() as s:
-            stmt = (select(OutboxRow.account, OutboxRow.marketing,
-                           sa.func.min(OutboxRow.next_attempt_at))
-                    .where(OutboxRow.status == "pending")
-                    .group_by(col(OutboxRow.account), col(OutboxRow.marketing)))
+            stmt = (
+                select(
+                    OutboxRow.account, OutboxRow.marketing, sa.func.min(OutboxRow.next_attempt_at)
+                )
+                .where(OutboxRow.status == "pending")
+                .group_by(col(OutboxRow.account), col(OutboxRow.marketing))
+            )
             groups = s.exec(stmt).all()
             slots = self._slots(s)
         best: datetime | None = None
@@ -144,9 +155,11 @@ class Outbox:
         """
         now = self._clock.now()
         with self._sessions() as s:
-            stmt = (select(OutboxRow.id, OutboxRow.account, OutboxRow.marketing)
-                    .where(OutboxRow.status == "pending", OutboxRow.next_attempt_at <= now)
-                    .order_by(col(OutboxRow.not_before), col(OutboxRow.id)))
+            stmt = (
+                select(OutboxRow.id, OutboxRow.account, OutboxRow.marketing)
+                .where(OutboxRow.status == "pending", OutboxRow.next_attempt_at <= now)
+                .order_by(col(OutboxRow.not_before), col(OutboxRow.id))
+            )
             candidates = s.exec(stmt).all()
             slots = self._slots(s)
         quiet_now = self._quiet.contains(now.astimezone(SHANGHAI).time())
@@ -169,8 +182,9 @@ class Outbox:
             now = self._clock.now()
         return sent
 
-    async def _deliver_one(self, gateway: ChatGateway, row_id: int | None,
-                           started: datetime) -> OutboxRecord | None:
+    async def _deliver_one(
+        self, gateway: ChatGateway, row_id: int | None, started: datetime
+    ) -> OutboxRecord | None:
         row = self._claim(row_id, started)
         if row is None:
             return None
@@ -195,7 +209,8 @@ class Outbox:
                 sa.update(OutboxRow)
                 .where(col(OutboxRow.id) == row_id, col(OutboxRow.status) == "pending")
                 .values(status="sending", attempts=OutboxRow.attempts + 1, last_attempt_at=now)
-                .returning(col(OutboxRow.id)))
+                .returning(col(OutboxRow.id))
+            )
             if result.first() is None:
                 return None  # somebody else took it
             return s.get(OutboxRow, row_id)
@@ -206,8 +221,12 @@ class Outbox:
             return self._finish(row.id, "failed", last_error=_error(exc))
         delay = min(self._settings.backoff * 2 ** (row.attempts - 1), self._settings.max_backoff)
         retry_at = self._clock.now() + delay
-        log.warning("outbox: attempt {} failed ({}); retry at {}", row.attempts, _error(exc),
-                    retry_at.isoformat())
+        log.warning(
+            "outbox: attempt {} failed ({}); retry at {}",
+            row.attempts,
+            _error(exc),
+            retry_at.isoformat(),
+        )
         return self._finish(row.id, "pending", last_error=_error(exc), next_attempt_at=retry_at)
 
     def _finish(self, row_id: int | None, status: OutboxStatus, **values: Any) -> OutboxRecord:
@@ -224,11 +243,16 @@ class Outbox:
 
     def _slots(self, s: Session) -> dict[str, datetime]:
         """Per account, the earliest instant its next send may go out."""
-        stmt = (select(OutboxRow.account, sa.func.max(OutboxRow.last_attempt_at))
-                .where(col(OutboxRow.last_attempt_at).is_not(None))
-                .group_by(col(OutboxRow.account)))
-        return {account: self._slot_after(account, as_utc(last))
-                for account, last in s.exec(stmt) if last is not None}
+        stmt = (
+            select(OutboxRow.account, sa.func.max(OutboxRow.last_attempt_at))
+            .where(col(OutboxRow.last_attempt_at).is_not(None))
+            .group_by(col(OutboxRow.account))
+        )
+        return {
+            account: self._slot_after(account, as_utc(last))
+            for account, last in s.exec(stmt)
+            if last is not None
+        }
 
     def _slot_after(self, account: str, last: datetime) -> datetime:
         # One jitter draw per (account, last send): next_due and deliver_due must agree.
@@ -261,7 +285,9 @@ class Outbox:
                 row.last_error = "interrupted while sending; not resent automatically"
                 self._log(row.key, row.account, row.campaign_id, row.group_id).warning(
                     "outbox: {} to {} may or may not have gone out; marked uncertain",
-                    row.action, row.conversation)
+                    row.action,
+                    row.conversation,
+                )
             return [row.key for row in rows]
 
     def requeue(self, key: str) -> bool:
@@ -270,10 +296,12 @@ class Outbox:
         with self._sessions() as s, s.begin():
             result = s.execute(
                 sa.update(OutboxRow)
-                .where(col(OutboxRow.key) == key,
-                       col(OutboxRow.status).in_(("uncertain", "failed")))
+                .where(
+                    col(OutboxRow.key) == key, col(OutboxRow.status).in_(("uncertain", "failed"))
+                )
                 .values(status="pending", attempts=0, next_attempt_at=now)
-                .returning(col(OutboxRow.id)))
+                .returning(col(OutboxRow.id))
+            )
             return result.first() is not None
 
     def audit(self, since: datetime | None = None) -> list[OutboxRecord]:
@@ -309,10 +337,18 @@ def _kind(action: Action) -> str:
 def _row_values(item: OutboxItem, now: datetime) -> dict[str, Any]:
     not_before = aware(item.not_before)
     values: dict[str, Any] = {
-        "key": item.key, "account": item.account, "action": _kind(item.action),
-        "campaign_id": item.campaign_id, "group_id": item.group_id,
-        "marketing": item.marketing, "not_before": not_before, "next_attempt_at": not_before,
-        "status": "pending", "attempts": 0, "created_at": now, "mentions": [],
+        "key": item.key,
+        "account": item.account,
+        "action": _kind(item.action),
+        "campaign_id": item.campaign_id,
+        "group_id": item.group_id,
+        "marketing": item.marketing,
+        "not_before": not_before,
+        "next_attempt_at": not_before,
+        "status": "pending",
+        "attempts": 0,
+        "created_at": now,
+        "mentions": [],
     }
     match item.action:
         case Say(to=to, text=text, mentions=mentions):
@@ -332,11 +368,18 @@ def _action(row: OutboxRow) -> Action:
 
 def _record(row: OutboxRow) -> OutboxRecord:
     return OutboxRecord(
-        key=row.key, action=_action(row), account=row.account,
+        key=row.key,
+        action=_action(row),
+        account=row.account,
         status=row.status,  # type: ignore[arg-type]
-        attempts=row.attempts, not_before=_local(row.not_before), sent_at=_local(row.sent_at),
-        campaign_id=row.campaign_id, group_id=row.group_id, marketing=row.marketing,
-        last_error=row.last_error)
+        attempts=row.attempts,
+        not_before=_local(row.not_before),
+        sent_at=_local(row.sent_at),
+        campaign_id=row.campaign_id,
+        group_id=row.group_id,
+        marketing=row.marketing,
+        last_error=row.last_error,
+    )
 
 
 def _local(dt: datetime | None) -> Any:

@@ -12,8 +12,15 @@ from bot.opsdata.bundle import OpsData
 from bot.opsdata.models import WEEKDAY_ZH, WEEKDAYS, Campaign, WelfareGroup
 
 # Every-day perks first, then weekly, monthly, holiday and one-off ones; by time within each.
-_KIND_ORDER = {"daily": 0, "meal": 0, "weekly": 1, "lottery": 1, "monthly": 2, "holiday": 3,
-               "once": 4}
+_KIND_ORDER = {
+    "daily": 0,
+    "meal": 0,
+    "weekly": 1,
+    "lottery": 1,
+    "monthly": 2,
+    "holiday": 3,
+    "once": 4,
+}
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,7 @@ def describe_days(campaign: Campaign) -> str:
 def perk_calendar(ops: OpsData, group: WelfareGroup, today: date) -> list[Perk]:
     """The perks a group gets from the campaigns that reach it and are valid today or later."""
     perks: list[Perk] = []
+
     def order(c: Campaign) -> tuple[int, str, str]:
         first = min(c.schedule.at).strftime("%H:%M") if c.schedule.at else "99:99"
         return _KIND_ORDER.get(c.kind, 9), first, c.id

@@ -19,7 +19,8 @@ def format_route_offer(results: list[RouteResult]) -> str:
         return "抱歉，您附近暂时没有可加入的福利群，我们已记录您的位置，新群开通后第一时间通知您。"
     lines = ["为您找到附近有空位的福利群："]
     for i, r in enumerate(results, 1):
-        lines.append(f"{i}. {r.group.name}（{format_distance(r.distance_m)}，{r.members}/{r.group.capacity}人）")
+        seats = f"{r.members}/{r.group.capacity}人"
+        lines.append(f"{i}. {r.group.name}（{format_distance(r.distance_m)}，{seats}）")
     lines.append("回复序号即可收到入群邀请。")
     return "\n".join(lines)
 

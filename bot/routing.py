@@ -271,7 +271,7 @@ class _Query(Generic[T]):
                 self.add_cell(g._cells[key])
 
     def refine(self) -> list[tuple[T, float]]:
-        """Measure candidates with the WGS-84 geodesic, nearest angle first, until none can improve."""
+        """Measure candidates on the WGS-84 geodesic, nearest first, until none can improve."""
         g = self.g
         top: list[tuple[float, int]] = []  # max-heap (negated) of exact distances
         inverse = _WGS84.Inverse
@@ -408,6 +408,11 @@ def merchants_near(
     index = merchants if isinstance(merchants, MerchantIndex) else MerchantIndex(merchants)
     loc = group.location
     return index.near(
-        loc.lat, loc.lon, loc.crs,
-        radius_m=radius_m, categories=categories, weekday=weekday, limit=limit,
+        loc.lat,
+        loc.lon,
+        loc.crs,
+        radius_m=radius_m,
+        categories=categories,
+        weekday=weekday,
+        limit=limit,
     )

@@ -23,8 +23,11 @@ from scheduler.clock import RealClock, ScaledClock, aware
 
 async def run_bot(settings: Settings) -> None:
     """Run until interrupted."""
-    log_file = Path(settings.database.url.removeprefix("sqlite:///")).parent / "qunfu.log" \
-        if settings.database.url.startswith("sqlite:///") else None
+    log_file = (
+        Path(settings.database.url.removeprefix("sqlite:///")).parent / "qunfu.log"
+        if settings.database.url.startswith("sqlite:///")
+        else None
+    )
     setup_logging(settings.log_level, console_level="WARNING", json_file=log_file)
     source = load_source(settings)
     if settings.gateway == "wechaty":
@@ -37,16 +40,25 @@ async def _run_simulator(settings: Settings, source) -> None:  # noqa: ANN001
     demo = None
     if settings.simulator.demo is not None:
         demo, _ = load_scenario(settings.simulator.demo)
-    clock = ScaledClock(aware(demo.start), settings.simulator.speed) if demo else \
-        (ScaledClock(RealClock().now(), settings.simulator.speed)
-         if settings.simulator.speed != 1 else RealClock())
+    clock = (
+        ScaledClock(aware(demo.start), settings.simulator.speed)
+        if demo
+        else (
+            ScaledClock(RealClock().now(), settings.simulator.speed)
+            if settings.simulator.speed != 1
+            else RealClock()
+        )
+    )
     gateway = SimulatorGateway(clock, settings.bot.id, settings.bot.name)
     console = TerminalConsole(gateway)
     db_url = None
     if demo is not None:
         # The simulated world lives in memory, so a demo starts from a fresh database too.
-        demo_db = Path(settings.database.url.removeprefix("sqlite:///")).with_name("demo.db") \
-            if settings.database.url.startswith("sqlite:///") else Path("var/demo.db")
+        demo_db = (
+            Path(settings.database.url.removeprefix("sqlite:///")).with_name("demo.db")
+            if settings.database.url.startswith("sqlite:///")
+            else Path("var/demo.db")
+        )
         for suffix in ("", "-wal", "-shm"):
             Path(str(demo_db) + suffix).unlink(missing_ok=True)
         db_url = f"sqlite:///{demo_db}"
@@ -55,21 +67,27 @@ async def _run_simulator(settings: Settings, source) -> None:  # noqa: ANN001
         gateway.add_room(group.id, group.name)
     gateway.on_action(lambda sent: console.show_action(action_record(sent)))
     out = console.out
-    out.print(f"[bold]群福 Qunfu[/bold] on the simulator · {len(gateway.rooms)} groups · "
-              f"{len(bot.planner().scheduled_campaigns())} scheduled campaigns · "
-              f"clock ×{settings.simulator.speed:g} from {clock.now():%Y-%m-%d %H:%M}")
+    out.print(
+        f"[bold]群福 Qunfu[/bold] on the simulator · {len(gateway.rooms)} groups · "
+        f"{len(bot.planner().scheduled_campaigns())} scheduled campaigns · "
+        f"clock ×{settings.simulator.speed:g} from {clock.now():%Y-%m-%d %H:%M}"
+    )
     out.print("[dim]type `help` for commands; Ctrl-C to stop[/dim]")
     stop = asyncio.Event()
     _install_signals(stop)
-    tasks = [asyncio.create_task(bot.run_forever(stop)),
-             asyncio.create_task(_watch(bot, settings, stop))]
+    tasks = [
+        asyncio.create_task(bot.run_forever(stop)),
+        asyncio.create_task(_watch(bot, settings, stop)),
+    ]
     if settings.web.enabled:
         from bot.web.app import serve
 
         tasks.append(asyncio.create_task(serve(bot, settings.web.host, settings.web.port, stop)))
         base = _web_base(settings.web.host, settings.web.port)
-        out.print(f"[bold green]模拟器页面 simulator page: {base}/sim[/bold green]  "
-                  "(open it in a browser to play cardholders)")
+        out.print(
+            f"[bold green]模拟器页面 simulator page: {base}/sim[/bold green]  "
+            "(open it in a browser to play cardholders)"
+        )
         out.print(f"web: {base}/  (entry page /join?channel=…, health /healthz)")
     if demo is not None:
         tasks.append(asyncio.create_task(_play_demo(demo, gateway, console, clock, settings)))
@@ -139,8 +157,13 @@ async def _watch(bot: Qunfu, settings: Settings, stop: asyncio.Event) -> None:
             print("ops data reloaded", file=sys.stderr)
 
 
-async def _play_demo(demo, gateway: SimulatorGateway, console: TerminalConsole,  # noqa: ANN001
-                     clock: ScaledClock, settings: Settings) -> None:
+async def _play_demo(
+    demo,
+    gateway: SimulatorGateway,
+    console: TerminalConsole,  # noqa: ANN001
+    clock: ScaledClock,
+    settings: Settings,
+) -> None:
     """Play the demo scenario's steps at the scaled clock's pace."""
     for step in demo.steps:
         if step.advance is not None:

@@ -24,9 +24,16 @@ CHECKPOINT = "campaigns"
 class CampaignScheduler:
     """Fires campaigns on time through the outbox; one instance per running bot."""
 
-    def __init__(self, planner: Callable[[], CampaignPlanner], outbox: Outbox,
-                 occurrences: OccurrenceRepo, checkpoints: CheckpointRepo, clock: Clock,
-                 grace: timedelta, account: str = "bot") -> None:
+    def __init__(
+        self,
+        planner: Callable[[], CampaignPlanner],
+        outbox: Outbox,
+        occurrences: OccurrenceRepo,
+        checkpoints: CheckpointRepo,
+        clock: Clock,
+        grace: timedelta,
+        account: str = "bot",
+    ) -> None:
         self._planner = planner
         self._outbox = outbox
         self._occurrences = occurrences
@@ -51,8 +58,11 @@ class CampaignScheduler:
         mark = self._checkpoint()
         if self._next_for == (id(planner), mark):
             return self._next
-        times = [t for c in planner.scheduled_campaigns()
-                 if (t := planner.next_fire(c, mark)) is not None]
+        times = [
+            t
+            for c in planner.scheduled_campaigns()
+            if (t := planner.next_fire(c, mark)) is not None
+        ]
         self._next = min(times) if times else None
         self._next_for = (id(planner), mark)
         return self._next
@@ -72,8 +82,9 @@ class CampaignScheduler:
         self._checkpoints.set(CHECKPOINT, now)
         return queued
 
-    def _fire(self, planner: CampaignPlanner, campaign_id: str, fire_at: datetime,
-              now: datetime) -> int:
+    def _fire(
+        self, planner: CampaignPlanner, campaign_id: str, fire_at: datetime, now: datetime
+    ) -> int:
         campaign = planner.ops.campaigns[campaign_id]
         log = logger.bind(campaign=campaign_id, fire_at=fire_at.isoformat())
         if planner.in_quiet_hours(campaign, fire_at):
@@ -87,9 +98,15 @@ class CampaignScheduler:
         deliveries = planner.deliveries(campaign, fire_at)
         late = now - fire_at
         items = [
-            OutboxItem(key=d.key, action=Say(room_conv(d.group.id), d.text),
-                       not_before=d.send_at + late, campaign_id=campaign_id,
-                       group_id=d.group.id, marketing=campaign.marketing, account=self._account)
+            OutboxItem(
+                key=d.key,
+                action=Say(room_conv(d.group.id), d.text),
+                not_before=d.send_at + late,
+                campaign_id=campaign_id,
+                group_id=d.group.id,
+                marketing=campaign.marketing,
+                account=self._account,
+            )
             for d in deliveries
         ]
         added = self._outbox.enqueue(items)

@@ -22,8 +22,7 @@ from bot.configfile import load_settings
 from bot.events import Invite, Remove, Say, SentAction
 from bot.gateways.simulator import SimulatorGateway, UnknownPeer
 from bot.opsdata.models import Crs, Duration
-from bot.opsdata.problems import OpsDataError, Problem
-from bot.opsdata.problems import read_yaml, validate
+from bot.opsdata.problems import OpsDataError, Problem, read_yaml, validate
 from scheduler.clock import VirtualClock, aware
 
 _MAX_STEPS_PER_ADVANCE = 1_000_000
@@ -88,8 +87,10 @@ class Step(_Step):
     @classmethod
     def _one_kind(cls, data: Any) -> Any:
         if isinstance(data, dict) and len(data) != 1:
-            raise ValueError("each step has exactly one key: contact, say, location, join, "
-                             "leave, advance, until or webhook")
+            raise ValueError(
+                "each step has exactly one key: contact, say, location, join, "
+                "leave, advance, until or webhook"
+            )
         return data
 
 
@@ -125,15 +126,22 @@ def action_record(sent: SentAction) -> dict[str, Any]:
 class Simulation:
     """A scenario being played: a bot on a simulator gateway, a virtual clock and a temp DB."""
 
-    def __init__(self, scenario: Scenario, scenario_path: Path, settings: Settings,
-                 step_positions: list[tuple[int, int]] | None = None) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        scenario_path: Path,
+        settings: Settings,
+        step_positions: list[tuple[int, int]] | None = None,
+    ) -> None:
         self.scenario = scenario
         self.path = scenario_path
         self.clock = VirtualClock(aware(scenario.start))
         self.gateway = SimulatorGateway(self.clock, settings.bot.id, settings.bot.name)
         self._tmp = tempfile.TemporaryDirectory(prefix="qunfu-sim-")
         url = f"sqlite:///{Path(self._tmp.name) / 'sim.db'}"
-        self.bot = Qunfu(settings, self.clock, self.gateway, load_source(settings), database_url=url)
+        self.bot = Qunfu(
+            settings, self.clock, self.gateway, load_source(settings), database_url=url
+        )
         for group in self.bot.planner().ops.groups.values():
             self.gateway.add_room(group.id, group.name)
         self._positions = step_positions or []
@@ -162,8 +170,10 @@ class Simulation:
         elif step.until is not None:
             target = aware(step.until)
             if target < self.clock.now():
-                raise ValueError(f"`until` {target.isoformat()} is before the clock "
-                                 f"({self.clock.now().isoformat()})")
+                raise ValueError(
+                    f"`until` {target.isoformat()} is before the clock "
+                    f"({self.clock.now().isoformat()})"
+                )
             await self.advance_to(target)
         else:
             await self.advance_to(self.clock.now())
@@ -178,8 +188,11 @@ class Simulation:
                 self.clock.set(nxt)
             before = len(self.gateway.transcript)
             await self.bot.run_due()
-            if nxt <= self.clock.now() and self.bot.next_due() == nxt and \
-                    len(self.gateway.transcript) == before:
+            if (
+                nxt <= self.clock.now()
+                and self.bot.next_due() == nxt
+                and len(self.gateway.transcript) == before
+            ):
                 # Nothing moved; step a second so a stuck item cannot spin forever.
                 self.clock.set(self.clock.now() + timedelta(seconds=1))
         self.clock.set(max(target, self.clock.now()))
@@ -217,7 +230,11 @@ def apply_people_step(g: SimulatorGateway, step: Step) -> str | None:
 def scenario_settings(scenario: Scenario, scenario_path: Path, config: Path | None) -> Settings:
     """The config a scenario runs with: --config wins, then the scenario's, then ./config.yaml."""
     if config is None and scenario.config is not None:
-        config = scenario.config if scenario.config.is_absolute() else scenario_path.parent / scenario.config
+        config = (
+            scenario.config
+            if scenario.config.is_absolute()
+            else scenario_path.parent / scenario.config
+        )
     return load_settings(config or Path("config.yaml"))
 
 

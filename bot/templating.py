@@ -52,12 +52,18 @@ class _MissingValue(UndefinedError):
 class _Undefined(StrictUndefined):
     __slots__ = ()
 
-    def __init__(self, hint: str | None = None, obj: Any = missing, name: str | None = None,
-                 exc: type[Exception] = UndefinedError) -> None:
+    def __init__(
+        self,
+        hint: str | None = None,
+        obj: Any = missing,
+        name: str | None = None,
+        exc: type[Exception] = UndefinedError,
+    ) -> None:
         super().__init__(hint, obj, name, exc)  # type: ignore[arg-type]
         if hint is None and exc is UndefinedError:  # the sandbox passes SecurityError + a hint
             self._undefined_exception = functools.partial(  # type: ignore[assignment]
-                _MissingValue, obj=obj, name=name)
+                _MissingValue, obj=obj, name=name
+            )
 
 
 def distance(metres: float | int) -> str:
@@ -119,11 +125,15 @@ class TemplateRenderer:
             try:
                 self._compiled[name] = self._env.get_template(name)
             except TemplateSyntaxError as e:
-                raise TemplateRenderError(e.name or name, e.lineno or 0,
-                                          f"template syntax error: {e.message}") from None
+                raise TemplateRenderError(
+                    e.name or name, e.lineno or 0, f"template syntax error: {e.message}"
+                ) from None
             except TemplateNotFound as e:
-                raise TemplateRenderError(name, 0, f"template {e.name!r} not found"
-                                          + _did_you_mean(str(e.name), self._templates)) from None
+                raise TemplateRenderError(
+                    name,
+                    0,
+                    f"template {e.name!r} not found" + _did_you_mean(str(e.name), self._templates),
+                ) from None
         return self._compiled[name]
 
     def render(self, name: str, context: Mapping[str, Any]) -> str:
@@ -138,12 +148,14 @@ class TemplateRenderer:
         except TemplateRenderError:
             raise
         except TemplateSyntaxError as e:  # from an {% include %}d template
-            raise TemplateRenderError(e.name or name, e.lineno or 0,
-                                      f"template syntax error: {e.message}") from None
+            raise TemplateRenderError(
+                e.name or name, e.lineno or 0, f"template syntax error: {e.message}"
+            ) from None
         except UndefinedError as e:
             where, line = self._failing_line(e, name)
-            raise TemplateRenderError(where, line,
-                                      self._undefined_message(e, where, line, context)) from None
+            raise TemplateRenderError(
+                where, line, self._undefined_message(e, where, line, context)
+            ) from None
         except SecurityError as e:
             where, line = self._failing_line(e, name)
             raise TemplateRenderError(where, line, f"not allowed in templates: {e}") from None
@@ -161,8 +173,9 @@ class TemplateRenderer:
                 return frame.filename, frame.lineno or 0
         return name, 0
 
-    def _undefined_message(self, error: UndefinedError, where: str, line: int,
-                           context: Mapping[str, Any]) -> str:
+    def _undefined_message(
+        self, error: UndefinedError, where: str, line: int, context: Mapping[str, Any]
+    ) -> str:
         if not isinstance(error, _MissingValue):
             return str(error.message)
         if error.obj is missing:
@@ -191,6 +204,7 @@ def _did_you_mean(word: str, choices: Any) -> str:
 
 # --- checking templates against a sample context --------------------------------------------
 
+
 def sample_context(campaign: Campaign, opsdata: OpsData, now: datetime) -> dict[str, Any]:
     """A realistic context for ``campaign`` with every key the contract promises templates.
 
@@ -200,29 +214,65 @@ def sample_context(campaign: Campaign, opsdata: OpsData, now: datetime) -> dict[
     targeted = opsdata.target_groups(campaign)
     if targeted:
         g = targeted[0]
-        group = {"id": g.id, "name": g.name, "city": g.city, "district": g.district,
-                 "tags": list(g.tags)}
+        group = {
+            "id": g.id,
+            "name": g.name,
+            "city": g.city,
+            "district": g.district,
+            "tags": list(g.tags),
+        }
     else:
-        group = {"id": "sample-group", "name": "深圳南山科技园福利1群", "city": "深圳",
-                 "district": "南山区", "tags": ["office"]}
+        group = {
+            "id": "sample-group",
+            "name": "深圳南山科技园福利1群",
+            "city": "深圳",
+            "district": "南山区",
+            "tags": ["office"],
+        }
     return {
         "group": group,
         "campaign": {"id": campaign.id, "name": campaign.name, "kind": campaign.kind},
         "data": dict(campaign.data),
         "now": now if now.tzinfo else now.replace(tzinfo=_SHANGHAI),
         "merchants": [
-            {"id": "sample-noodles", "name": "老街牛肉面", "offer": "满30减10",
-             "category": "午餐", "address": "科技园南路88号", "distance_m": 320},
-            {"id": "sample-coffee", "name": "街角咖啡", "offer": "第二杯半价",
-             "category": "咖啡", "address": "高新南一道6号", "distance_m": 1240},
+            {
+                "id": "sample-noodles",
+                "name": "老街牛肉面",
+                "offer": "满30减10",
+                "category": "午餐",
+                "address": "科技园南路88号",
+                "distance_m": 320,
+            },
+            {
+                "id": "sample-coffee",
+                "name": "街角咖啡",
+                "offer": "第二杯半价",
+                "category": "咖啡",
+                "address": "高新南一道6号",
+                "distance_m": 1240,
+            },
         ],
-        "members": [{"id": "sample-member-1", "name": "小王"},
-                    {"id": "sample-member-2", "name": "Lily 🌸"}],
+        "members": [
+            {"id": "sample-member-1", "name": "小王"},
+            {"id": "sample-member-2", "name": "Lily 🌸"},
+        ],
         "perks": [
-            {"weekday": "每天", "time": "08:30", "name": "早安签到", "kind": "daily",
-             "campaign": "sample-daily", "text": "每天 08:30 早安签到"},
-            {"weekday": "周三", "time": "10:00", "name": "电影票半价", "kind": "weekly",
-             "campaign": "sample-weekly", "text": "周三 10:00 电影票半价"},
+            {
+                "weekday": "每天",
+                "time": "08:30",
+                "name": "早安签到",
+                "kind": "daily",
+                "campaign": "sample-daily",
+                "text": "每天 08:30 早安签到",
+            },
+            {
+                "weekday": "周三",
+                "time": "10:00",
+                "name": "电影票半价",
+                "kind": "weekly",
+                "campaign": "sample-weekly",
+                "text": "周三 10:00 电影票半价",
+            },
         ],
     }
 

@@ -23,9 +23,16 @@ from scheduler.clock import Clock
 class WelcomeService:
     """Sends one welcome per batch of newcomers, with the group's perk calendar."""
 
-    def __init__(self, planner: Callable[[], CampaignPlanner], memberships: MembershipRepo,
-                 outbox: Outbox, clock: Clock, window: timedelta, campaign_id: str | None = None,
-                 account: str = "bot") -> None:
+    def __init__(
+        self,
+        planner: Callable[[], CampaignPlanner],
+        memberships: MembershipRepo,
+        outbox: Outbox,
+        clock: Clock,
+        window: timedelta,
+        campaign_id: str | None = None,
+        account: str = "bot",
+    ) -> None:
         self._planner = planner
         self._memberships = memberships
         self._outbox = outbox
@@ -84,7 +91,10 @@ class WelcomeService:
         item = OutboxItem(
             key=f"welcome:{group_id}:{min(ids)}",
             action=Say(room_conv(group_id), text, tuple(m["id"] for m in members)),
-            not_before=now, campaign_id=campaign.id, group_id=group_id, marketing=False,
+            not_before=now,
+            campaign_id=campaign.id,
+            group_id=group_id,
+            marketing=False,
             account=self._account,
         )
         added = self._outbox.enqueue([item])

@@ -31,11 +31,23 @@ class VisitFacts:
 class EntryRepo(_Repo):
     """Visits to live codes and how far each went: located, group chosen, joined."""
 
-    def create(self, visit_id: str, channel: str, at: datetime, *, ref_code: str | None = None,
-               referrer_id: str | None = None) -> EntryVisit:
+    def create(
+        self,
+        visit_id: str,
+        channel: str,
+        at: datetime,
+        *,
+        ref_code: str | None = None,
+        referrer_id: str | None = None,
+    ) -> EntryVisit:
         with self._session() as s:
-            row = EntryVisit(id=visit_id, channel=channel, ref_code=ref_code,
-                             referrer_id=referrer_id, visited_at=utc(at))
+            row = EntryVisit(
+                id=visit_id,
+                channel=channel,
+                ref_code=ref_code,
+                referrer_id=referrer_id,
+                visited_at=utc(at),
+            )
             s.add(row)
             s.flush()
             return row
@@ -44,8 +56,16 @@ class EntryRepo(_Repo):
         with self._session() as s:
             return s.get(EntryVisit, visit_id)
 
-    def located(self, visit_id: str, at: datetime, how: str, lat: float, lon: float,
-                area: str, overflow: bool) -> None:
+    def located(
+        self,
+        visit_id: str,
+        at: datetime,
+        how: str,
+        lat: float,
+        lon: float,
+        area: str,
+        overflow: bool,
+    ) -> None:
         """Record (or update, for a second try) where the visitor is."""
         with self._session() as s:
             row = s.get(EntryVisit, visit_id)
@@ -55,8 +75,9 @@ class EntryRepo(_Repo):
             row.located_how, row.lat, row.lon = how, round(lat, 3), round(lon, 3)
             row.area, row.overflow = area[:100], overflow
 
-    def chosen(self, visit_id: str, group_id: str, at: datetime, method: str,
-               invite_code: str | None) -> EntryVisit:
+    def chosen(
+        self, visit_id: str, group_id: str, at: datetime, method: str, invite_code: str | None
+    ) -> EntryVisit:
         """Record the group chosen; a later choice replaces an earlier one until the join."""
         with self._session() as s:
             row = s.get(EntryVisit, visit_id)
@@ -73,8 +94,10 @@ class EntryRepo(_Repo):
 
     def invite_code_taken(self, code: str) -> bool:
         with self._session() as s:
-            return s.exec(select(EntryVisit.id).where(EntryVisit.invite_code == code)).first() \
+            return (
+                s.exec(select(EntryVisit.id).where(EntryVisit.invite_code == code)).first()
                 is not None
+            )
 
     def by_invite_code(self, code: str) -> EntryVisit | None:
         with self._session() as s:
@@ -87,8 +110,9 @@ class EntryRepo(_Repo):
             if row is not None and row.joined_at is None:
                 row.invited_contact = contact_id
 
-    def match_join(self, group_id: str, person_id: str, at: datetime,
-                   window: timedelta) -> EntryVisit | None:
+    def match_join(
+        self, group_id: str, person_id: str, at: datetime, window: timedelta
+    ) -> EntryVisit | None:
         """Mark the visit this join completes, and return it; None when no visit matches.
 
         The rule (docs/entry.md): first a visit whose invite code this person sent, for this
@@ -99,18 +123,26 @@ class EntryRepo(_Repo):
         with self._session() as s:
             row = s.exec(
                 select(EntryVisit)
-                .where(EntryVisit.invited_contact == person_id,
-                       EntryVisit.chosen_group == group_id, col(EntryVisit.joined_at).is_(None))
-                .order_by(col(EntryVisit.chosen_at).desc())).first()
+                .where(
+                    EntryVisit.invited_contact == person_id,
+                    EntryVisit.chosen_group == group_id,
+                    col(EntryVisit.joined_at).is_(None),
+                )
+                .order_by(col(EntryVisit.chosen_at).desc())
+            ).first()
             if row is None:
                 row = s.exec(
                     select(EntryVisit)
-                    .where(EntryVisit.chosen_group == group_id, EntryVisit.join_method == "qr",
-                           col(EntryVisit.joined_at).is_(None),
-                           col(EntryVisit.invited_contact).is_(None),
-                           col(EntryVisit.chosen_at) >= at - window,
-                           col(EntryVisit.chosen_at) <= at)
-                    .order_by(col(EntryVisit.chosen_at), col(EntryVisit.id))).first()
+                    .where(
+                        EntryVisit.chosen_group == group_id,
+                        EntryVisit.join_method == "qr",
+                        col(EntryVisit.joined_at).is_(None),
+                        col(EntryVisit.invited_contact).is_(None),
+                        col(EntryVisit.chosen_at) >= at - window,
+                        col(EntryVisit.chosen_at) <= at,
+                    )
+                    .order_by(col(EntryVisit.chosen_at), col(EntryVisit.id))
+                ).first()
             if row is None:
                 return None
             row.joined_at, row.person_id = at, person_id
@@ -125,14 +157,22 @@ class EntryRepo(_Repo):
 
     def facts(self, since: datetime, until: datetime) -> list[VisitFacts]:
         """Every visit with ``since <= visited_at < until``, with its membership's leave time."""
-        stmt = (select(EntryVisit.channel, EntryVisit.visited_at, EntryVisit.located_at,
-                       EntryVisit.chosen_at, EntryVisit.joined_at, Membership.left_at)
-                .select_from(EntryVisit)
-                .join(Membership, col(Membership.id) == col(EntryVisit.membership_id),
-                      isouter=True)
-                .where(col(EntryVisit.visited_at) >= utc(since),
-                       col(EntryVisit.visited_at) < utc(until))
-                .order_by(col(EntryVisit.visited_at)))
+        stmt = (
+            select(
+                EntryVisit.channel,
+                EntryVisit.visited_at,
+                EntryVisit.located_at,
+                EntryVisit.chosen_at,
+                EntryVisit.joined_at,
+                Membership.left_at,
+            )
+            .select_from(EntryVisit)
+            .join(Membership, col(Membership.id) == col(EntryVisit.membership_id), isouter=True)
+            .where(
+                col(EntryVisit.visited_at) >= utc(since), col(EntryVisit.visited_at) < utc(until)
+            )
+            .order_by(col(EntryVisit.visited_at))
+        )
         with self._session() as s:
             return [VisitFacts(*row) for row in s.exec(stmt)]
 
@@ -162,9 +202,12 @@ class ReferralCodeRepo(_Repo):
 
     def add(self, code: str, person_id: str, at: datetime) -> bool:
         with self._session() as s:
-            return insert_ignore(s, ReferralCode,
-                                 {"code": code, "person_id": person_id, "issued_at": utc(at)},
-                                 ("code",))
+            return insert_ignore(
+                s,
+                ReferralCode,
+                {"code": code, "person_id": person_id, "issued_at": utc(at)},
+                ("code",),
+            )
 
     def owner(self, code: str) -> str | None:
         with self._session() as s:
@@ -172,7 +215,10 @@ class ReferralCodeRepo(_Repo):
             return row.person_id if row is not None else None
 
     def of_person(self, person_id: str) -> str | None:
-        stmt = (select(ReferralCode.code).where(ReferralCode.person_id == person_id)
-                .order_by(col(ReferralCode.issued_at)))
+        stmt = (
+            select(ReferralCode.code)
+            .where(ReferralCode.person_id == person_id)
+            .order_by(col(ReferralCode.issued_at))
+        )
         with self._session() as s:
             return s.exec(stmt).first()

@@ -187,10 +187,14 @@ class EntryVisit(SQLModel, table=True):
         sa.Index("ix_entry_visit_chosen", "chosen_group", "chosen_at"),
         sa.Index("ix_entry_visit_visited", "visited_at"),
         sa.UniqueConstraint("invite_code", name="uq_entry_visit_invite_code"),
-        sa.CheckConstraint(_in("located_how", ENTRY_LOCATED_HOW) + " OR located_how IS NULL",
-                           name="ck_entry_visit_located_how"),
-        sa.CheckConstraint(_in("join_method", ENTRY_JOIN_METHODS) + " OR join_method IS NULL",
-                           name="ck_entry_visit_join_method"),
+        sa.CheckConstraint(
+            _in("located_how", ENTRY_LOCATED_HOW) + " OR located_how IS NULL",
+            name="ck_entry_visit_located_how",
+        ),
+        sa.CheckConstraint(
+            _in("join_method", ENTRY_JOIN_METHODS) + " OR join_method IS NULL",
+            name="ck_entry_visit_join_method",
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=32)
@@ -234,5 +238,14 @@ class ReferralCode(SQLModel, table=True):
     issued_at: datetime = _ts()
 
 
-TABLES = ("welfare_group", "person", "membership", "schedule_occurrence", "outbox", "checkpoint",
-          "entry_visit", "group_qrcode", "referral_code")
+TABLES = (
+    "welfare_group",
+    "person",
+    "membership",
+    "schedule_occurrence",
+    "outbox",
+    "checkpoint",
+    "entry_visit",
+    "group_qrcode",
+    "referral_code",
+)

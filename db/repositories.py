@@ -38,8 +38,9 @@ def utc(dt: datetime) -> datetime:
     return dt.astimezone(UTC)
 
 
-def insert_ignore(session: Session, model: type[SQLModel], values: dict[str, Any],
-                  conflict: Sequence[str]) -> bool:
+def insert_ignore(
+    session: Session, model: type[SQLModel], values: dict[str, Any], conflict: Sequence[str]
+) -> bool:
     """INSERT a row unless one with the same ``conflict`` columns exists; True when inserted.
 
     One atomic statement (``ON CONFLICT DO NOTHING``) on both SQLite and PostgreSQL, so two
@@ -59,8 +60,14 @@ def insert_ignore(session: Session, model: type[SQLModel], values: dict[str, Any
     return session.execute(stmt).first() is not None
 
 
-def insert_ignore_many(session: Session, model: type[SQLModel], rows: Sequence[dict[str, Any]],
-                       conflict: str, *, chunk: int = 500) -> set[Any]:
+def insert_ignore_many(
+    session: Session,
+    model: type[SQLModel],
+    rows: Sequence[dict[str, Any]],
+    conflict: str,
+    *,
+    chunk: int = 500,
+) -> set[Any]:
     """Multi-row :func:`insert_ignore`: returns the ``conflict`` values that were inserted.
 
     Rows go in chunks of multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING``, one round trip
@@ -80,7 +87,7 @@ def insert_ignore_many(session: Session, model: type[SQLModel], rows: Sequence[d
     for same in shapes.values():
         for start in range(0, len(same), chunk):
             # executemany with RETURNING: SQLAlchemy batches it as "insertmanyvalues".
-            result = session.execute(stmt, same[start:start + chunk])
+            result = session.execute(stmt, same[start : start + chunk])
             inserted.update(r[0] for r in result)
     return inserted
 
@@ -131,13 +138,21 @@ class GroupRepo(_Repo):
             known = {row.id: row for row in s.exec(select(WelfareGroupRow))}
             for g in groups:
                 fields: dict[str, Any] = {
-                    "name": g.name, "city": g.city, "district": g.district,
-                    "lat": g.location.lat, "lon": g.location.lon, "crs": g.location.crs,
-                    "capacity": g.capacity, "tags": list(g.tags), "manager": g.manager}
+                    "name": g.name,
+                    "city": g.city,
+                    "district": g.district,
+                    "lat": g.location.lat,
+                    "lon": g.location.lon,
+                    "crs": g.location.crs,
+                    "capacity": g.capacity,
+                    "tags": list(g.tags),
+                    "manager": g.manager,
+                }
                 row = known.get(g.id)
                 if row is None:
-                    row = WelfareGroupRow(id=g.id, member_count=g.members, updated_at=stamp,
-                                          **fields)
+                    row = WelfareGroupRow(
+                        id=g.id, member_count=g.members, updated_at=stamp, **fields
+                    )
                     s.add(row)
                     known[g.id] = row
                     added += 1
@@ -162,8 +177,14 @@ class GroupRepo(_Repo):
 class MembershipRepo(_Repo):
     """Join and leave history; a rejoin opens a new membership row."""
 
-    def join(self, group_id: str, person: Person, at: datetime, inviter_id: str | None = None,
-             channel: str | None = None) -> Membership:
+    def join(
+        self,
+        group_id: str,
+        person: Person,
+        at: datetime,
+        inviter_id: str | None = None,
+        channel: str | None = None,
+    ) -> Membership:
         """Record that ``person`` joined; returns the open membership.
 
         A repeated join event for someone already in the group returns the open membership
@@ -182,8 +203,13 @@ class MembershipRepo(_Repo):
             open_ = _open_membership(s, group_id, person.id)
             if open_ is not None:
                 return open_
-            membership = Membership(group_id=group_id, person_id=person.id, joined_at=at,
-                                    inviter_id=inviter_id, channel=channel)
+            membership = Membership(
+                group_id=group_id,
+                person_id=person.id,
+                joined_at=at,
+                inviter_id=inviter_id,
+                channel=channel,
+            )
             s.add(membership)
             group.member_count += 1
             s.flush()
@@ -203,8 +229,11 @@ class MembershipRepo(_Repo):
             open_ = _open_membership(s, group_id, person_id)
             if open_ is not None:
                 open_.left_at = at
-            elif s.exec(select(Membership.id).where(Membership.group_id == group_id,
-                                                    Membership.person_id == person_id)).first():
+            elif s.exec(
+                select(Membership.id).where(
+                    Membership.group_id == group_id, Membership.person_id == person_id
+                )
+            ).first():
                 return False
             group.member_count = max(0, group.member_count - 1)
             s.flush()
@@ -212,24 +241,39 @@ class MembershipRepo(_Repo):
 
     def history(self, group_id: str, person_id: str) -> list[Membership]:
         """Every stay of ``person_id`` in ``group_id``, oldest first."""
-        stmt = (select(Membership)
-                .where(Membership.group_id == group_id, Membership.person_id == person_id)
-                .order_by(col(Membership.joined_at), col(Membership.id)))
+        stmt = (
+            select(Membership)
+            .where(Membership.group_id == group_id, Membership.person_id == person_id)
+            .order_by(col(Membership.joined_at), col(Membership.id))
+        )
         with self._session() as s:
             return list(s.exec(stmt))
 
     def unwelcomed(self, group_id: str) -> list[Newcomer]:
         """Members still in the group who have not been welcomed, in join order."""
-        stmt = (select(Membership, PersonRow)
-                .join(PersonRow, col(PersonRow.id) == col(Membership.person_id))
-                .where(Membership.group_id == group_id, col(Membership.left_at).is_(None),
-                       col(Membership.welcomed_at).is_(None))
-                .order_by(col(Membership.joined_at), col(Membership.id)))
+        stmt = (
+            select(Membership, PersonRow)
+            .join(PersonRow, col(PersonRow.id) == col(Membership.person_id))
+            .where(
+                Membership.group_id == group_id,
+                col(Membership.left_at).is_(None),
+                col(Membership.welcomed_at).is_(None),
+            )
+            .order_by(col(Membership.joined_at), col(Membership.id))
+        )
         with self._session() as s:
-            return [Newcomer(id=m.id or 0, group_id=m.group_id, person_id=p.id,
-                             person_name=p.name, joined_at=m.joined_at,
-                             inviter_id=m.inviter_id, channel=m.channel)
-                    for m, p in s.exec(stmt)]
+            return [
+                Newcomer(
+                    id=m.id or 0,
+                    group_id=m.group_id,
+                    person_id=p.id,
+                    person_name=p.name,
+                    joined_at=m.joined_at,
+                    inviter_id=m.inviter_id,
+                    channel=m.channel,
+                )
+                for m, p in s.exec(stmt)
+            ]
 
     def mark_welcomed(self, membership_ids: Iterable[int], at: datetime) -> int:
         """Stamp memberships as welcomed; returns how many were newly stamped."""
@@ -241,25 +285,33 @@ class MembershipRepo(_Repo):
                 sa.update(Membership)
                 .where(col(Membership.id).in_(ids), col(Membership.welcomed_at).is_(None))
                 .values(welcomed_at=utc(at))
-                .returning(col(Membership.id)))
+                .returning(col(Membership.id))
+            )
             return len(result.all())
 
     def pending_welcome_groups(self) -> list[tuple[str, datetime]]:
         """Groups with unwelcomed open memberships and their earliest join, earliest first."""
         first = sa.func.min(Membership.joined_at)
-        stmt = (select(Membership.group_id, first)
-                .where(col(Membership.left_at).is_(None), col(Membership.welcomed_at).is_(None))
-                .group_by(col(Membership.group_id))
-                .order_by(first, col(Membership.group_id)))
+        stmt = (
+            select(Membership.group_id, first)
+            .where(col(Membership.left_at).is_(None), col(Membership.welcomed_at).is_(None))
+            .group_by(col(Membership.group_id))
+            .order_by(first, col(Membership.group_id))
+        )
         with self._session() as s:
             return [(gid, as_utc(ts)) for gid, ts in s.exec(stmt)]
 
 
 def _open_membership(s: Session, group_id: str, person_id: str) -> Membership | None:
-    stmt = (select(Membership)
-            .where(Membership.group_id == group_id, Membership.person_id == person_id,
-                   col(Membership.left_at).is_(None))
-            .order_by(col(Membership.id).desc()))
+    stmt = (
+        select(Membership)
+        .where(
+            Membership.group_id == group_id,
+            Membership.person_id == person_id,
+            col(Membership.left_at).is_(None),
+        )
+        .order_by(col(Membership.id).desc())
+    )
     return s.exec(stmt).first()
 
 
@@ -285,21 +337,34 @@ class PersonRepo(_Repo):
 class OccurrenceRepo(_Repo):
     """What the scheduler did with each (campaign, fire time)."""
 
-    def record(self, campaign_id: str, fire_at: datetime, status: OccurrenceStatus,
-               reason: str = "", recorded_at: datetime | None = None) -> bool:
+    def record(
+        self,
+        campaign_id: str,
+        fire_at: datetime,
+        status: OccurrenceStatus,
+        reason: str = "",
+        recorded_at: datetime | None = None,
+    ) -> bool:
         """Record an occurrence once; False when (campaign_id, fire_at) was already recorded.
 
         ``recorded_at`` defaults to ``fire_at`` (repositories never read a clock).
         """
         fire_at = utc(fire_at)
-        values = {"campaign_id": campaign_id, "fire_at": fire_at, "status": status,
-                  "reason": reason, "recorded_at": utc(recorded_at or fire_at)}
+        values = {
+            "campaign_id": campaign_id,
+            "fire_at": fire_at,
+            "status": status,
+            "reason": reason,
+            "recorded_at": utc(recorded_at or fire_at),
+        }
         with self._session() as s:
             return insert_ignore(s, ScheduleOccurrence, values, ("campaign_id", "fire_at"))
 
     def get(self, campaign_id: str, fire_at: datetime) -> ScheduleOccurrence | None:
-        stmt = select(ScheduleOccurrence).where(ScheduleOccurrence.campaign_id == campaign_id,
-                                                ScheduleOccurrence.fire_at == utc(fire_at))
+        stmt = select(ScheduleOccurrence).where(
+            ScheduleOccurrence.campaign_id == campaign_id,
+            ScheduleOccurrence.fire_at == utc(fire_at),
+        )
         with self._session() as s:
             return s.exec(stmt).first()
 

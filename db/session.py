@@ -29,7 +29,7 @@ def normalise_url(url: str) -> str:
     """Spell PostgreSQL URLs with the psycopg 3 driver; leave everything else alone."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

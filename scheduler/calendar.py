@@ -97,11 +97,7 @@ class WorkCalendar:
         # may be the next one (late-December weekends worked for New Year's Day).
         for y in (year, year + 1):
             date(y, 1, 1) in self._statutory  # noqa: B015 - membership loads the year
-        names = {
-            d: tuple(self._statutory.get_list(d))
-            for d in self._statutory
-            if d.year == year
-        }
+        names = {d: tuple(self._statutory.get_list(d)) for d in self._statutory if d.year == year}
         makeup = frozenset(
             d for d in self._statutory.weekend_workdays if d.year == year and d.weekday() >= 5
         )

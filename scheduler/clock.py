@@ -7,6 +7,7 @@ scaled clock runs the wall faster (demo mode). All return aware datetimes in Asi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -44,10 +45,8 @@ class RealClock:
         delay = (when - self.now()).total_seconds()
         if delay <= 0:
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), timeout=delay)
-        except TimeoutError:
-            pass
 
 
 class ScaledClock:
@@ -68,10 +67,8 @@ class ScaledClock:
         delay = (when - self.now()).total_seconds() / self._speed
         if delay <= 0:
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), timeout=delay)
-        except TimeoutError:
-            pass
 
 
 class VirtualClock:

@@ -36,7 +36,7 @@ def parse_time_of_day(text: str | time) -> time:
         text = f"{text // 60}:{text % 60:02d}"
     m = _TIME.match(str(text).strip())
     if not m:
-        raise ValueError(f"expected a time as HH:MM, such as \"11:30\", got {text!r}")
+        raise ValueError(f'expected a time as HH:MM, such as "11:30", got {text!r}')
     hour, minute = int(m.group(1)), int(m.group(2))
     if hour > 23 or minute > 59:
         raise ValueError(f"impossible time {text!r}: hours go 00-23 and minutes 00-59")

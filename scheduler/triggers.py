@@ -198,9 +198,7 @@ def _times_of_day(at: list[time]) -> BaseTrigger:
     for t in sorted(set(at)):
         by_minute.setdefault((t.minute, t.second), []).append(t.hour)
     triggers = [
-        CronTrigger(
-            hour=",".join(map(str, hours)), minute=minute, second=second, timezone=SHANGHAI
-        )
+        CronTrigger(hour=",".join(map(str, hours)), minute=minute, second=second, timezone=SHANGHAI)
         for (minute, second), hours in by_minute.items()
     ]
     return triggers[0] if len(triggers) == 1 else OrTrigger(triggers)
@@ -209,17 +207,19 @@ def _times_of_day(at: list[time]) -> BaseTrigger:
 def _cron_trigger(expr: str) -> BaseTrigger:
     fields = expr.split()
     if len(fields) != 5:
-        raise ValueError(
-            f"expected 5 fields (minute hour day month weekday), got {len(fields)}"
-        )
+        raise ValueError(f"expected 5 fields (minute hour day month weekday), got {len(fields)}")
     minute, hour, dom, month, dow = fields
     weekdays = _crontab_weekdays(dow)
     if dom != "*" and dow != "*":
         # Crontab fires when either day field matches; APScheduler would require both.
-        return OrTrigger([
-            CronTrigger.from_crontab(f"{minute} {hour} {dom} {month} *", timezone=SHANGHAI),
-            CronTrigger.from_crontab(f"{minute} {hour} * {month} {weekdays}", timezone=SHANGHAI),
-        ])
+        return OrTrigger(
+            [
+                CronTrigger.from_crontab(f"{minute} {hour} {dom} {month} *", timezone=SHANGHAI),
+                CronTrigger.from_crontab(
+                    f"{minute} {hour} * {month} {weekdays}", timezone=SHANGHAI
+                ),
+            ]
+        )
     return CronTrigger.from_crontab(f"{minute} {hour} {dom} {month} {weekdays}", timezone=SHANGHAI)
 
 

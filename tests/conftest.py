@@ -32,8 +32,9 @@ def _pg_bindir() -> Path | None:
     candidates: list[Path] = []
     if shutil.which("pg_config"):
         try:
-            out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True,
-                                 check=True, timeout=10).stdout.strip()
+            out = subprocess.run(
+                ["pg_config", "--bindir"], capture_output=True, text=True, check=True, timeout=10
+            ).stdout.strip()
             candidates.append(Path(out))
         except (subprocess.SubprocessError, OSError):
             pass
@@ -69,18 +70,41 @@ class _Cluster:
         cmd = [str(self.bindir / args[0]), *args[1:]]
         if self.run_as:
             cmd = ["runuser", "-u", self.run_as, "--", *cmd]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              cwd=self.root)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=self.root)
 
     def start(self) -> str:
-        init = self._run("initdb", "-D", str(self.data), "-U", PG_USER, "--auth=trust",
-                         "-E", "UTF8", "--locale=C", "--no-sync")
+        init = self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            PG_USER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
         if init.returncode != 0:
             raise RuntimeError(f"initdb failed: {init.stderr.strip()[-500:]}")
-        opts = (f"-k {self.root} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off")
-        start = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w",
-                          "-t", "60", "-o", opts, "start", timeout=90)
+        opts = (
+            f"-k {self.root} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off"
+        )
+        start = self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            opts,
+            "start",
+            timeout=90,
+        )
         if start.returncode != 0:
             log = self.log.read_text(errors="replace")[-1000:] if self.log.exists() else ""
             raise RuntimeError(f"pg_ctl start failed: {start.stderr.strip()} {log}")
@@ -97,8 +121,13 @@ class _Cluster:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with psycopg.connect(host="127.0.0.1", port=self.port, user=PG_USER,
-                                     dbname="postgres", connect_timeout=2):
+                with psycopg.connect(
+                    host="127.0.0.1",
+                    port=self.port,
+                    user=PG_USER,
+                    dbname="postgres",
+                    connect_timeout=2,
+                ):
                     return
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
@@ -108,8 +137,9 @@ class _Cluster:
     def execute(self, sql: str) -> None:
         import psycopg
 
-        with psycopg.connect(host="127.0.0.1", port=self.port, user=PG_USER, dbname="postgres",
-                             autocommit=True) as conn:
+        with psycopg.connect(
+            host="127.0.0.1", port=self.port, user=PG_USER, dbname="postgres", autocommit=True
+        ) as conn:
             conn.execute(sql)  # type: ignore[arg-type]
 
     def stop(self) -> None:

@@ -9,6 +9,17 @@ from bot.entry.qrcodes import GroupQrCodes, render_svg
 from bot.entry.referral_codes import ReferralCodes
 from bot.entry.service import EntryService
 
-__all__ = ["ChannelFunnel", "EntryError", "EntryFunnel", "EntryJoins", "EntryService",
-           "Gazetteer", "GazetteerGeocoder", "GroupQrCodes", "OverflowPlacement",
-           "ReferralCodes", "make_geocoder", "render_svg"]
+__all__ = [
+    "ChannelFunnel",
+    "EntryError",
+    "EntryFunnel",
+    "EntryJoins",
+    "EntryService",
+    "Gazetteer",
+    "GazetteerGeocoder",
+    "GroupQrCodes",
+    "OverflowPlacement",
+    "ReferralCodes",
+    "make_geocoder",
+    "render_svg",
+]

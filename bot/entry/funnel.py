@@ -19,8 +19,13 @@ from db.entry_repositories import EntryRepo, VisitFacts
 from scheduler.clock import SHANGHAI, Clock
 
 STAGES = ("visits", "located", "chosen", "joined", "retained")
-STAGE_ZH = {"visits": "访问", "located": "给出位置", "chosen": "选择群", "joined": "入群",
-            "retained": "7天后仍在群"}
+STAGE_ZH = {
+    "visits": "访问",
+    "located": "给出位置",
+    "chosen": "选择群",
+    "joined": "入群",
+    "retained": "7天后仍在群",
+}
 
 
 def _rate(n: int, d: int) -> float | None:
@@ -42,31 +47,50 @@ class ChannelFunnel:
 
     def step_conversion(self) -> dict[str, float | None]:
         """Each stage over the one before it (retained over the joins that are due)."""
-        return {"located": _rate(self.located, self.visits),
-                "chosen": _rate(self.chosen, self.located),
-                "joined": _rate(self.joined, self.chosen),
-                "retained": _rate(self.retained, self.retention_due)}
+        return {
+            "located": _rate(self.located, self.visits),
+            "chosen": _rate(self.chosen, self.located),
+            "joined": _rate(self.joined, self.chosen),
+            "retained": _rate(self.retained, self.retention_due),
+        }
 
     def overall(self) -> float | None:
         """Joins over visits."""
         return _rate(self.joined, self.visits)
 
     def as_json(self) -> dict[str, Any]:
-        return {"channel": self.channel, "name": self.name, "visits": self.visits,
-                "located": self.located, "chosen": self.chosen, "joined": self.joined,
-                "retention_due": self.retention_due, "retained": self.retained,
-                "conversion": self.step_conversion(), "overall": self.overall()}
+        return {
+            "channel": self.channel,
+            "name": self.name,
+            "visits": self.visits,
+            "located": self.located,
+            "chosen": self.chosen,
+            "joined": self.joined,
+            "retention_due": self.retention_due,
+            "retained": self.retained,
+            "conversion": self.step_conversion(),
+            "overall": self.overall(),
+        }
 
 
-def tally(facts: Iterable[VisitFacts], now: datetime, channel_names: Mapping[str, str],
-          retention: timedelta = timedelta(days=7)) -> list[ChannelFunnel]:
+def tally(
+    facts: Iterable[VisitFacts],
+    now: datetime,
+    channel_names: Mapping[str, str],
+    retention: timedelta = timedelta(days=7),
+) -> list[ChannelFunnel]:
     """Funnels per channel: every configured channel (in its order), then any other seen."""
-    counts: dict[str, dict[str, int]] = {c: dict.fromkeys(
-        ("visits", "located", "chosen", "joined", "retention_due", "retained"), 0)
-        for c in channel_names}
+    counts: dict[str, dict[str, int]] = {
+        c: dict.fromkeys(("visits", "located", "chosen", "joined", "retention_due", "retained"), 0)
+        for c in channel_names
+    }
     for f in facts:
-        c = counts.setdefault(f.channel, dict.fromkeys(
-            ("visits", "located", "chosen", "joined", "retention_due", "retained"), 0))
+        c = counts.setdefault(
+            f.channel,
+            dict.fromkeys(
+                ("visits", "located", "chosen", "joined", "retention_due", "retained"), 0
+            ),
+        )
         c["visits"] += 1
         c["located"] += f.located_at is not None
         c["chosen"] += f.chosen_at is not None
@@ -83,9 +107,14 @@ def tally(facts: Iterable[VisitFacts], now: datetime, channel_names: Mapping[str
 def total(rows: Iterable[ChannelFunnel]) -> ChannelFunnel:
     """All channels together."""
     rows = list(rows)
-    return ChannelFunnel("*", "合计", *(sum(getattr(r, k) for r in rows) for k in
-                                      ("visits", "located", "chosen", "joined",
-                                       "retention_due", "retained")))
+    return ChannelFunnel(
+        "*",
+        "合计",
+        *(
+            sum(getattr(r, k) for r in rows)
+            for k in ("visits", "located", "chosen", "joined", "retention_due", "retained")
+        ),
+    )
 
 
 def day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
@@ -102,25 +131,31 @@ class EntryFunnel:
         self._clock = clock
         self._retention = retention
 
-    def report(self, first: date, last: date,
-               channel_names: Mapping[str, str]) -> list[ChannelFunnel]:
+    def report(
+        self, first: date, last: date, channel_names: Mapping[str, str]
+    ) -> list[ChannelFunnel]:
         start, end = day_bounds(first, last)
-        return tally(self._visits.facts(start, end), self._clock.now(), channel_names,
-                     self._retention)
+        return tally(
+            self._visits.facts(start, end), self._clock.now(), channel_names, self._retention
+        )
 
 
 def format_table(rows: list[ChannelFunnel]) -> str:
     """A plain-text table for the terminal (counts, then step conversion in %)."""
+
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{v * 100:.1f}%"
 
-    head = (f"{'渠道':<14}{'访问':>6}{'位置':>6}{'选群':>6}{'入群':>6}{'7天留存':>8}"
-            "   转化(位置/选群/入群/留存)")
+    head = (
+        f"{'渠道':<14}{'访问':>6}{'位置':>6}{'选群':>6}{'入群':>6}{'7天留存':>8}"
+        "   转化(位置/选群/入群/留存)"
+    )
     lines = [head]
     for r in [*rows, total(rows)]:
         conv = r.step_conversion()
         lines.append(
             f"{r.name + '(' + r.channel + ')':<14}{r.visits:>6}{r.located:>6}{r.chosen:>6}"
             f"{r.joined:>6}{f'{r.retained}/{r.retention_due}':>8}   "
-            + " / ".join(pct(conv[k]) for k in ("located", "chosen", "joined", "retained")))
+            + " / ".join(pct(conv[k]) for k in ("located", "chosen", "joined", "retained"))
+        )
     return "\n".join(lines)

@@ -75,8 +75,9 @@ class Gazetteer:
         q = query.translate(_NOISE)
         if not q:
             return None
-        named_cities = {c.name for c in self._cities.values()
-                        if any(n in q for n in _names(c.name, c.aliases))}
+        named_cities = {
+            c.name for c in self._cities.values() if any(n in q for n in _names(c.name, c.aliases))
+        }
         best: tuple[int, int, Place] | None = None
         for c in self._cities.values():
             if named_cities and c.name not in named_cities:
@@ -93,18 +94,23 @@ class Gazetteer:
         return None
 
     @staticmethod
-    def _matches(c: GazetteerCity, d: GazetteerDistrict,
-                 q: str) -> Iterable[tuple[Place, int, int]]:
-        district_hit = max((len(n) for n in _names(d.name, d.aliases, district=True) if n in q),
-                           default=0)
+    def _matches(
+        c: GazetteerCity, d: GazetteerDistrict, q: str
+    ) -> Iterable[tuple[Place, int, int]]:
+        district_hit = max(
+            (len(n) for n in _names(d.name, d.aliases, district=True) if n in q), default=0
+        )
         if district_hit:
             yield Place(f"{c.name}{d.name}", c.name, d.name, d.center, "district"), district_hit, 1
         for lm in d.landmarks:
             hit = max((len(n) for n in _names(lm.name, lm.aliases) if n in q), default=0)
             if hit:
                 # A landmark in the district the query also names beats one elsewhere.
-                yield (Place(f"{c.name}{d.name}{lm.name}", c.name, d.name, lm.location,
-                             "landmark"), hit + district_hit, 2)
+                yield (
+                    Place(f"{c.name}{d.name}{lm.name}", c.name, d.name, lm.location, "landmark"),
+                    hit + district_hit,
+                    2,
+                )
 
 
 class GazetteerGeocoder(Geocoder):
@@ -114,8 +120,9 @@ class GazetteerGeocoder(Geocoder):
         super().__init__(user_agent=user_agent)
         self.gazetteer = gazetteer
 
-    def geocode(self, query: str, *, exactly_one: bool = True,
-                timeout: Any = None) -> GeoLocation | list[GeoLocation] | None:
+    def geocode(
+        self, query: str, *, exactly_one: bool = True, timeout: Any = None
+    ) -> GeoLocation | list[GeoLocation] | None:
         """geopy's ``geocode``: the best gazetteer match, or None."""
         place = self.gazetteer.search(str(query))
         if place is None:

@@ -16,8 +16,7 @@ from loguru import logger
 from bot.privacy import mask
 from db.entry_repositories import EntryRepo
 
-_INVITE_REQUEST = re.compile(
-    r"^\s*(入群|进群|加群)?\s*[:：]?\s*([A-HJ-NP-Za-hj-np-z2-9]{6})\s*$")
+_INVITE_REQUEST = re.compile(r"^\s*(入群|进群|加群)?\s*[:：]?\s*([A-HJ-NP-Za-hj-np-z2-9]{6})\s*$")
 
 
 @dataclass(frozen=True)
@@ -65,8 +64,9 @@ class EntryJoins:
         visit = self._visits.match_join(group_id, person_id, at, self._window)
         if visit is None:
             return None
-        logger.bind(entry=visit.id, channel=visit.channel, group=group_id,
-                    contact=mask(person_id)).info("entry: joined")
+        logger.bind(
+            entry=visit.id, channel=visit.channel, group=group_id, contact=mask(person_id)
+        ).info("entry: joined")
         return MatchedJoin(visit.id, visit.channel)
 
     def link(self, match: MatchedJoin, membership_id: int | None) -> None:

@@ -60,9 +60,18 @@ class Placement:
 class OverflowPlacement:
     """Offers the nearest groups with room and raises the overflow alert to ops."""
 
-    def __init__(self, index: Callable[[], GroupIndex], groups: GroupRepo, outbox: Outbox,
-                 clock: Clock, *, radius_m: float, limit: int, ops_contacts: Sequence[str],
-                 account: str) -> None:
+    def __init__(
+        self,
+        index: Callable[[], GroupIndex],
+        groups: GroupRepo,
+        outbox: Outbox,
+        clock: Clock,
+        *,
+        radius_m: float,
+        limit: int,
+        ops_contacts: Sequence[str],
+        account: str,
+    ) -> None:
         self._index = index
         self._groups = groups
         self._outbox = outbox
@@ -76,20 +85,25 @@ class OverflowPlacement:
     def radius_m(self) -> float:
         return self._radius_m
 
-    def place(self, lat: float, lon: float, crs: str, area: Area, *,
-              limit: int | None = None) -> Placement:
+    def place(
+        self, lat: float, lon: float, crs: str, area: Area, *, limit: int | None = None
+    ) -> Placement:
         """Nearest groups with room for a point; raises ``ValueError`` for an invalid point."""
         limit = self._limit if limit is None else limit
         counts = self._groups.member_counts()
         index = self._index()
-        near = index.nearest(lat, lon, crs, limit=limit, member_counts=counts,
-                             radius_m=self._radius_m)
+        near = index.nearest(
+            lat, lon, crs, limit=limit, member_counts=counts, radius_m=self._radius_m
+        )
         if near:
             return Placement(near, False, area)
         beyond = index.nearest(lat, lon, crs, limit=limit, member_counts=counts)
         every = dict.fromkeys(counts, 0)  # every group "has room": counts the full ones too
-        full_nearby = len(index.nearest(lat, lon, crs, limit=_FULL_SCAN_LIMIT,
-                                        member_counts=every, radius_m=self._radius_m))
+        full_nearby = len(
+            index.nearest(
+                lat, lon, crs, limit=_FULL_SCAN_LIMIT, member_counts=every, radius_m=self._radius_m
+            )
+        )
         self._alert(area, full_nearby, beyond[0] if beyond else None)
         return Placement(beyond, True, area)
 
@@ -101,17 +115,25 @@ class OverflowPlacement:
         if not self._ops:
             log.warning("overflow: area needs a new group, but entry.ops_contacts is empty")
             return
-        added = self._outbox.enqueue([
-            OutboxItem(key=f"overflow:{area.key}:{day}:{contact}",
-                       action=Say(contact_conv(contact), text), not_before=now,
-                       marketing=False, account=self._account)
-            for contact in self._ops])
+        added = self._outbox.enqueue(
+            [
+                OutboxItem(
+                    key=f"overflow:{area.key}:{day}:{contact}",
+                    action=Say(contact_conv(contact), text),
+                    not_before=now,
+                    marketing=False,
+                    account=self._account,
+                )
+                for contact in self._ops
+            ]
+        )
         if added:
             log.info("overflow: told {} ops contacts that the area needs a new group", added)
 
 
-def overflow_text(area: Area, radius_m: float, full_nearby: int,
-                  offered: RouteResult | None) -> str:
+def overflow_text(
+    area: Area, radius_m: float, full_nearby: int, offered: RouteResult | None
+) -> str:
     """The message ops staff get: which area, what is full, where people are sent meanwhile."""
     radius = format_distance(radius_m)
     if full_nearby:

@@ -22,8 +22,9 @@ from scheduler.clock import Clock
 class GroupQrCodes:
     """The current join QR payload of each group, cached in the database."""
 
-    def __init__(self, repo: QrCodeRepo, gateway: ChatGateway, clock: Clock,
-                 refresh_after: timedelta) -> None:
+    def __init__(
+        self, repo: QrCodeRepo, gateway: ChatGateway, clock: Clock, refresh_after: timedelta
+    ) -> None:
         self._repo = repo
         self._gateway = gateway
         self._clock = clock
@@ -49,6 +50,14 @@ def render_svg(payload: str, *, scale: int = 6) -> str:
     """A standalone SVG document of the QR code for ``payload``."""
     out = io.BytesIO()
     segno.make(payload, error="m", micro=False).save(
-        out, kind="svg", scale=scale, border=2, xmldecl=True, svgns=True,
-        title="入群二维码", svgclass="qr-code", lineclass=None)
+        out,
+        kind="svg",
+        scale=scale,
+        border=2,
+        xmldecl=True,
+        svgns=True,
+        title="入群二维码",
+        svgclass="qr-code",
+        lineclass=None,
+    )
     return out.getvalue().decode("utf-8")

@@ -79,10 +79,21 @@ class Choice:
 class EntryService:
     """Visits, routing with overflow, group choice and QR codes for the live-code page."""
 
-    def __init__(self, *, ops: Callable[[], OpsData], gazetteer: Callable[[], Gazetteer],
-                 geocoder: Callable[[], Geocoder], visits: EntryRepo, referrals: ReferralCodes,
-                 placement: OverflowPlacement, qrcodes: GroupQrCodes, groups: GroupRepo,
-                 clock: Clock, settings: EntrySettings, bot_name: str) -> None:
+    def __init__(
+        self,
+        *,
+        ops: Callable[[], OpsData],
+        gazetteer: Callable[[], Gazetteer],
+        geocoder: Callable[[], Geocoder],
+        visits: EntryRepo,
+        referrals: ReferralCodes,
+        placement: OverflowPlacement,
+        qrcodes: GroupQrCodes,
+        groups: GroupRepo,
+        clock: Clock,
+        settings: EntrySettings,
+        bot_name: str,
+    ) -> None:
         self._ops = ops
         self._gazetteer = gazetteer
         self._geocoder = geocoder
@@ -109,10 +120,12 @@ class EntryService:
             referrer = self._referrals.verify(ref)
             ref = str(ref).strip().upper()
         visit_id = secrets.token_urlsafe(12)
-        visit = self._visits.create(visit_id, channel.id, self._clock.now(),
-                                    ref_code=ref or None, referrer_id=referrer)
+        visit = self._visits.create(
+            visit_id, channel.id, self._clock.now(), ref_code=ref or None, referrer_id=referrer
+        )
         logger.bind(entry=visit_id, channel=channel.id, referral=referrer is not None).info(
-            "entry: page visit")
+            "entry: page visit"
+        )
         return visit
 
     def _visit_for(self, req: RouteRequest) -> EntryVisit:
@@ -143,18 +156,45 @@ class EntryService:
             placed = self._placement.place(lat, lon, crs, area)
             wlat, wlon = to_wgs84(lat, lon, crs)
         except ValueError as exc:
-            raise bad_request("bad_location",
-                              "无法识别这个位置，请重新定位或选择城市和区域。") from exc
-        self._visits.located(visit.id, self._clock.now(), req.how, wlat, wlon, area.key,
-                             placed.overflow)
-        offers = [GroupOffer(r.group.id, r.group.name, r.group.city, r.group.district,
-                             round(r.distance_m), r.members, r.group.capacity,
-                             "invite" if r.members >= self._settings.scan_limit else "qr")
-                  for r in placed.results]
-        logger.bind(entry=visit.id, channel=visit.channel, how=req.how, area=area.key,
-                    overflow=placed.overflow, offered=len(offers)).info("entry: location given")
-        return RouteAnswer(visit.id, visit.channel, req.how, label, round(wlat, 5), round(wlon, 5),
-                           area.label, placed.overflow, self._placement.radius_m, offers)
+            raise bad_request(
+                "bad_location", "无法识别这个位置，请重新定位或选择城市和区域。"
+            ) from exc
+        self._visits.located(
+            visit.id, self._clock.now(), req.how, wlat, wlon, area.key, placed.overflow
+        )
+        offers = [
+            GroupOffer(
+                r.group.id,
+                r.group.name,
+                r.group.city,
+                r.group.district,
+                round(r.distance_m),
+                r.members,
+                r.group.capacity,
+                "invite" if r.members >= self._settings.scan_limit else "qr",
+            )
+            for r in placed.results
+        ]
+        logger.bind(
+            entry=visit.id,
+            channel=visit.channel,
+            how=req.how,
+            area=area.key,
+            overflow=placed.overflow,
+            offered=len(offers),
+        ).info("entry: location given")
+        return RouteAnswer(
+            visit.id,
+            visit.channel,
+            req.how,
+            label,
+            round(wlat, 5),
+            round(wlon, 5),
+            area.label,
+            placed.overflow,
+            self._placement.radius_m,
+            offers,
+        )
 
     async def _locate(self, req: RouteRequest) -> tuple[float, float, str, str, Area]:
         if req.lat is not None and req.lon is not None:
@@ -169,11 +209,16 @@ class EntryService:
         assert req.address is not None
         found = await self._geocode(req.address)
         if found is None:
-            raise not_found("address_not_found",
-                            "没有找到这个地址，请换个说法（例如“深圳南山科技园”），或选择城市和区域。")
+            raise not_found(
+                "address_not_found",
+                "没有找到这个地址，请换个说法（例如“深圳南山科技园”），或选择城市和区域。",
+            )
         raw = found.raw if isinstance(found.raw, dict) else {}
-        crs = "wgs84" if isinstance(self._geocoder(), GazetteerGeocoder) \
+        crs = (
+            "wgs84"
+            if isinstance(self._geocoder(), GazetteerGeocoder)
             else self._settings.geocoder_crs
+        )
         lat, lon = float(found.latitude), float(found.longitude)
         if raw.get("district") and raw.get("city"):
             area = district_area(raw["city"], raw["district"])
@@ -189,8 +234,11 @@ class EntryService:
             return await asyncio.to_thread(geocoder.geocode, address, exactly_one=True)
         except GeopyError as exc:
             logger.opt(exception=exc).warning("entry: geocoder failed: {}", exc)
-            raise EntryError(503, "geocoder_unavailable",
-                             "地址解析服务暂时不可用，请选择城市和区域，或稍后再试。") from exc
+            raise EntryError(
+                503,
+                "geocoder_unavailable",
+                "地址解析服务暂时不可用，请选择城市和区域，或稍后再试。",
+            ) from exc
 
     # --- choose ----------------------------------------------------------------------------
 
@@ -204,16 +252,24 @@ class EntryService:
         if members >= group.capacity:
             raise conflict("group_full", "这个群已满员，请选择列表中的其他群。")
         method = "invite" if members >= self._settings.scan_limit else "qr"
-        code = self._new_invite_code() if method == "invite" and visit.invite_code is None \
-            else visit.invite_code if method == "invite" else None
+        code = (
+            self._new_invite_code()
+            if method == "invite" and visit.invite_code is None
+            else visit.invite_code
+            if method == "invite"
+            else None
+        )
         visit = self._visits.chosen(visit.id, group_id, self._clock.now(), method, code)
         logger.bind(entry=visit.id, channel=visit.channel, group=group_id, join=method).info(
-            "entry: group chosen")
+            "entry: group chosen"
+        )
         if method == "qr":
             return Choice(visit.id, group_id, group.name, "qr")
         code = visit.invite_code
-        hint = (f"该群已超过{self._settings.scan_limit}人，无法扫码加入。请在微信中私信"
-                f"「{self._bot_name}」，发送：入群 {code}，机器人会邀请您进群。")
+        hint = (
+            f"该群已超过{self._settings.scan_limit}人，无法扫码加入。请在微信中私信"
+            f"「{self._bot_name}」，发送：入群 {code}，机器人会邀请您进群。"
+        )
         return Choice(visit.id, group_id, group.name, "invite", code, hint)
 
     def _new_invite_code(self) -> str:

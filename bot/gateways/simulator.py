@@ -78,7 +78,9 @@ class SimulatorGateway:
         try:
             return self.contacts[contact_id]
         except KeyError:
-            raise UnknownPeer(f"unknown contact {contact_id!r}: add it with a `contact` step first") from None
+            raise UnknownPeer(
+                f"unknown contact {contact_id!r}: add it with a `contact` step first"
+            ) from None
 
     def room(self, room_id: str) -> SimRoom:
         """The known room with this id; :class:`UnknownPeer` otherwise."""
@@ -87,8 +89,9 @@ class SimulatorGateway:
         except KeyError:
             raise UnknownPeer(f"unknown room {room_id!r}: not in the groups directory") from None
 
-    def say(self, sender_id: str, text: str, room_id: str | None = None,
-            mentions: Iterable[str] = ()) -> MessageReceived:
+    def say(
+        self, sender_id: str, text: str, room_id: str | None = None, mentions: Iterable[str] = ()
+    ) -> MessageReceived:
         """Someone says something, in a room or privately to the bot."""
         sender = self.person(sender_id)
         if room_id is not None:
@@ -100,14 +103,17 @@ class SimulatorGateway:
         self._emit(event)
         return event
 
-    def share_location(self, sender_id: str, lat: float, lon: float, crs: Crs = "gcj02",
-                       room_id: str | None = None) -> LocationShared:
+    def share_location(
+        self, sender_id: str, lat: float, lon: float, crs: Crs = "gcj02", room_id: str | None = None
+    ) -> LocationShared:
         """Someone shares a location pin (WeChat sends GCJ-02)."""
         event = LocationShared(self._clock.now(), self.person(sender_id), lat, lon, crs, room_id)
         self._emit(event)
         return event
 
-    def join(self, room_id: str, member_ids: Iterable[str], inviter: str | None = None) -> MemberJoined:
+    def join(
+        self, room_id: str, member_ids: Iterable[str], inviter: str | None = None
+    ) -> MemberJoined:
         """People join a room together."""
         room = self.room(room_id)
         people = tuple(self.person(m) for m in member_ids)

@@ -41,8 +41,11 @@ class OpsData:
 
     def campaigns_of_kind(self, kind: str) -> list[Campaign]:
         """Enabled campaigns of one kind, in id order."""
-        return [c for c in sorted(self.campaigns.values(), key=lambda c: c.id)
-                if c.kind == kind and c.enabled]
+        return [
+            c
+            for c in sorted(self.campaigns.values(), key=lambda c: c.id)
+            if c.kind == kind and c.enabled
+        ]
 
     def targets(self, campaign: Campaign, group: WelfareGroup) -> bool:
         """True when ``campaign`` reaches ``group`` (see :class:`~bot.opsdata.models.Targets`)."""
@@ -54,11 +57,14 @@ class OpsData:
         criteria = [c for c in (t.cities, t.districts, t.tags) if c]
         if not criteria:
             return False
-        return ((not t.cities or group.city in t.cities)
-                and (not t.districts or group.district in t.districts)
-                and (not t.tags or bool(set(t.tags) & set(group.tags))))
+        return (
+            (not t.cities or group.city in t.cities)
+            and (not t.districts or group.district in t.districts)
+            and (not t.tags or bool(set(t.tags) & set(group.tags)))
+        )
 
     def target_groups(self, campaign: Campaign) -> list[WelfareGroup]:
         """The groups a campaign reaches, in id order."""
-        return [g for g in sorted(self.groups.values(), key=lambda g: g.id)
-                if self.targets(campaign, g)]
+        return [
+            g for g in sorted(self.groups.values(), key=lambda g: g.id) if self.targets(campaign, g)
+        ]

@@ -97,10 +97,12 @@ def load_opsdata(campaigns_dir: Path, templates_dir: Path) -> OpsData:
     cities = _unique(found.gazetteer, "gazetteer city", base, problems, key="name")
     channels = _unique(found.channels, "channel", base, problems)
     problems += _unknown_templates(found.campaigns, templates, templates_dir)
-    problems += _unknown_target_groups(found.campaigns,
-                                       set(groups) | found.written_ids.get("groups", set()))
-    problems += _unknown_managers(found.groups,
-                                  set(managers) | found.written_ids.get("managers", set()))
+    problems += _unknown_target_groups(
+        found.campaigns, set(groups) | found.written_ids.get("groups", set())
+    )
+    problems += _unknown_managers(
+        found.groups, set(managers) | found.written_ids.get("managers", set())
+    )
     if problems:
         unique = dict.fromkeys(problems)  # keeps the order problems were found in, for ties
         raise OpsDataError(sorted(unique, key=lambda p: (str(p.path), p.line, p.col)))
@@ -144,8 +146,12 @@ class OpsDataSource:
     value like load problems do.
     """
 
-    def __init__(self, campaigns_dir: Path, templates_dir: Path,
-                 check: Callable[[OpsData], list[Problem]] | None = None) -> None:
+    def __init__(
+        self,
+        campaigns_dir: Path,
+        templates_dir: Path,
+        check: Callable[[OpsData], list[Problem]] | None = None,
+    ) -> None:
         self.campaigns_dir = campaigns_dir
         self.templates_dir = templates_dir
         self._check = check
@@ -173,6 +179,7 @@ class OpsDataSource:
 
 # --- reading one file -----------------------------------------------------------------------
 
+
 def _files(root: Path, suffixes: tuple[str, ...]) -> Iterator[Path]:
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).parts
@@ -181,8 +188,7 @@ def _files(root: Path, suffixes: tuple[str, ...]) -> Iterator[Path]:
 
 
 def _accepted_keys() -> str:
-    return "a single campaign (`id` + `kind`) or one of " + ", ".join(
-        f"`{k}:`" for k in FILE_KINDS)
+    return "a single campaign (`id` + `kind`) or one of " + ", ".join(f"`{k}:`" for k in FILE_KINDS)
 
 
 def _read_file(path: Path, found: _Collected) -> None:
@@ -191,8 +197,9 @@ def _read_file(path: Path, found: _Collected) -> None:
     if data is None:
         return
     if not isinstance(data, dict):
-        raise OpsDataError([Problem(path, 1, 1, "expected a mapping at the top level: "
-                                    + _accepted_keys())])
+        raise OpsDataError(
+            [Problem(path, 1, 1, "expected a mapping at the top level: " + _accepted_keys())]
+        )
     kinds = [k for k in data if k in FILE_KINDS]
     if not kinds and ("id" in data or "kind" in data):
         found.campaigns.append(_Found(validate(doc, Campaign), doc, ()))
@@ -202,14 +209,23 @@ def _read_file(path: Path, found: _Collected) -> None:
         message = f"not an ops data file: expected {_accepted_keys()}"
         raise OpsDataError([Problem(path, 1, 1, message + (hints[0] if hints else ""))])
     if len(kinds) > 1:
-        raise OpsDataError([doc.problem((kinds[1],), f"`{kinds[1]}:` belongs in a file of its "
-                                        f"own; this file already holds `{kinds[0]}:`",
-                                        at_key=True)])
+        raise OpsDataError(
+            [
+                doc.problem(
+                    (kinds[1],),
+                    f"`{kinds[1]}:` belongs in a file of its "
+                    f"own; this file already holds `{kinds[0]}:`",
+                    at_key=True,
+                )
+            ]
+        )
     items = data[kinds[0]]
     if isinstance(items, list):
         found.written_ids.setdefault(kinds[0], set()).update(
-            item["id"] for item in items
-            if isinstance(item, dict) and isinstance(item.get("id"), str))
+            item["id"]
+            for item in items
+            if isinstance(item, dict) and isinstance(item.get("id"), str)
+        )
     _collect(kinds[0], doc, validate(doc, FILE_KINDS[kinds[0]]), found)
 
 
@@ -233,11 +249,13 @@ def _collect(kind: str, doc: YamlDoc, model: BaseModel, found: _Collected) -> No
     elif isinstance(model, ChannelsFile):
         found.channels += [_Found(c, doc, ("channels", i)) for i, c in enumerate(model.channels)]
     else:  # a kind added to FILE_KINDS without a home in OpsData yet
-        raise OpsDataError([doc.problem((kind,), f"`{kind}:` files are not supported yet",
-                                        at_key=True)])
+        raise OpsDataError(
+            [doc.problem((kind,), f"`{kind}:` files are not supported yet", at_key=True)]
+        )
 
 
 # --- cross-file checks ----------------------------------------------------------------------
+
 
 def _where(found: _Found, loc: Loc, base: Path) -> str:
     line, _ = found.doc.value_pos(found.loc + loc)
@@ -248,8 +266,9 @@ def _where(found: _Found, loc: Loc, base: Path) -> str:
     return f"{shown}:{line}"
 
 
-def _unique(items: list[_Found], what: str, base: Path,
-            problems: list[Problem], key: str = "id") -> dict[str, _Found]:
+def _unique(
+    items: list[_Found], what: str, base: Path, problems: list[Problem], key: str = "id"
+) -> dict[str, _Found]:
     by_id: dict[str, _Found] = {}
     for item in items:
         ident = getattr(item.value, key)
@@ -257,28 +276,39 @@ def _unique(items: list[_Found], what: str, base: Path,
         if first is None:
             by_id[ident] = item
             continue
-        problems.append(item.doc.problem(
-            item.loc + (key,),
-            f"duplicate {what} {key} {ident!r} (already defined at "
-            f"{_where(first, (key,), base)})"))
+        problems.append(
+            item.doc.problem(
+                item.loc + (key,),
+                f"duplicate {what} {key} {ident!r} (already defined at "
+                f"{_where(first, (key,), base)})",
+            )
+        )
     return by_id
 
 
 def _single(items: list[_Found], key: str, base: Path, problems: list[Problem]) -> _Found | None:
     for extra in items[1:]:
-        problems.append(extra.doc.problem(
-            extra.loc, f"only one `{key}:` file is allowed; the first is at "
-            f"{_where(items[0], (), base)}", at_key=True))
+        problems.append(
+            extra.doc.problem(
+                extra.loc,
+                f"only one `{key}:` file is allowed; the first is at {_where(items[0], (), base)}",
+                at_key=True,
+            )
+        )
     return items[0] if items else None
 
 
-def _unknown_templates(campaigns: list[_Found], templates: dict[str, str],
-                       templates_dir: Path) -> list[Problem]:
+def _unknown_templates(
+    campaigns: list[_Found], templates: dict[str, str], templates_dir: Path
+) -> list[Problem]:
     return [
-        c.doc.problem(c.loc + ("template",),
-                      f"template {c.value.template!r} not found in {templates_dir.name}/"
-                      + did_you_mean(c.value.template, templates))
-        for c in campaigns if c.value.template not in templates
+        c.doc.problem(
+            c.loc + ("template",),
+            f"template {c.value.template!r} not found in {templates_dir.name}/"
+            + did_you_mean(c.value.template, templates),
+        )
+        for c in campaigns
+        if c.value.template not in templates
     ]
 
 
@@ -287,14 +317,21 @@ def _unknown_target_groups(campaigns: list[_Found], groups: set[str]) -> list[Pr
     for c in campaigns:
         for i, gid in enumerate(c.value.targets.groups):
             if gid not in groups:
-                problems.append(c.doc.problem(c.loc + ("targets", "groups", i),
-                                              f"unknown group {gid!r}" + did_you_mean(gid, groups)))
+                problems.append(
+                    c.doc.problem(
+                        c.loc + ("targets", "groups", i),
+                        f"unknown group {gid!r}" + did_you_mean(gid, groups),
+                    )
+                )
     return problems
 
 
 def _unknown_managers(groups: list[_Found], managers: set[str]) -> list[Problem]:
     return [
-        g.doc.problem(g.loc + ("manager",), f"unknown manager {g.value.manager!r}"
-                      + did_you_mean(g.value.manager, managers))
-        for g in groups if g.value.manager is not None and g.value.manager not in managers
+        g.doc.problem(
+            g.loc + ("manager",),
+            f"unknown manager {g.value.manager!r}" + did_you_mean(g.value.manager, managers),
+        )
+        for g in groups
+        if g.value.manager is not None and g.value.manager not in managers
     ]

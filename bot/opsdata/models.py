@@ -15,8 +15,15 @@ from scheduler.durations import parse_duration, parse_time_of_day
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-WEEKDAY_ZH = {"mon": "周一", "tue": "周二", "wed": "周三", "thu": "周四", "fri": "周五",
-              "sat": "周六", "sun": "周日"}
+WEEKDAY_ZH = {
+    "mon": "周一",
+    "tue": "周二",
+    "wed": "周三",
+    "thu": "周四",
+    "fri": "周五",
+    "sat": "周六",
+    "sun": "周日",
+}
 CampaignKind = Literal[
     "welcome", "daily", "weekly", "monthly", "holiday", "meal", "lottery", "once"
 ]

@@ -62,6 +62,7 @@ class OpsDataError(Exception):
 
 # --- YAML with positions --------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class YamlDoc:
     """A YAML file as plain Python data, plus where each key and value was written.
@@ -141,8 +142,12 @@ def _syntax_problem(path: Path, e: YAMLError) -> Problem:
     line, col = e.problem_mark.line + 1, e.problem_mark.column + 1
     problem = (e.problem or "").strip()
     if isinstance(e, DuplicateKeyError):
-        return Problem(path, line, col, problem.replace("found ", "", 1)
-                       + "; a key may appear only once in a mapping")
+        return Problem(
+            path,
+            line,
+            col,
+            problem.replace("found ", "", 1) + "; a key may appear only once in a mapping",
+        )
     message = f"YAML syntax error: {problem}"
     if e.context and e.context_mark is not None:
         message += f" ({e.context}, which started at line {e.context_mark.line + 1})"
@@ -188,8 +193,16 @@ def _plain(node: Any) -> Any:
     if isinstance(node, float):
         return float(node)
     if isinstance(node, datetime):
-        return datetime(node.year, node.month, node.day, node.hour, node.minute, node.second,
-                        node.microsecond, tzinfo=node.tzinfo)
+        return datetime(
+            node.year,
+            node.month,
+            node.day,
+            node.hour,
+            node.minute,
+            node.second,
+            node.microsecond,
+            tzinfo=node.tzinfo,
+        )
     if isinstance(node, date):
         return date(node.year, node.month, node.day)
     if hasattr(node, "value"):  # a tagged scalar such as `!secret x`
@@ -198,6 +211,7 @@ def _plain(node: Any) -> Any:
 
 
 # --- validation errors as problems ----------------------------------------------------------
+
 
 def validate(doc: YamlDoc, model: type[M]) -> M:
     """Validate ``doc.data`` with ``model``.
@@ -211,8 +225,9 @@ def validate(doc: YamlDoc, model: type[M]) -> M:
         raise OpsDataError(problems_from_errors(doc, model, e.errors(include_url=False))) from None
 
 
-def problems_from_errors(doc: YamlDoc, model: type[BaseModel], errors: Iterable[Any],
-                         *, base: Loc = ()) -> list[Problem]:
+def problems_from_errors(
+    doc: YamlDoc, model: type[BaseModel], errors: Iterable[Any], *, base: Loc = ()
+) -> list[Problem]:
     """Map pydantic errors (as from ``ValidationError.errors()``) to positions in ``doc``."""
     # Errors from the branches of a union (`holidays: list[str] | Literal["all"]`) come one per
     # branch; they are said as one problem: "expected a list or 'all'".
@@ -243,7 +258,8 @@ def _resolve(doc: YamlDoc, base: Loc, loc: Loc) -> tuple[Loc, bool]:
     path, cur, skipped = base, doc.get(base), False
     for part in loc:
         if (isinstance(cur, dict) and part in cur) or (
-                isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)):
+            isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)
+        ):
             path, cur = path + (part,), cur[part]
         else:
             skipped = skipped or not (isinstance(part, int) or part == "[key]")
@@ -297,17 +313,25 @@ def _mentioned_key(message: str, doc: YamlDoc, loc: Loc) -> Loc | None:
 
 _EXPECTED = {
     "string_type": "text (put it in quotes)",
-    "int_type": "a whole number", "int_parsing": "a whole number",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
     "int_from_float": "a whole number",
-    "float_type": "a number", "float_parsing": "a number",
-    "bool_type": "true or false", "bool_parsing": "true or false",
-    "list_type": "a list", "tuple_type": "a list", "set_type": "a list",
-    "dict_type": "a mapping of keys to values", "model_type": "a mapping of keys to values",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "set_type": "a list",
+    "dict_type": "a mapping of keys to values",
+    "model_type": "a mapping of keys to values",
     "model_attributes_type": "a mapping of keys to values",
-    "date_type": "a date as YYYY-MM-DD", "date_parsing": "a date as YYYY-MM-DD",
+    "date_type": "a date as YYYY-MM-DD",
+    "date_parsing": "a date as YYYY-MM-DD",
     "date_from_datetime_parsing": "a date as YYYY-MM-DD",
     "date_from_datetime_inexact": "a date as YYYY-MM-DD (without a time)",
-    "datetime_type": "a date and time", "datetime_parsing": "a date and time",
+    "datetime_type": "a date and time",
+    "datetime_parsing": "a date and time",
     "none_required": "nothing (null)",
 }
 
@@ -316,18 +340,30 @@ def _expected(err: Any) -> str:
     kind, ctx = err["type"], err.get("ctx") or {}
     if kind == "literal_error":
         options = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
-        return "one of " + ", ".join(options) if len(options) > 1 else repr(options[0]) \
-            if options else str(ctx.get("expected"))
+        return (
+            "one of " + ", ".join(options)
+            if len(options) > 1
+            else repr(options[0])
+            if options
+            else str(ctx.get("expected"))
+        )
     if kind in _EXPECTED:
         return _EXPECTED[kind]
-    bounds = {"greater_than_equal": ("at least", "ge"), "less_than_equal": ("at most", "le"),
-              "greater_than": ("more than", "gt"), "less_than": ("less than", "lt")}
+    bounds = {
+        "greater_than_equal": ("at least", "ge"),
+        "less_than_equal": ("at most", "le"),
+        "greater_than": ("more than", "gt"),
+        "less_than": ("less than", "lt"),
+    }
     if kind in bounds:
         words, key = bounds[kind]
         return f"a number {words} {ctx.get(key)}"
     if kind == "string_pattern_mismatch":
-        return "an id of letters, digits, '.', '_' and '-', starting with a letter or digit" \
-            if "A-Za-z0-9" in str(ctx.get("pattern")) else f"text matching {ctx.get('pattern')}"
+        return (
+            "an id of letters, digits, '.', '_' and '-', starting with a letter or digit"
+            if "A-Za-z0-9" in str(ctx.get("pattern"))
+            else f"text matching {ctx.get('pattern')}"
+        )
     if kind == "too_short":
         return f"at least {ctx.get('min_length')} item(s)"
     if kind == "too_long":
@@ -365,6 +401,7 @@ def _show(value: Any) -> str:
 
 
 # --- what keys a model accepts --------------------------------------------------------------
+
 
 def field_names(model: type[BaseModel], loc: Loc) -> list[str]:
     """The keys accepted by the mapping at ``loc`` under ``model`` (aliases as written)."""

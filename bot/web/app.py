@@ -42,8 +42,9 @@ async def serve(bot: Qunfu, host: str, port: int, stop: asyncio.Event) -> None:
     """Serve the web app until ``stop`` is set."""
     import uvicorn
 
-    config = uvicorn.Config(create_app(bot), host=host, port=port, log_level="warning",
-                            lifespan="off")
+    config = uvicorn.Config(
+        create_app(bot), host=host, port=port, log_level="warning", lifespan="off"
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     await stop.wait()

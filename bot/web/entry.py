@@ -26,8 +26,9 @@ router = APIRouter()
 _HERE = Path(__file__).parent
 _STATIC = _HERE / "static"
 _ASSETS = {"entry.js": "text/javascript; charset=utf-8", "entry.css": "text/css; charset=utf-8"}
-_pages = Environment(loader=FileSystemLoader(_HERE / "pages"),
-                     autoescape=select_autoescape(["html"], default=True))
+_pages = Environment(
+    loader=FileSystemLoader(_HERE / "pages"), autoescape=select_autoescape(["html"], default=True)
+)
 
 
 def _service(request: Request) -> EntryService:
@@ -36,18 +37,22 @@ def _service(request: Request) -> EntryService:
 
 def _refusal(request: Request, err: EntryError) -> JSONResponse:
     logger.bind(path=request.url.path, code=err.code, status=err.status).warning(
-        "entry: refused: {}", err.code)
+        "entry: refused: {}", err.code
+    )
     return JSONResponse({"error": err.code, "message": err.message}, status_code=err.status)
 
 
 def _cities(service: EntryService) -> list[dict[str, Any]]:
-    return [{"name": c.name, "districts": [d.name for d in c.districts]}
-            for c in service.gazetteer.cities()]
+    return [
+        {"name": c.name, "districts": [d.name for d in c.districts]}
+        for c in service.gazetteer.cities()
+    ]
 
 
 @router.get("/join", response_class=HTMLResponse, include_in_schema=False)
-async def join_page(request: Request, channel: str | None = None, ref: str | None = None
-                    ) -> HTMLResponse:
+async def join_page(
+    request: Request, channel: str | None = None, ref: str | None = None
+) -> HTMLResponse:
     """The live code's landing page; a bad link still gets the page, with the reason shown."""
     service = _service(request)
     bot = request.app.state.bot
@@ -58,10 +63,17 @@ async def join_page(request: Request, channel: str | None = None, ref: str | Non
     except EntryError as err:
         _refusal(request, err)
         status, error = err.status, err.message
-    data = {"channel": channel if entry else None, "ref": ref if entry else None, "entry": entry,
-            "cities": _cities(service), "error": error, "bot_name": bot.settings.bot.name}
+    data = {
+        "channel": channel if entry else None,
+        "ref": ref if entry else None,
+        "entry": entry,
+        "cities": _cities(service),
+        "error": error,
+        "bot_name": bot.settings.bot.name,
+    }
     html = _pages.get_template("entry.html").render(
-        data=data, error=error, channel_name=channel_name, bot_name=bot.settings.bot.name)
+        data=data, error=error, channel_name=channel_name, bot_name=bot.settings.bot.name
+    )
     return HTMLResponse(html, status_code=status)
 
 
@@ -94,8 +106,10 @@ async def route(request: Request) -> JSONResponse:
     except EntryError as err:
         return _refusal(request, err)
     body = asdict(answer)
-    body["groups"] = [{"group": o["group_id"], **{k: v for k, v in o.items() if k != "group_id"}}
-                      for o in body.pop("offers")]
+    body["groups"] = [
+        {"group": o["group_id"], **{k: v for k, v in o.items() if k != "group_id"}}
+        for o in body.pop("offers")
+    ]
     return JSONResponse(body)
 
 
@@ -123,5 +137,4 @@ async def group_qr(request: Request, group_id: str, entry: str | None = None) ->
         svg = await _service(request).qr_svg(group_id, entry)
     except EntryError as err:
         return _refusal(request, err)
-    return Response(svg, media_type="image/svg+xml",
-                    headers={"Cache-Control": "no-store"})
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})

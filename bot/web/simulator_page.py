@@ -76,8 +76,9 @@ def _guarded(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[
             return JSONResponse({"error": exc.message}, status_code=exc.status)
         except Exception as exc:  # the page must never take the bot down
             logger.opt(exception=exc).error("simulator page failed: {}", exc)
-            return JSONResponse({"error": "模拟器内部出错，已记录日志，请稍后重试。"},
-                                status_code=500)
+            return JSONResponse(
+                {"error": "模拟器内部出错，已记录日志，请稍后重试。"}, status_code=500
+            )
 
     return wrapper
 
@@ -143,26 +144,53 @@ class SimFeed:
     def _event_line(self, event: Event) -> Json:
         at = _iso(event.at)
         if isinstance(event, MessageReceived):
-            return {"at": at, "by": "person", "kind": "message", "conv": _conv(event.room_id,
-                    event.sender.id), "sender": _person(event.sender), "text": event.text,
-                    "mentions": [self._who(m) for m in event.mentions]}
+            return {
+                "at": at,
+                "by": "person",
+                "kind": "message",
+                "conv": _conv(event.room_id, event.sender.id),
+                "sender": _person(event.sender),
+                "text": event.text,
+                "mentions": [self._who(m) for m in event.mentions],
+            }
         if isinstance(event, LocationShared):
-            return {"at": at, "by": "person", "kind": "location",
-                    "conv": _conv(event.room_id, event.sender.id), "sender": _person(event.sender),
-                    "text": f"📍 位置 {event.lat:.6f}, {event.lon:.6f}（{event.crs}）",
-                    "lat": event.lat, "lon": event.lon, "crs": event.crs, "mentions": []}
+            return {
+                "at": at,
+                "by": "person",
+                "kind": "location",
+                "conv": _conv(event.room_id, event.sender.id),
+                "sender": _person(event.sender),
+                "text": f"📍 位置 {event.lat:.6f}, {event.lon:.6f}（{event.crs}）",
+                "lat": event.lat,
+                "lon": event.lon,
+                "crs": event.crs,
+                "mentions": [],
+            }
         if isinstance(event, MemberJoined):
             names = "、".join(p.name or p.id for p in event.members)
-            inviter = (f"（由 {self._who(event.inviter_id)['name']} 邀请）"
-                       if event.inviter_id else "")
-            return {"at": at, "by": "system", "kind": "join", "conv": f"room:{event.room_id}",
-                    "members": [_person(p) for p in event.members],
-                    "text": f"{names} 加入了群聊{inviter}", "mentions": []}
+            inviter = (
+                f"（由 {self._who(event.inviter_id)['name']} 邀请）" if event.inviter_id else ""
+            )
+            return {
+                "at": at,
+                "by": "system",
+                "kind": "join",
+                "conv": f"room:{event.room_id}",
+                "members": [_person(p) for p in event.members],
+                "text": f"{names} 加入了群聊{inviter}",
+                "mentions": [],
+            }
         if isinstance(event, MemberLeft):
             people = [self._who(m) for m in event.member_ids]
-            return {"at": at, "by": "system", "kind": "leave", "conv": f"room:{event.room_id}",
-                    "members": people, "text": f"{'、'.join(p['name'] for p in people)} 退出了群聊",
-                    "mentions": []}
+            return {
+                "at": at,
+                "by": "system",
+                "kind": "leave",
+                "conv": f"room:{event.room_id}",
+                "members": people,
+                "text": f"{'、'.join(p['name'] for p in people)} 退出了群聊",
+                "mentions": [],
+            }
         raise TypeError(f"unknown event {event!r}")
 
     def _action_line(self, sent: SentAction) -> Json:
@@ -171,17 +199,37 @@ class SimFeed:
         a = sent.action
         if isinstance(a, Say):
             parse_conv(a.to)
-            return {"at": at, "by": "bot", "kind": "message", "conv": a.to, "sender": bot,
-                    "text": a.text, "mentions": [self._who(m) for m in a.mentions]}
+            return {
+                "at": at,
+                "by": "bot",
+                "kind": "message",
+                "conv": a.to,
+                "sender": bot,
+                "text": a.text,
+                "mentions": [self._who(m) for m in a.mentions],
+            }
         if isinstance(a, Invite):
-            return {"at": at, "by": "bot", "kind": "invite", "conv": f"contact:{a.contact}",
-                    "sender": bot, "room": a.room, "room_name": self._room_name(a.room),
-                    "text": f"邀请你加入群聊「{self._room_name(a.room)}」", "mentions": []}
+            return {
+                "at": at,
+                "by": "bot",
+                "kind": "invite",
+                "conv": f"contact:{a.contact}",
+                "sender": bot,
+                "room": a.room,
+                "room_name": self._room_name(a.room),
+                "text": f"邀请你加入群聊「{self._room_name(a.room)}」",
+                "mentions": [],
+            }
         if isinstance(a, Remove):
-            return {"at": at, "by": "system", "kind": "remove", "conv": f"room:{a.room}",
-                    "members": [self._who(a.contact)],
-                    "text": f"{bot['name']} 将 {self._who(a.contact)['name']} 移出了群聊",
-                    "mentions": []}
+            return {
+                "at": at,
+                "by": "system",
+                "kind": "remove",
+                "conv": f"room:{a.room}",
+                "members": [self._who(a.contact)],
+                "text": f"{bot['name']} 将 {self._who(a.contact)['name']} 移出了群聊",
+                "mentions": [],
+            }
         raise TypeError(f"unknown action {a!r}")
 
 
@@ -229,18 +277,22 @@ def _rooms(request: Request, gateway: SimulatorGateway) -> list[Json]:
     groups = bot.planner().ops.groups
     counts = bot.groups.member_counts()
     out = []
-    ordered = [gid for gid in groups if gid in gateway.rooms] + \
-        [rid for rid in gateway.rooms if rid not in groups]
+    ordered = [gid for gid in groups if gid in gateway.rooms] + [
+        rid for rid in gateway.rooms if rid not in groups
+    ]
     for room_id in ordered:
         room = gateway.rooms[room_id]
         group = groups.get(room_id)
         members = [_person(gateway.contacts.get(m, Person(m, m))) for m in room.members]
         line: Json = {
-            "id": room_id, "name": room.name,
+            "id": room_id,
+            "name": room.name,
             "members": sorted(members, key=lambda p: p["id"]),
             "member_count": counts.get(room_id, 0),
-            "city": group.city if group else "", "district": group.district if group else "",
-            "capacity": group.capacity if group else None, "location": None,
+            "city": group.city if group else "",
+            "district": group.district if group else "",
+            "capacity": group.capacity if group else None,
+            "location": None,
         }
         if group is not None:
             lat, lon = to_wgs84(group.location.lat, group.location.lon, group.location.crs)
@@ -303,8 +355,9 @@ def _coordinate(value: Any, label: str, limit: float) -> float:
     try:
         number = float(value.strip()) if isinstance(value, str) else float(value)
     except (TypeError, ValueError):
-        raise SimInputError(422, f"{label}应为数字（-{limit:g} 到 {limit:g}），"
-                                 f"收到的是：{str(value)[:40]}") from None
+        raise SimInputError(
+            422, f"{label}应为数字（-{limit:g} 到 {limit:g}），收到的是：{str(value)[:40]}"
+        ) from None
     if not math.isfinite(number) or not -limit <= number <= limit:
         raise SimInputError(422, f"{label}应在 -{limit:g} 到 {limit:g} 之间。")
     return number
@@ -316,8 +369,11 @@ def _coordinate(value: Any, label: str, limit: float) -> float:
 @router.get("/sim", include_in_schema=False)
 async def simulator_page() -> Response:
     """The page itself (static HTML; data comes from the JSON API)."""
-    return FileResponse(_STATIC / "sim.html", media_type="text/html; charset=utf-8",
-                        headers={"Cache-Control": "no-cache"})
+    return FileResponse(
+        _STATIC / "sim.html",
+        media_type="text/html; charset=utf-8",
+        headers={"Cache-Control": "no-cache"},
+    )
 
 
 @router.get("/sim/static/{name}", include_in_schema=False)
@@ -325,8 +381,9 @@ async def simulator_asset(name: str) -> Response:
     """The page's script and style sheet."""
     if name not in _ASSETS:
         return JSONResponse({"error": "没有这个文件。"}, status_code=404)
-    return FileResponse(_STATIC / name, media_type=_ASSETS[name],
-                        headers={"Cache-Control": "no-cache"})
+    return FileResponse(
+        _STATIC / name, media_type=_ASSETS[name], headers={"Cache-Control": "no-cache"}
+    )
 
 
 @router.get("/sim/api/state")
@@ -336,8 +393,13 @@ async def sim_state(request: Request) -> Json:
     gateway = _gateway(request)
     feed = _feed(request)
     bot = _bot(request)
-    return {"now": _iso(bot.clock.now()), "bot": {"id": gateway.bot_id, "name": gateway.bot_name},
-            "rooms": _rooms(request, gateway), "contacts": _contacts(gateway), "seq": feed.seq}
+    return {
+        "now": _iso(bot.clock.now()),
+        "bot": {"id": gateway.bot_id, "name": gateway.bot_name},
+        "rooms": _rooms(request, gateway),
+        "contacts": _contacts(gateway),
+        "seq": feed.seq,
+    }
 
 
 @router.get("/sim/api/rooms")

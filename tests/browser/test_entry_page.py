@@ -27,9 +27,14 @@ ENTRY = "/join?channel=wx-menu"
 @pytest.fixture
 def phone(browser: Any) -> Iterator[Any]:
     """A phone-sized context that has granted geolocation at a fixed point in Nanshan."""
-    ctx = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844},
-                              is_mobile=True, has_touch=True,
-                              geolocation=NANSHAN_WGS84, permissions=["geolocation"])
+    ctx = browser.new_context(
+        locale="zh-CN",
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+        geolocation=NANSHAN_WGS84,
+        permissions=["geolocation"],
+    )
     ctx.set_default_timeout(15_000)
     try:
         yield ctx
@@ -46,7 +51,8 @@ def open_entry(ctx: Any, base: str, path: str = ENTRY) -> Any:
 
 
 def test_a_located_phone_gets_the_nearest_group_and_its_qr_code(
-        phone: Any, qunfu_server: str) -> None:
+    phone: Any, qunfu_server: str
+) -> None:
     from playwright.sync_api import expect
 
     page = open_entry(phone, qunfu_server)
@@ -55,8 +61,8 @@ def test_a_located_phone_gets_the_nearest_group_and_its_qr_code(
     results = page.locator("#results li[data-group]")
     expect(results.first).to_be_visible()
     groups = results.evaluate_all("els => els.map(e => e.dataset.group)")
-    assert groups[0] == "sz-nanshan-szu"            # 355 m away, 95 members
-    assert "sz-nanshan-kjy-2" not in groups          # full: never offered
+    assert groups[0] == "sz-nanshan-szu"  # 355 m away, 95 members
+    assert "sz-nanshan-kjy-2" not in groups  # full: never offered
     expect(results.first).to_contain_text("深圳南山深大福利群")
 
     results.first.locator("button").first.click()
@@ -82,14 +88,15 @@ def test_the_address_fallback_finds_groups(phone: Any, qunfu_server: str) -> Non
 
 
 def test_a_group_of_200_or_more_asks_the_person_to_message_the_bot(
-        phone: Any, qunfu_server: str) -> None:
+    phone: Any, qunfu_server: str
+) -> None:
     from playwright.sync_api import expect
 
     page = open_entry(phone, qunfu_server)
     page.fill("#address", "福田CBD")
     page.click("#address-go")
 
-    cbd = page.locator('#results li[data-group="sz-futian-cbd"]')    # 268 members
+    cbd = page.locator('#results li[data-group="sz-futian-cbd"]')  # 268 members
     expect(cbd).to_be_visible()
     cbd.locator("button").first.click()
 
@@ -99,7 +106,8 @@ def test_a_group_of_200_or_more_asks_the_person_to_message_the_bot(
 
 
 def test_an_address_that_cannot_be_found_shows_a_chinese_error(
-        phone: Any, qunfu_server: str) -> None:
+    phone: Any, qunfu_server: str
+) -> None:
     from playwright.sync_api import expect
 
     page = open_entry(phone, qunfu_server)

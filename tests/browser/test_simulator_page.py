@@ -42,7 +42,8 @@ def add_contact(page: Any, name: str) -> str:
     page.wait_for_function(
         "name => { const s = document.getElementById('who');"
         " return s.selectedOptions.length && s.selectedOptions[0].text.startsWith(name); }",
-        arg=name)
+        arg=name,
+    )
     return page.eval_on_selector("#who", "s => s.value")
 
 
@@ -144,7 +145,8 @@ def test_clicking_a_group_on_the_map_fills_the_coordinates(page: Any, qunfu_serv
 
 
 def test_bad_input_shows_a_chinese_error_and_the_bot_keeps_running(
-        page: Any, qunfu_server: str) -> None:
+    page: Any, qunfu_server: str
+) -> None:
     from playwright.sync_api import expect
 
     contact = add_contact(page, unique("赵六"))
@@ -179,8 +181,9 @@ def test_bad_input_shows_a_chinese_error_and_the_bot_keeps_running(
         answer = httpx.post(f"{api}/{path}", json=body)
         assert (answer.status_code, path) == (status, path)
         assert message in answer.json()["error"]
-    garbled = httpx.post(f"{api}/say", content=b"{not json",
-                         headers={"content-type": "application/json"})
+    garbled = httpx.post(
+        f"{api}/say", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert garbled.status_code == 400 and "JSON" in garbled.json()["error"]
 
     assert httpx.get(f"{qunfu_server}/healthz").json()["ok"] is True
@@ -189,4 +192,5 @@ def test_bad_input_shows_a_chinese_error_and_the_bot_keeps_running(
     page.click("#share-location")
     expect(page.locator("#error")).to_be_hidden()
     expect(page.locator("#private .msg.bot").filter(has_text="为您找到附近")).to_have_count(
-        1, timeout=BOT_REPLY_S)
+        1, timeout=BOT_REPLY_S
+    )

@@ -30,19 +30,33 @@ def test_check_reports_each_problem_with_its_position(tmp_path: Path) -> None:
     base = copy_ops(tmp_path)
     shutil.copy(ROOT / "config.yaml", base / "config.yaml")
     (base / "campaigns" / "broken.yaml").write_text(
-        "id: broken\nname: 坏活动\nkind: daily\nschedule:\n  at: \"25:61\"\n"
-        "template: daily.j2\nshedule_note: x\n", encoding="utf-8")
+        'id: broken\nname: 坏活动\nkind: daily\nschedule:\n  at: "25:61"\n'
+        "template: daily.j2\nshedule_note: x\n",
+        encoding="utf-8",
+    )
     result = invoke("check", "--config", str(base / "config.yaml"))
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
-    assert any(line.endswith("broken.yaml:5:7: impossible time '25:61': hours go 00-23 and "
-                             "minutes 00-59") for line in lines), lines
+    assert any(
+        line.endswith("broken.yaml:5:7: impossible time '25:61': hours go 00-23 and minutes 00-59")
+        for line in lines
+    ), lines
     assert any("broken.yaml:7:1: unknown key 'shedule_note'" in line for line in lines), lines
 
 
 def test_preview_json_lines_follow_the_contract() -> None:
-    result = invoke("preview", "--config", CONFIG, "--group", "sz-nanshan-kjy",
-                    "--from", "2026-12-02", "--days", "1", "--json")
+    result = invoke(
+        "preview",
+        "--config",
+        CONFIG,
+        "--group",
+        "sz-nanshan-kjy",
+        "--from",
+        "2026-12-02",
+        "--days",
+        "1",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert {tuple(sorted(r)) for r in rows} == {("at", "campaign", "group", "text")}
@@ -68,8 +82,18 @@ def test_preview_rejects_a_bad_date() -> None:
 
 
 def test_route_lists_groups_with_room_nearest_first() -> None:
-    result = invoke("route", "--config", CONFIG, "--lat", "22.5300", "--lon", "113.9440",
-                    "--limit", "3", "--json")
+    result = invoke(
+        "route",
+        "--config",
+        CONFIG,
+        "--lat",
+        "22.5300",
+        "--lon",
+        "113.9440",
+        "--limit",
+        "3",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert [r["distance_m"] for r in rows] == sorted(r["distance_m"] for r in rows)
@@ -80,10 +104,25 @@ def test_route_lists_groups_with_room_nearest_first() -> None:
 
 
 def test_route_converts_bd09_before_measuring() -> None:
-    gcj = json.loads(invoke("route", "--config", CONFIG, "--lat", "22.5405", "--lon",
-                            "113.9345", "--json").stdout)
-    bd = json.loads(invoke("route", "--config", CONFIG, "--lat", "22.546536", "--lon",
-                           "113.941041", "--crs", "bd09", "--json").stdout)
+    gcj = json.loads(
+        invoke(
+            "route", "--config", CONFIG, "--lat", "22.5405", "--lon", "113.9345", "--json"
+        ).stdout
+    )
+    bd = json.loads(
+        invoke(
+            "route",
+            "--config",
+            CONFIG,
+            "--lat",
+            "22.546536",
+            "--lon",
+            "113.941041",
+            "--crs",
+            "bd09",
+            "--json",
+        ).stdout
+    )
     assert gcj[0]["group"] == bd[0]["group"] == "sz-nanshan-kjy"
     assert bd[0]["distance_m"] < 50
     # The same numbers read as WGS-84 are hundreds of metres away.
@@ -101,8 +140,11 @@ def test_route_rejects_a_malformed_location() -> None:
 
 def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
-    config.write_text(f"campaigns_dir: {ROOT / 'campaigns'}\ntemplates_dir: {ROOT / 'templates'}\n"
-                      "database: {url: sqlite:///var/x.db}\n", encoding="utf-8")
+    config.write_text(
+        f"campaigns_dir: {ROOT / 'campaigns'}\ntemplates_dir: {ROOT / 'templates'}\n"
+        "database: {url: sqlite:///var/x.db}\n",
+        encoding="utf-8",
+    )
     result = invoke("db", "upgrade", "--config", str(config))
     assert result.exit_code == 0, result.output
     assert (tmp_path / "var" / "x.db").exists()

@@ -68,19 +68,30 @@ class Rig:
 
     def outbox_to(self, contact: str) -> list[OutboxRow]:
         with Session(self.bot.engine) as s:
-            return list(s.exec(select(OutboxRow).where(
-                OutboxRow.conversation == f"contact:{contact}")))
+            return list(
+                s.exec(select(OutboxRow).where(OutboxRow.conversation == f"contact:{contact}"))
+            )
 
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     settings = settings_from_mapping(
-        {"entry": {"ops_contacts": ["ops1", "ops2"]}, "outbox": {"seed": 1, "jitter": "0s"},
-         "simulator": {"demo": None}}, ROOT)
+        {
+            "entry": {"ops_contacts": ["ops1", "ops2"]},
+            "outbox": {"seed": 1, "jitter": "0s"},
+            "simulator": {"demo": None},
+        },
+        ROOT,
+    )
     clock = VirtualClock(T0)
     gateway = SimulatorGateway(clock, settings.bot.id, settings.bot.name)
-    bot = Qunfu(settings, clock, gateway, load_source(settings),
-                database_url=f"sqlite:///{tmp_path / 'qunfu.db'}")
+    bot = Qunfu(
+        settings,
+        clock,
+        gateway,
+        load_source(settings),
+        database_url=f"sqlite:///{tmp_path / 'qunfu.db'}",
+    )
     for g in bot.ops.groups.values():
         gateway.add_room(g.id, g.name)
     for cid, name in (("ops1", "运营小王"), ("ops2", "运营小李"), ("u1", "张三")):
@@ -107,11 +118,21 @@ def _entry_of(page: str) -> dict:
 
 # --- the page ------------------------------------------------------------------------------
 
+
 async def test_a_live_code_opens_the_page_and_records_a_visit(rig: Rig) -> None:
     r = await rig.http.get("/join", params={"channel": "sms-alert"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
-    for element_id in ("locate", "city", "district", "address", "address-go", "results", "qr",
-                       "error", "chosen-name"):
+    for element_id in (
+        "locate",
+        "city",
+        "district",
+        "address",
+        "address-go",
+        "results",
+        "qr",
+        "error",
+        "chosen-name",
+    ):
         assert f'id="{element_id}"' in r.text
     data = _entry_of(r.text)
     assert data["channel"] == "sms-alert" and "深圳" in [c["name"] for c in data["cities"]]
@@ -121,15 +142,19 @@ async def test_a_live_code_opens_the_page_and_records_a_visit(rig: Rig) -> None:
         assert (await rig.http.get(f"/join/static/{asset}")).status_code == 200
 
 
-@pytest.mark.parametrize(("params", "status", "text"), [
-    ({}, 400, "缺少渠道参数"),
-    ({"channel": "no-such"}, 404, "未知的入口渠道"),
-    ({"channel": "<script>alert(1)</script>"}, 400, "渠道参数格式不正确"),
-    ({"channel": "referral", "ref": "AAAAAAAA-BBBBBBBB"}, 400, "推荐码无效"),
-    ({"channel": "referral", "ref": "<script>"}, 400, "推荐码格式不正确"),
-])
-async def test_a_bad_link_shows_the_reason_on_the_page(rig: Rig, params: dict, status: int,
-                                                       text: str) -> None:
+@pytest.mark.parametrize(
+    ("params", "status", "text"),
+    [
+        ({}, 400, "缺少渠道参数"),
+        ({"channel": "no-such"}, 404, "未知的入口渠道"),
+        ({"channel": "<script>alert(1)</script>"}, 400, "渠道参数格式不正确"),
+        ({"channel": "referral", "ref": "AAAAAAAA-BBBBBBBB"}, 400, "推荐码无效"),
+        ({"channel": "referral", "ref": "<script>"}, 400, "推荐码格式不正确"),
+    ],
+)
+async def test_a_bad_link_shows_the_reason_on_the_page(
+    rig: Rig, params: dict, status: int, text: str
+) -> None:
     r = await rig.http.get("/join", params=params)
     assert r.status_code == status
     error = re.search(r'<p id="error"[^>]*>(.*?)</p>', r.text, re.S)
@@ -154,6 +179,7 @@ async def test_an_issued_referral_code_is_attributed_to_its_owner(rig: Rig) -> N
 
 # --- routing -------------------------------------------------------------------------------
 
+
 async def test_gps_location_gets_nearest_groups_with_room_and_geodesic_distances(rig: Rig) -> None:
     r = await rig.route(lat=KJY_WGS[0], lon=KJY_WGS[1], crs="wgs84")
     assert r.status_code == 200, r.text
@@ -165,7 +191,8 @@ async def test_gps_location_gets_nearest_groups_with_room_and_geodesic_distances
     assert distances == sorted(distances) and distances[0] < 5
     szu = next(g for g in body["groups"] if g["group"] == "sz-nanshan-szu")
     assert szu["distance_m"] == pytest.approx(
-        geodesic(KJY_WGS, to_wgs84(22.5352, 113.9310)).m, abs=1)
+        geodesic(KJY_WGS, to_wgs84(22.5352, 113.9310)).m, abs=1
+    )
     assert {g["join"] for g in body["groups"]} == {"qr"}  # all under 200 members
     visit = rig.visit(body["entry"])
     assert visit.located_how == "gps" and visit.area and visit.area.startswith("grid:")
@@ -196,38 +223,48 @@ async def test_the_same_visit_is_kept_across_tries(rig: Rig) -> None:
     assert rig.bot.visits.count() == 1
 
 
-@pytest.mark.parametrize(("body", "status", "code"), [
-    ({"lat": 91, "lon": 113.9}, 400, "bad_lat"),
-    ({"lat": 22.5, "lon": -181}, 400, "bad_lon"),
-    ({"lat": "二十二", "lon": 113.9}, 400, "bad_lat"),
-    ({"lat": "22.5", "lon": 113.9}, 400, "bad_lat"),
-    ({"lat": True, "lon": 113.9}, 400, "bad_lat"),
-    ({"lat": 22.5}, 400, "missing_lon"),
-    ({"lat": 22.5, "lon": 113.9, "crs": "mercator"}, 400, "bad_crs"),
-    ({"address": "   "}, 400, "missing_address"),
-    ({"address": "深" * 101}, 400, "bad_address"),
-    ({"address": 42}, 400, "bad_address"),
-    ({"city": "深圳"}, 400, "missing_district"),
-    ({"city": "深圳", "district": "火星区"}, 404, "unknown_district"),
-    ({}, 400, "missing_location"),
-    ({"channel": None, "lat": 22.5, "lon": 113.9}, 400, "missing_channel"),
-    ({"channel": "no-such", "lat": 22.5, "lon": 113.9}, 404, "unknown_channel"),
-    ({"channel": 7, "lat": 22.5, "lon": 113.9}, 400, "bad_channel"),
-    ({"ref": "NOT-A-CODE", "lat": 22.5, "lon": 113.9}, 400, "bad_referral"),
-    ({"ref": "AAAAAAAA-BBBBBBBB", "lat": 22.5, "lon": 113.9}, 400, "forged_referral"),
-    ({"entry": "no-such-visit", "lat": 22.5, "lon": 113.9}, 400, "unknown_entry"),
-    ({"entry": "<b>", "lat": 22.5, "lon": 113.9}, 400, "bad_entry"),
-])
-async def test_bad_route_input_is_refused_in_chinese(rig: Rig, body: dict, status: int,
-                                                     code: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"lat": 91, "lon": 113.9}, 400, "bad_lat"),
+        ({"lat": 22.5, "lon": -181}, 400, "bad_lon"),
+        ({"lat": "二十二", "lon": 113.9}, 400, "bad_lat"),
+        ({"lat": "22.5", "lon": 113.9}, 400, "bad_lat"),
+        ({"lat": True, "lon": 113.9}, 400, "bad_lat"),
+        ({"lat": 22.5}, 400, "missing_lon"),
+        ({"lat": 22.5, "lon": 113.9, "crs": "mercator"}, 400, "bad_crs"),
+        ({"address": "   "}, 400, "missing_address"),
+        ({"address": "深" * 101}, 400, "bad_address"),
+        ({"address": 42}, 400, "bad_address"),
+        ({"city": "深圳"}, 400, "missing_district"),
+        ({"city": "深圳", "district": "火星区"}, 404, "unknown_district"),
+        ({}, 400, "missing_location"),
+        ({"channel": None, "lat": 22.5, "lon": 113.9}, 400, "missing_channel"),
+        ({"channel": "no-such", "lat": 22.5, "lon": 113.9}, 404, "unknown_channel"),
+        ({"channel": 7, "lat": 22.5, "lon": 113.9}, 400, "bad_channel"),
+        ({"ref": "NOT-A-CODE", "lat": 22.5, "lon": 113.9}, 400, "bad_referral"),
+        ({"ref": "AAAAAAAA-BBBBBBBB", "lat": 22.5, "lon": 113.9}, 400, "forged_referral"),
+        ({"entry": "no-such-visit", "lat": 22.5, "lon": 113.9}, 400, "unknown_entry"),
+        ({"entry": "<b>", "lat": 22.5, "lon": 113.9}, 400, "bad_entry"),
+    ],
+)
+async def test_bad_route_input_is_refused_in_chinese(
+    rig: Rig, body: dict, status: int, code: str
+) -> None:
     r = await rig.route(**body)
     assert r.status_code == status, r.text
     assert r.json()["error"] == code and _CJK.search(r.json()["message"])
 
 
-@pytest.mark.parametrize("raw", [b"not json", b"[1, 2]",
-                                 b'{"channel": "wx-menu", "lat": NaN, "lon": 113.9}',
-                                 b'{"channel": "wx-menu", "lat": Infinity, "lon": 113.9}'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"not json",
+        b"[1, 2]",
+        b'{"channel": "wx-menu", "lat": NaN, "lon": 113.9}',
+        b'{"channel": "wx-menu", "lat": Infinity, "lon": 113.9}',
+    ],
+)
 async def test_malformed_bodies_are_refused_not_crashed_on(rig: Rig, raw: bytes) -> None:
     r = await rig.http.post("/api/route", content=raw, headers={"content-type": "application/json"})
     assert r.status_code == 400 and _CJK.search(r.json()["message"])
@@ -236,10 +273,12 @@ async def test_malformed_bodies_are_refused_not_crashed_on(rig: Rig, raw: bytes)
 
 # --- choosing a group and its QR code --------------------------------------------------------
 
+
 async def test_choosing_a_small_group_shows_its_qr_code_cached_then_refreshed(rig: Rig) -> None:
     entry = (await rig.route(lat=KJY_WGS[0], lon=KJY_WGS[1])).json()["entry"]
-    choice = (await rig.http.post("/api/choose", json={"entry": entry,
-                                                       "group": "sz-nanshan-kjy"})).json()
+    choice = (
+        await rig.http.post("/api/choose", json={"entry": entry, "group": "sz-nanshan-kjy"})
+    ).json()
     assert choice["join"] == "qr" and choice["name"] == "深圳南山科技园福利1群"
     r = await rig.http.get(choice["qr_url"])
     assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
@@ -262,16 +301,19 @@ async def test_a_group_of_200_or_more_has_no_qr_and_the_bot_invites(rig: Rig) ->
     r = await rig.http.get(f"/api/groups/sz-futian-cbd/qr.svg?entry={entry}")
     assert r.status_code == 409 and "群福助手" in r.json()["message"]
     assert rig.qr_calls == []
-    choice = (await rig.http.post("/api/choose", json={"entry": entry,
-                                                       "group": "sz-futian-cbd"})).json()
+    choice = (
+        await rig.http.post("/api/choose", json={"entry": entry, "group": "sz-futian-cbd"})
+    ).json()
     assert choice["join"] == "invite" and "qr_url" not in choice
     code = choice["invite_code"]
     assert f"入群 {code}" in choice["hint"]
 
     rig.gateway.say("u1", f"入群 {code}")
     await rig.settle()
-    acts = [(s.action.__class__.__name__, getattr(s.action, "room", None))
-            for s in rig.gateway.transcript]
+    acts = [
+        (s.action.__class__.__name__, getattr(s.action, "room", None))
+        for s in rig.gateway.transcript
+    ]
     assert ("Invite", "sz-futian-cbd") in acts
     rig.clock.set(T0 + timedelta(hours=3))  # accepted hours later: still matched by contact
     rig.gateway.join("sz-futian-cbd", ["u1"])
@@ -291,12 +333,14 @@ async def test_an_unknown_invite_code_is_answered(rig: Rig) -> None:
 
 async def test_a_qr_join_is_matched_by_group_and_time_window(rig: Rig) -> None:
     first = (await rig.route(lat=KJY_WGS[0], lon=KJY_WGS[1])).json()["entry"]
-    second = (await rig.route(channel="branch-poster", lat=KJY_WGS[0],
-                              lon=KJY_WGS[1])).json()["entry"]
+    second = (await rig.route(channel="branch-poster", lat=KJY_WGS[0], lon=KJY_WGS[1])).json()[
+        "entry"
+    ]
     for minutes, entry in enumerate((first, second)):
         rig.clock.set(T0 + timedelta(minutes=minutes))
-        assert (await rig.http.get(
-            f"/api/groups/sz-nanshan-kjy/qr.svg?entry={entry}")).status_code == 200
+        assert (
+            await rig.http.get(f"/api/groups/sz-nanshan-kjy/qr.svg?entry={entry}")
+        ).status_code == 200
     rig.gateway.add_contact("u2", "李四")
     rig.clock.set(T0 + timedelta(minutes=5))
     rig.gateway.join("sz-nanshan-kjy", ["u1"])
@@ -321,6 +365,7 @@ async def test_full_and_unknown_groups_and_missing_entries_are_refused(rig: Rig)
 
 
 # --- overflow ------------------------------------------------------------------------------
+
 
 async def test_a_full_area_offers_groups_beyond_and_tells_ops_once_a_day(rig: Rig) -> None:
     rig.set_members("sz-baoan-xx", 500)
@@ -348,6 +393,7 @@ async def test_a_private_location_in_a_full_area_also_raises_the_alert(rig: Rig)
 
 # --- gazetteer and funnel ------------------------------------------------------------------
 
+
 async def test_the_gazetteer_lists_cities_and_districts(rig: Rig) -> None:
     cities = (await rig.http.get("/api/gazetteer")).json()["cities"]
     assert {c["name"] for c in cities} == {"深圳", "广州", "上海"}
@@ -364,10 +410,15 @@ async def test_qunfu_funnel_prints_the_stages_per_channel(rig: Rig, tmp_path: Pa
     rig.gateway.join("sz-nanshan-kjy", ["u1"])
     await rig.settle()
     config = tmp_path / "config.yaml"
-    config.write_text(f"campaigns_dir: {ROOT / 'campaigns'}\ntemplates_dir: {ROOT / 'templates'}\n"
-                      f"database: {{url: 'sqlite:///{tmp_path / 'qunfu.db'}'}}\n", encoding="utf-8")
-    result = CliRunner().invoke(cli, ["funnel", "--config", str(config), "--from", "2026-12-01",
-                                      "--to", "2026-12-01", "--json"])
+    config.write_text(
+        f"campaigns_dir: {ROOT / 'campaigns'}\ntemplates_dir: {ROOT / 'templates'}\n"
+        f"database: {{url: 'sqlite:///{tmp_path / 'qunfu.db'}'}}\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(
+        cli,
+        ["funnel", "--config", str(config), "--from", "2026-12-01", "--to", "2026-12-01", "--json"],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     rows = {r["channel"]: r for r in report["channels"]}
@@ -375,9 +426,11 @@ async def test_qunfu_funnel_prints_the_stages_per_channel(rig: Rig, tmp_path: Pa
     assert [rows["sms-alert"][k] for k in ("visits", "located", "chosen")] == [1, 1, 0]
     assert rows["wx-menu"]["conversion"]["located"] == 0.5
     assert report["total"]["visits"] == 3
-    text = CliRunner().invoke(cli, ["funnel", "--config", str(config), "--from", "2026-12-01",
-                                    "--to", "2026-12-01"])
+    text = CliRunner().invoke(
+        cli, ["funnel", "--config", str(config), "--from", "2026-12-01", "--to", "2026-12-01"]
+    )
     assert text.exit_code == 0 and "公众号菜单" in text.stdout
-    bad = CliRunner().invoke(cli, ["funnel", "--config", str(config), "--from", "2026-12-02",
-                                   "--to", "2026-12-01"])
+    bad = CliRunner().invoke(
+        cli, ["funnel", "--config", str(config), "--from", "2026-12-02", "--to", "2026-12-01"]
+    )
     assert bad.exit_code == 1

@@ -29,8 +29,9 @@ async def test_a_broken_edit_keeps_the_last_good_configuration(tmp_path: Path) -
     base = copy_ops(tmp_path)
     rig = make_rig(bot_settings(base), at("2026-12-01T11:00"))
     meals = base / "campaigns" / "meals.yaml"
-    meals.write_text(meals.read_text(encoding="utf-8").replace('at: "11:30"', 'at: "25:61"'),
-                     encoding="utf-8")
+    meals.write_text(
+        meals.read_text(encoding="utf-8").replace('at: "11:30"', 'at: "25:61"'), encoding="utf-8"
+    )
     problems = rig.bot.reload()
     assert problems and "meals.yaml:" in problems[0] and "25:61" in problems[0]
     (base / "templates" / "meal.j2").write_text("{{ merchnts }}", encoding="utf-8")
@@ -45,8 +46,10 @@ async def test_a_new_campaign_file_is_discovered(tmp_path: Path) -> None:
     rig = make_rig(bot_settings(base), at("2026-12-01T14:00"))
     (base / "campaigns" / "flash.yaml").write_text(
         "id: flash-sale\nname: 限时秒杀\nkind: once\ntargets: {groups: [sz-nanshan-kjy]}\n"
-        "schedule: {dates: [2026-12-01], at: \"15:00\"}\ntemplate: app-activity.j2\n"
-        "data: {pitch: 一元秒杀, app_entry: 首页, period: 今天}\n", encoding="utf-8")
+        'schedule: {dates: [2026-12-01], at: "15:00"}\ntemplate: app-activity.j2\n'
+        "data: {pitch: 一元秒杀, app_entry: 首页, period: 今天}\n",
+        encoding="utf-8",
+    )
     assert rig.bot.reload() == []
     await rig.advance_to(at("2026-12-01T15:10"))
     flash = [r for r in rig.records() if "限时秒杀" in r["text"]]

@@ -60,9 +60,17 @@ class Gateway:
 
 
 def items(not_before: datetime = T0) -> list[OutboxItem]:
-    return [OutboxItem(key=k, action=Say(room_conv("sz-nanshan-kjy"), k), not_before=not_before,
-                       campaign_id="lunch-deals", group_id="sz-nanshan-kjy", marketing=True)
-            for k in KEYS]
+    return [
+        OutboxItem(
+            key=k,
+            action=Say(room_conv("sz-nanshan-kjy"), k),
+            not_before=not_before,
+            campaign_id="lunch-deals",
+            group_id="sz-nanshan-kjy",
+            marketing=True,
+        )
+        for k in KEYS
+    ]
 
 
 def start_process(url: str, clock: VirtualClock) -> Outbox:
@@ -165,8 +173,13 @@ async def test_sigkill_mid_send_never_sends_twice(db_url: str, tmp_path: Path) -
     log = tmp_path / "platform.log"
     log.touch()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    child = subprocess.Popen([sys.executable, "-c", CHILD, db_url, str(log)], cwd=REPO, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, db_url, str(log)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 60
         while len(log.read_text().splitlines()) < 4:

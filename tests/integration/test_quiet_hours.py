@@ -19,8 +19,10 @@ def at(text: str) -> datetime:
 def late_campaign(base: Path, when: str) -> None:
     (base / "campaigns" / "late.yaml").write_text(
         f"id: late-night\nname: 夜宵福利\nkind: daily\ntargets: {{groups: [sz-nanshan-kjy]}}\n"
-        f"schedule: {{at: \"{when}\"}}\ntemplate: daily.j2\n"
-        "data: {perk: 夜宵满50减20, app_entry: 夜宵}\n", encoding="utf-8")
+        f'schedule: {{at: "{when}"}}\ntemplate: daily.j2\n'
+        "data: {perk: 夜宵满50减20, app_entry: 夜宵}\n",
+        encoding="utf-8",
+    )
 
 
 async def test_a_push_inside_quiet_hours_is_not_sent_and_is_recorded(tmp_path: Path) -> None:
@@ -30,8 +32,9 @@ async def test_a_push_inside_quiet_hours_is_not_sent_and_is_recorded(tmp_path: P
     await rig.advance_to(at("2026-12-01T23:00"))
     assert not [r for r in rig.records() if "夜宵" in r["text"]]
     with Session(rig.bot.engine) as s:
-        row = s.exec(select(ScheduleOccurrence)
-                     .where(ScheduleOccurrence.campaign_id == "late-night")).one()
+        row = s.exec(
+            select(ScheduleOccurrence).where(ScheduleOccurrence.campaign_id == "late-night")
+        ).one()
     assert (row.status, row.reason) == ("skipped", "quiet_hours")
 
 

@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from db.models import ScheduleOccurrence
 from scheduler.clock import SHANGHAI
-from tests.support import ROOT, make_rig, bot_settings
+from tests.support import ROOT, bot_settings, make_rig
 
 
 def at(text: str) -> datetime:
@@ -21,8 +21,9 @@ def lunch_sends(records: list[dict]) -> list[dict]:
 
 
 async def test_missed_lunch_is_sent_late_within_grace(tmp_path: Path) -> None:
-    settings = bot_settings(ROOT, database={"url": f"sqlite:///{tmp_path}/q.db"},
-                             outbox={"grace": "1h"})
+    settings = bot_settings(
+        ROOT, database={"url": f"sqlite:///{tmp_path}/q.db"}, outbox={"grace": "1h"}
+    )
     first = make_rig(settings, at("2026-12-01T11:00"))
     await first.advance_to(at("2026-12-01T11:10"))
     first.bot.close()  # down from 11:10 to 11:45; lunch was due at 11:30
@@ -35,8 +36,9 @@ async def test_missed_lunch_is_sent_late_within_grace(tmp_path: Path) -> None:
 
 
 async def test_missed_lunch_beyond_grace_is_recorded_not_sent(tmp_path: Path) -> None:
-    settings = bot_settings(ROOT, database={"url": f"sqlite:///{tmp_path}/q.db"},
-                             outbox={"grace": "1h"})
+    settings = bot_settings(
+        ROOT, database={"url": f"sqlite:///{tmp_path}/q.db"}, outbox={"grace": "1h"}
+    )
     first = make_rig(settings, at("2026-12-01T11:00"))
     await first.advance_to(at("2026-12-01T11:10"))
     first.bot.close()
@@ -45,10 +47,12 @@ async def test_missed_lunch_beyond_grace_is_recorded_not_sent(tmp_path: Path) ->
     await second.advance_to(at("2026-12-01T14:05"))
     assert lunch_sends(second.records()) == []
     with Session(second.bot.engine) as s:
-        rows = s.exec(select(ScheduleOccurrence)
-                      .where(ScheduleOccurrence.campaign_id == "lunch-deals")).all()
-    assert [(r.status, r.fire_at.astimezone(SHANGHAI).strftime("%H:%M")) for r in rows] == \
-        [("missed", "11:30")]
+        rows = s.exec(
+            select(ScheduleOccurrence).where(ScheduleOccurrence.campaign_id == "lunch-deals")
+        ).all()
+    assert [(r.status, r.fire_at.astimezone(SHANGHAI).strftime("%H:%M")) for r in rows] == [
+        ("missed", "11:30")
+    ]
 
 
 async def test_a_restart_does_not_send_the_same_push_again(tmp_path: Path) -> None:

@@ -26,15 +26,22 @@ def write_config(base: Path, *, demo: bool, speed: int) -> Path:
         "campaigns_dir: campaigns\ntemplates_dir: templates\n"
         "database: {url: sqlite:///var/qunfu.db}\n"
         f"simulator: {{demo: {'demo/tour.yaml' if demo else 'null'}, speed: {speed}, "
-        "console: false}\nweb: {enabled: false}\n", encoding="utf-8")
+        "console: false}\nweb: {enabled: false}\n",
+        encoding="utf-8",
+    )
     return config
 
 
 def start(config: Path, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "COLUMNS": "120", "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "bot", "run", "--config", str(config), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "run", "--config", str(config), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
 
 
 class Captured:
@@ -87,13 +94,16 @@ def test_a_broken_edit_is_reported_and_the_bot_keeps_running(tmp_path: Path) -> 
         stdout.wait_for("scheduled campaigns", timeout=30)
         time.sleep(1.0)
         meals = base / "campaigns" / "meals.yaml"
-        meals.write_text(meals.read_text(encoding="utf-8").replace("kind: meal", "kind: meals", 1),
-                         encoding="utf-8")
+        meals.write_text(
+            meals.read_text(encoding="utf-8").replace("kind: meal", "kind: meals", 1),
+            encoding="utf-8",
+        )
         err = stderr.wait_for("meals.yaml:", timeout=30)
         assert "last good version stays live" in err
         assert proc.poll() is None
-        meals.write_text((ROOT / "campaigns" / "meals.yaml").read_text(encoding="utf-8"),
-                         encoding="utf-8")
+        meals.write_text(
+            (ROOT / "campaigns" / "meals.yaml").read_text(encoding="utf-8"), encoding="utf-8"
+        )
         stderr.wait_for("ops data reloaded", timeout=30)
         assert proc.poll() is None
     finally:

@@ -27,7 +27,9 @@ def test_newcomers_within_the_window_share_one_welcome() -> None:
     assert [w["mentions"] for w in welcomes] == [["u1", "u2"], ["u3"]]
     first = welcomes[0]
     # Sent once the 10 s window after the first join has passed, not at each join.
-    assert datetime.fromisoformat(first["at"]) >= datetime.fromisoformat("2026-12-01T09:30:10+08:00")
+    assert datetime.fromisoformat(first["at"]) >= datetime.fromisoformat(
+        "2026-12-01T09:30:10+08:00"
+    )
     assert "午餐附近美食" in first["text"] and "周三" in first["text"]  # the perk calendar
 
 
@@ -44,8 +46,9 @@ def test_private_location_gets_nearest_groups_and_a_pick_gets_an_invite() -> Non
     offer = replies[1]["text"]
     assert offer.index("深圳南山科技园福利1群") < offer.index("2.")
     invites = [r for r in records if r["action"] == "invite"]
-    assert invites == [{"at": invites[0]["at"], "action": "invite",
-                        "room": "sz-nanshan-kjy", "contact": "u1"}]
+    assert invites == [
+        {"at": invites[0]["at"], "action": "invite", "room": "sz-nanshan-kjy", "contact": "u1"}
+    ]
 
 
 def test_lunch_reaches_every_group_spread_over_the_window_and_paced() -> None:
@@ -72,13 +75,20 @@ def test_unknown_room_is_reported_at_its_step() -> None:
     assert "unknown_room.yaml:5:5:" in result.output and "no-such-room" in result.output
 
 
-@pytest.mark.parametrize("bad, expected", [
-    ("steps:\n  - advance: 1h\n", "start"),
-    ("start: 2026-12-01T10:00:00+08:00\nsteps:\n  - jump: {room: x}\n", "3:5"),
-    ("start: 2026-12-01T10:00:00+08:00\nsteps:\n  - location: {from: u1, lat: 95, lon: 1}\n",
-     "3:31: expected a number at most 90"),
-])
-def test_malformed_scenarios_exit_1_with_a_position(tmp_path: Path, bad: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    "bad, expected",
+    [
+        ("steps:\n  - advance: 1h\n", "start"),
+        ("start: 2026-12-01T10:00:00+08:00\nsteps:\n  - jump: {room: x}\n", "3:5"),
+        (
+            "start: 2026-12-01T10:00:00+08:00\nsteps:\n  - location: {from: u1, lat: 95, lon: 1}\n",
+            "3:31: expected a number at most 90",
+        ),
+    ],
+)
+def test_malformed_scenarios_exit_1_with_a_position(
+    tmp_path: Path, bad: str, expected: str
+) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(bad + "config: " + str(Path.cwd() / "config.yaml") + "\n", encoding="utf-8")
     result = runner.invoke(app, ["simulate", str(path)])

@@ -31,9 +31,16 @@ T0 = datetime(2026, 12, 1, 9, 0, tzinfo=SHANGHAI)
 
 def group(gid: str = "sz-nanshan-kjy", **changes: object) -> WelfareGroup:
     fields: dict[str, object] = {
-        "id": gid, "name": "深圳南山科技园福利1群", "city": "深圳", "district": "南山区",
-        "location": Location(lat=22.5405, lon=113.9345), "capacity": 500, "members": 120,
-        "tags": ["office"], "manager": "cm-li"}
+        "id": gid,
+        "name": "深圳南山科技园福利1群",
+        "city": "深圳",
+        "district": "南山区",
+        "location": Location(lat=22.5405, lon=113.9345),
+        "capacity": 500,
+        "members": 120,
+        "tags": ["office"],
+        "manager": "cm-li",
+    }
     return WelfareGroup(**{**fields, **changes})  # type: ignore[arg-type]
 
 
@@ -105,7 +112,9 @@ def test_join_leave_and_rejoin_keep_history_and_count(session: Session) -> None:
 
     history = members.history("sz-nanshan-kjy", "u1")
     assert [(h.joined_at, h.left_at) for h in history] == [
-        (T0, T0 + timedelta(hours=1)), (T0 + timedelta(days=2), None)]
+        (T0, T0 + timedelta(hours=1)),
+        (T0 + timedelta(days=2), None),
+    ]
     assert history[0].inviter_id == "u9" and history[0].channel == "poster"
     assert GroupRepo(session).member_counts()["sz-nanshan-kjy"] == 121
     assert [n.person for n in members.unwelcomed("sz-nanshan-kjy")] == [Person("u1", "张三丰")]
@@ -132,7 +141,8 @@ def test_unwelcomed_in_join_order_and_marked_welcomed(session: Session) -> None:
     assert [n.person.id for n in newcomers] == ["u2", "u1"]
     assert members.pending_welcome_groups() == [
         ("sz-nanshan-kjy", T0 + timedelta(seconds=8)),
-        ("sz-futian-cbd", T0 + timedelta(seconds=10))]
+        ("sz-futian-cbd", T0 + timedelta(seconds=10)),
+    ]
 
     ids = [n.id for n in newcomers]
     assert members.mark_welcomed(ids, T0 + timedelta(minutes=1)) == 2
@@ -145,18 +155,32 @@ def test_unwelcomed_in_join_order_and_marked_welcomed(session: Session) -> None:
 def test_group_sync_updates_directory_fields_but_keeps_live_count(session: Session) -> None:
     MembershipRepo(session).join("sz-nanshan-kjy", Person("u1"), T0)
     later = T0 + timedelta(days=1)
-    moved = group(name="南山科技园1群", location=Location(lat=22.55, lon=113.95), capacity=400,
-                  members=5, tags=["office", "mall"], manager="cm-wang")
+    moved = group(
+        name="南山科技园1群",
+        location=Location(lat=22.55, lon=113.95),
+        capacity=400,
+        members=5,
+        tags=["office", "mall"],
+        manager="cm-wang",
+    )
     added, updated = GroupRepo(session).sync([moved, group("sz-luohu", members=7)], later)
     session.commit()
     assert (added, updated) == (1, 1)
     row = GroupRepo(session).get("sz-nanshan-kjy")
     assert row is not None
     assert (row.name, row.lat, row.capacity, row.tags, row.manager) == (
-        "南山科技园1群", 22.55, 400, ["office", "mall"], "cm-wang")
+        "南山科技园1群",
+        22.55,
+        400,
+        ["office", "mall"],
+        "cm-wang",
+    )
     assert row.updated_at == later
     assert GroupRepo(session).member_counts() == {
-        "sz-nanshan-kjy": 121, "sz-futian-cbd": 0, "sz-luohu": 7}
+        "sz-nanshan-kjy": 121,
+        "sz-futian-cbd": 0,
+        "sz-luohu": 7,
+    }
     assert GroupRepo(session).sync([moved], later + timedelta(days=1)) == (0, 0)
 
 

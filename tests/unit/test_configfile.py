@@ -59,8 +59,9 @@ def test_missing_config_file(tmp_path: Path) -> None:
     assert config_problems(tmp_path / "config.yaml") == ["config.yaml:1:1: config file not found"]
 
 
-def test_bad_environment_value_has_no_file_position(deployment: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_environment_value_has_no_file_position(
+    deployment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("QUNFU_OUTBOX__RATE_PER_MINUTE", "fast")
     with pytest.raises(OpsDataError) as info:
         load_settings(deployment)
@@ -86,9 +87,15 @@ def test_check_all_reports_ops_data_then_templates(deployment: Path) -> None:
     found = [(p.path.name, p.line, p.col, p.message) for p in check_all(deployment, NOW)]
     assert found == [
         ("config.yaml", 1, 21, "unknown campaign 'welcom' (did you mean 'welcome'?)"),
-        ("meal.j2", 1, 1, "'group' has no attribute 'nme' (did you mean 'name'?) "
-                          "(campaign lunch-deals)"),
+        (
+            "meal.j2",
+            1,
+            1,
+            "'group' has no attribute 'nme' (did you mean 'name'?) (campaign lunch-deals)",
+        ),
     ]
     (root / "campaigns" / "lunch-deals.yaml").write_text("id: x\nkind: meal\n", encoding="utf-8")
     assert [p.message for p in check_all(deployment, NOW)] == [
-        "missing key 'name'", "missing key 'template'"]
+        "missing key 'name'",
+        "missing key 'template'",
+    ]

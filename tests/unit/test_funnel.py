@@ -12,22 +12,42 @@ T0 = datetime(2026, 12, 1, 10, tzinfo=SHANGHAI)
 NAMES = {"wx-menu": "公众号菜单", "sms-alert": "动账提醒", "referral": "好友推荐"}
 
 
-def visit(channel: str, stages: int, *, left_after: timedelta | None = None,
-          joined_at: datetime | None = None) -> VisitFacts:
+def visit(
+    channel: str,
+    stages: int,
+    *,
+    left_after: timedelta | None = None,
+    joined_at: datetime | None = None,
+) -> VisitFacts:
     """A visit that got ``stages`` far: 1 visited, 2 located, 3 chosen, 4 joined."""
     joined = (joined_at or T0 + timedelta(minutes=5)) if stages >= 4 else None
-    return VisitFacts(channel, T0, T0 if stages >= 2 else None, T0 if stages >= 3 else None,
-                      joined, joined + left_after if joined and left_after is not None else None)
+    return VisitFacts(
+        channel,
+        T0,
+        T0 if stages >= 2 else None,
+        T0 if stages >= 3 else None,
+        joined,
+        joined + left_after if joined and left_after is not None else None,
+    )
 
 
 def test_each_stage_counts_the_visits_that_reached_it() -> None:
-    facts = [visit("wx-menu", 1), visit("wx-menu", 2), visit("wx-menu", 3), visit("wx-menu", 4),
-             visit("sms-alert", 2)]
+    facts = [
+        visit("wx-menu", 1),
+        visit("wx-menu", 2),
+        visit("wx-menu", 3),
+        visit("wx-menu", 4),
+        visit("sms-alert", 2),
+    ]
     rows = {r.channel: r for r in tally(facts, T0 + timedelta(days=1), NAMES)}
     wx = rows["wx-menu"]
     assert (wx.visits, wx.located, wx.chosen, wx.joined) == (4, 3, 2, 1)
-    assert wx.step_conversion() == {"located": 0.75, "chosen": 0.6667, "joined": 0.5,
-                                    "retained": None}
+    assert wx.step_conversion() == {
+        "located": 0.75,
+        "chosen": 0.6667,
+        "joined": 0.5,
+        "retained": None,
+    }
     assert wx.overall() == 0.25
     assert (rows["sms-alert"].visits, rows["sms-alert"].chosen) == (1, 0)
 
@@ -41,9 +61,9 @@ def test_every_configured_channel_is_listed_in_order_and_unknown_ones_after() ->
 
 def test_retention_counts_only_joins_at_least_7_days_old() -> None:
     facts = [
-        visit("wx-menu", 4),                                   # stayed
-        visit("wx-menu", 4, left_after=timedelta(days=2)),     # left early
-        visit("wx-menu", 4, left_after=timedelta(days=8)),     # left after the 7 days: retained
+        visit("wx-menu", 4),  # stayed
+        visit("wx-menu", 4, left_after=timedelta(days=2)),  # left early
+        visit("wx-menu", 4, left_after=timedelta(days=8)),  # left after the 7 days: retained
         visit("wx-menu", 4, joined_at=T0 + timedelta(days=5)),  # joined late: not due yet
     ]
     (wx, *_) = tally(facts, T0 + timedelta(days=8), NAMES)
@@ -53,8 +73,9 @@ def test_retention_counts_only_joins_at_least_7_days_old() -> None:
 
 def test_exactly_seven_days_counts_as_retained() -> None:
     joined = T0 + timedelta(minutes=5)
-    (wx, *_) = tally([visit("wx-menu", 4, left_after=timedelta(days=7))],
-                     joined + timedelta(days=7), NAMES)
+    (wx, *_) = tally(
+        [visit("wx-menu", 4, left_after=timedelta(days=7))], joined + timedelta(days=7), NAMES
+    )
     assert (wx.retention_due, wx.retained) == (1, 1)
 
 

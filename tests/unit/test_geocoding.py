@@ -23,18 +23,22 @@ def gazetteer() -> Gazetteer:
     return Gazetteer(load_opsdata(ROOT / "campaigns", ROOT / "templates").gazetteer)
 
 
-@pytest.mark.parametrize(("query", "label", "kind"), [
-    ("深圳南山科技园", "深圳南山区科技园", "landmark"),
-    ("科技园", "深圳南山区科技园", "landmark"),
-    ("深大", "深圳南山区深圳大学", "landmark"),
-    ("深圳北站", "深圳龙华区深圳北站", "landmark"),  # longest name wins over the city 深圳
-    ("广州市 天河区", "广州天河区", "district"),
-    ("南山", "深圳南山区", "district"),
-    ("浦东张江高科", "上海浦东新区张江", "landmark"),
-    ("上海市", "上海", "city"),
-])
-def test_typed_addresses_find_the_best_place(gazetteer: Gazetteer, query: str, label: str,
-                                             kind: str) -> None:
+@pytest.mark.parametrize(
+    ("query", "label", "kind"),
+    [
+        ("深圳南山科技园", "深圳南山区科技园", "landmark"),
+        ("科技园", "深圳南山区科技园", "landmark"),
+        ("深大", "深圳南山区深圳大学", "landmark"),
+        ("深圳北站", "深圳龙华区深圳北站", "landmark"),  # longest name wins over the city 深圳
+        ("广州市 天河区", "广州天河区", "district"),
+        ("南山", "深圳南山区", "district"),
+        ("浦东张江高科", "上海浦东新区张江", "landmark"),
+        ("上海市", "上海", "city"),
+    ],
+)
+def test_typed_addresses_find_the_best_place(
+    gazetteer: Gazetteer, query: str, label: str, kind: str
+) -> None:
     place = gazetteer.search(query)
     assert place is not None and (place.label, place.kind) == (label, kind)
 

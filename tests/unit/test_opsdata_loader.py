@@ -73,8 +73,9 @@ def test_unknown_key_gives_its_exact_position_and_a_suggestion(ops: tuple[Path, 
     campaigns, templates = ops
     write(campaigns, {"lunch.yaml": CAMPAIGN.replace("schedule:", "shedule:")})
     found = problems(campaigns, templates)
-    assert str(found[0]) == (f"{campaigns / 'lunch.yaml'}:4:1: "
-                             "unknown key 'shedule' (did you mean 'schedule'?)")
+    assert str(found[0]) == (
+        f"{campaigns / 'lunch.yaml'}:4:1: unknown key 'shedule' (did you mean 'schedule'?)"
+    )
 
 
 def test_unknown_key_in_a_nested_list_item(ops: tuple[Path, Path]) -> None:
@@ -95,7 +96,10 @@ def test_impossible_time_points_at_the_value(ops: tuple[Path, Path]) -> None:
 
 def test_missing_key_points_at_the_enclosing_mapping(ops: tuple[Path, Path]) -> None:
     campaigns, templates = ops
-    write(campaigns, {"more.yaml": """\
+    write(
+        campaigns,
+        {
+            "more.yaml": """\
         campaigns:
           - id: a
             name: A
@@ -104,7 +108,9 @@ def test_missing_key_points_at_the_enclosing_mapping(ops: tuple[Path, Path]) -> 
           - id: b
             kind: welcome
             template: welcome.j2
-        """})
+        """
+        },
+    )
     (p,) = problems(campaigns, templates)
     assert (p.line, p.col, p.message) == (6, 5, "missing key 'name'")
 
@@ -119,11 +125,14 @@ def test_wrong_choice_lists_the_choices_and_suggests_one(ops: tuple[Path, Path])
 
 def test_every_problem_is_reported_not_just_the_first(ops: tuple[Path, Path]) -> None:
     campaigns, templates = ops
-    write(campaigns, {
-        "a.yaml": CAMPAIGN.replace('"11:30"', '"25:61"'),
-        "b.yaml": GROUPS.replace("lat: 22.5405", "lat: 222"),
-        "c.yaml": "groups: [\n",
-    })
+    write(
+        campaigns,
+        {
+            "a.yaml": CAMPAIGN.replace('"11:30"', '"25:61"'),
+            "b.yaml": GROUPS.replace("lat: 22.5405", "lat: 222"),
+            "c.yaml": "groups: [\n",
+        },
+    )
     assert [p.path.name for p in problems(campaigns, templates)] == ["a.yaml", "b.yaml", "c.yaml"]
 
 
@@ -137,29 +146,40 @@ def test_unknown_template_suggests_the_closest_name(ops: tuple[Path, Path]) -> N
 
 def test_duplicate_ids_across_files_name_the_first_one(ops: tuple[Path, Path]) -> None:
     campaigns, templates = ops
-    write(campaigns, {"a/lunch.yaml": CAMPAIGN, "b/lunch-copy.yaml": CAMPAIGN,
-                      "groups.yaml": GROUPS, "more-groups.yml": GROUPS})
+    write(
+        campaigns,
+        {
+            "a/lunch.yaml": CAMPAIGN,
+            "b/lunch-copy.yaml": CAMPAIGN,
+            "groups.yaml": GROUPS,
+            "more-groups.yml": GROUPS,
+        },
+    )
     found = {p.path.name: p for p in problems(campaigns, templates)}
     assert set(found) == {"lunch-copy.yaml", "more-groups.yml"}
     assert str(found["lunch-copy.yaml"]).endswith(
         "b/lunch-copy.yaml:1:5: duplicate campaign id 'lunch-deals' "
-        "(already defined at campaigns/a/lunch.yaml:1)")
+        "(already defined at campaigns/a/lunch.yaml:1)"
+    )
     assert found["more-groups.yml"].message == (
-        "duplicate group id 'sz-nanshan-kjy' (already defined at campaigns/groups.yaml:2)")
+        "duplicate group id 'sz-nanshan-kjy' (already defined at campaigns/groups.yaml:2)"
+    )
 
 
 def test_unknown_target_group_and_manager(ops: tuple[Path, Path]) -> None:
     campaigns, templates = ops
-    write(campaigns, {
-        "groups.yaml": GROUPS + "    manager: cm-lee\n",
-        "managers.yaml": "managers:\n  - {id: cm-li, name: 李, contact: x}\n",
-        "lunch.yaml": CAMPAIGN + "targets: {groups: [sz-nanshan-kjy, sz-nanshan-kyj]}\n",
-    })
+    write(
+        campaigns,
+        {
+            "groups.yaml": GROUPS + "    manager: cm-lee\n",
+            "managers.yaml": "managers:\n  - {id: cm-li, name: 李, contact: x}\n",
+            "lunch.yaml": CAMPAIGN + "targets: {groups: [sz-nanshan-kjy, sz-nanshan-kyj]}\n",
+        },
+    )
     msgs = sorted((p.path.name, p.line, p.col, p.message) for p in problems(campaigns, templates))
     assert msgs == [
         ("groups.yaml", 6, 14, "unknown manager 'cm-lee' (did you mean 'cm-li'?)"),
-        ("lunch.yaml", 7, 36,
-         "unknown group 'sz-nanshan-kyj' (did you mean 'sz-nanshan-kjy'?)"),
+        ("lunch.yaml", 7, 36, "unknown group 'sz-nanshan-kyj' (did you mean 'sz-nanshan-kjy'?)"),
     ]
 
 
@@ -173,7 +193,8 @@ def test_a_second_referral_file_is_a_problem(ops: tuple[Path, Path]) -> None:
 
 
 def test_unrecognised_file_names_the_accepted_keys_and_empty_file_is_ignored(
-        ops: tuple[Path, Path]) -> None:
+    ops: tuple[Path, Path],
+) -> None:
     campaigns, templates = ops
     write(campaigns, {"odd.yaml": "campains: []\n", "empty.yaml": "# nothing yet\n"})
     (p,) = problems(campaigns, templates)

@@ -47,10 +47,17 @@ class RecordingGateway:
         yield
 
 
-def say(key: str, at: datetime = T0, *, marketing: bool = False,
-        text: str = "午餐优惠") -> OutboxItem:
-    return OutboxItem(key=key, action=Say(ROOM, text), not_before=at, marketing=marketing,
-                      campaign_id="lunch-deals", group_id="sz-nanshan-kjy")
+def say(
+    key: str, at: datetime = T0, *, marketing: bool = False, text: str = "午餐优惠"
+) -> OutboxItem:
+    return OutboxItem(
+        key=key,
+        action=Say(ROOM, text),
+        not_before=at,
+        marketing=marketing,
+        campaign_id="lunch-deals",
+        group_id="sz-nanshan-kjy",
+    )
 
 
 @pytest.fixture
@@ -68,12 +75,17 @@ def clock() -> VirtualClock:
 
 def make_outbox(engine: Engine, clock: VirtualClock, **settings: object) -> Outbox:
     defaults: dict[str, object] = {"rate_per_minute": 6, "jitter": timedelta(0)}
-    return Outbox(engine, OutboxSettings(**{**defaults, **settings}),  # type: ignore[arg-type]
-                  QuietHours(), clock)
+    return Outbox(
+        engine,
+        OutboxSettings(**{**defaults, **settings}),  # type: ignore[arg-type]
+        QuietHours(),
+        clock,
+    )
 
 
-async def run_until_idle(outbox: Outbox, gateway: RecordingGateway, clock: VirtualClock,
-                         limit: int = 100) -> None:
+async def run_until_idle(
+    outbox: Outbox, gateway: RecordingGateway, clock: VirtualClock, limit: int = 100
+) -> None:
     """Step the virtual clock from one due instant to the next until nothing is pending."""
     for _ in range(limit):
         await outbox.deliver_due(gateway)
@@ -100,8 +112,11 @@ async def test_pacing_spaces_sends_by_rate(engine: Engine, clock: VirtualClock) 
     assert await outbox.deliver_due(gateway) == []  # pacing: the next slot is 10 s away
     await run_until_idle(outbox, gateway, clock)
 
-    assert [t for t, _ in gateway.sent] == [T0, T0 + timedelta(seconds=10),
-                                            T0 + timedelta(seconds=20)]
+    assert [t for t, _ in gateway.sent] == [
+        T0,
+        T0 + timedelta(seconds=10),
+        T0 + timedelta(seconds=20),
+    ]
     assert [r.key for r in outbox.audit()] == ["a", "b", "c"]
 
 
@@ -117,8 +132,9 @@ async def test_jitter_is_seeded_and_bounded(engine: Engine, clock: VirtualClock)
 
 async def test_accounts_are_paced_independently(engine: Engine, clock: VirtualClock) -> None:
     outbox, gateway = make_outbox(engine, clock), RecordingGateway(clock)
-    outbox.enqueue([say("a1"), say("a2"),
-                    OutboxItem("b1", Invite("sz-nanshan-kjy", "u1"), T0, account="bot2")])
+    outbox.enqueue(
+        [say("a1"), say("a2"), OutboxItem("b1", Invite("sz-nanshan-kjy", "u1"), T0, account="bot2")]
+    )
     sent = await outbox.deliver_due(gateway)
     assert [r.key for r in sent] == ["a1", "b1"]
     assert sent[1].action == Invite("sz-nanshan-kjy", "u1")
@@ -157,8 +173,14 @@ async def test_retry_with_backoff_then_success(engine: Engine, clock: VirtualClo
 
 
 async def test_failed_after_max_attempts(engine: Engine, clock: VirtualClock) -> None:
-    outbox = make_outbox(engine, clock, rate_per_minute=600, max_attempts=3,
-                         backoff=timedelta(seconds=5), max_backoff=timedelta(seconds=6))
+    outbox = make_outbox(
+        engine,
+        clock,
+        rate_per_minute=600,
+        max_attempts=3,
+        backoff=timedelta(seconds=5),
+        max_backoff=timedelta(seconds=6),
+    )
     gateway = RecordingGateway(clock, failures=99)
     outbox.enqueue([say("k")])
     await run_until_idle(outbox, gateway, clock)
@@ -186,8 +208,9 @@ def test_preview_masks_message_text() -> None:
 _examples = itertools.count()
 
 
-@settings(max_examples=30, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(batches=st.lists(st.lists(st.sampled_from("abcdefgh"), max_size=6), max_size=5))
 def test_rows_equal_distinct_keys(engine: Engine, batches: list[list[str]]) -> None:
     outbox = make_outbox(engine, VirtualClock(T0))

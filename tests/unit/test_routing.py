@@ -18,19 +18,34 @@ from bot.routing import GroupIndex, MerchantIndex, merchants_near, to_wgs84
 KJY = (22.5405, 113.9345)  # 深圳南山科技园, GCJ-02
 
 
-def group(gid: str, lat: float, lon: float, *, members: int = 0, crs: str = "gcj02",
-          capacity: int = 500) -> WelfareGroup:
-    return WelfareGroup(id=gid, name=f"{gid}福利群", city="深圳", capacity=capacity,
-                        location=Location(lat=lat, lon=lon, crs=crs), members=members)
+def group(
+    gid: str, lat: float, lon: float, *, members: int = 0, crs: str = "gcj02", capacity: int = 500
+) -> WelfareGroup:
+    return WelfareGroup(
+        id=gid,
+        name=f"{gid}福利群",
+        city="深圳",
+        capacity=capacity,
+        location=Location(lat=lat, lon=lon, crs=crs),
+        members=members,
+    )
 
 
-def merchant(mid: str, lat: float, lon: float, category: str = "午餐",
-             days: list[str] | None = None) -> Merchant:
-    return Merchant(id=mid, name=mid, category=category, offer="刷信用卡满30减10",
-                    location=Location(lat=lat, lon=lon), days=days or [])
+def merchant(
+    mid: str, lat: float, lon: float, category: str = "午餐", days: list[str] | None = None
+) -> Merchant:
+    return Merchant(
+        id=mid,
+        name=mid,
+        category=category,
+        offer="刷信用卡满30减10",
+        location=Location(lat=lat, lon=lon),
+        days=days or [],
+    )
 
 
 # --- conversion -----------------------------------------------------------------------------
+
 
 def test_gcj02_is_hundreds_of_metres_from_wgs84_in_shenzhen():
     wgs = to_wgs84(*KJY, "gcj02")
@@ -75,9 +90,11 @@ def test_nearest_refuses_invalid_points_too():
 
 # --- nearest groups -------------------------------------------------------------------------
 
+
 def test_nearest_groups_come_nearest_first_with_geodesic_distances():
-    index = GroupIndex([group("far", 22.56, 113.96), group("near", 22.5410, 113.9350),
-                        group("mid", 22.55, 113.94)])
+    index = GroupIndex(
+        [group("far", 22.56, 113.96), group("near", 22.5410, 113.9350), group("mid", 22.55, 113.94)]
+    )
     results = index.nearest(*KJY)
     assert [r.group.id for r in results] == ["near", "mid", "far"]
     wgs = geodesic(to_wgs84(*KJY), to_wgs84(22.5410, 113.9350)).m
@@ -117,6 +134,7 @@ def test_query_and_groups_in_different_systems_meet_in_wgs84():
 
 # --- merchants ------------------------------------------------------------------------------
 
+
 def test_merchants_near_filters_by_radius_category_and_weekday():
     kjy = group("kjy", *KJY)
     merchants = [
@@ -142,7 +160,8 @@ def test_every_sample_group_has_meal_and_cinema_merchants_within_1500_m():
     campaigns = Path(__file__).resolve().parents[2] / "campaigns"
     groups = GroupsFile.model_validate(yaml.safe_load((campaigns / "groups.yaml").read_text()))
     merchants = MerchantsFile.model_validate(
-        yaml.safe_load((campaigns / "merchants.yaml").read_text()))
+        yaml.safe_load((campaigns / "merchants.yaml").read_text())
+    )
     index = MerchantIndex(merchants.merchants)
     for g in groups.groups:
         for category, wanted in (("早餐", 2), ("午餐", 2), ("晚餐", 2), ("电影", 1)):
@@ -162,9 +181,14 @@ def clustered_points(draw):
     centres = draw(st.lists(st.tuples(china_lat, china_lon), min_size=1, max_size=4))
     spread = draw(st.sampled_from([0.005, 0.05, 0.5, 3.0]))
     offsets = st.tuples(st.floats(-spread, spread), st.floats(-spread, spread))
-    return [(c[0] + d[0], c[1] + d[1])
-            for c, d in zip(draw(st.lists(st.sampled_from(centres), min_size=1, max_size=80)),
-                            draw(st.lists(offsets, min_size=80, max_size=80)), strict=False)]
+    return [
+        (c[0] + d[0], c[1] + d[1])
+        for c, d in zip(
+            draw(st.lists(st.sampled_from(centres), min_size=1, max_size=80)),
+            draw(st.lists(offsets, min_size=80, max_size=80)),
+            strict=False,
+        )
+    ]
 
 
 @settings(max_examples=150, deadline=None)
@@ -177,15 +201,21 @@ def clustered_points(draw):
     radius_m=st.one_of(st.none(), st.floats(100, 500_000)),
 )
 def test_nearest_is_the_brute_force_geodesic_top_k(points, fullness, crs, query, limit, radius_m):
-    groups = [group(f"g{i}", lat, lon, crs=crs, members=500 if full else 499)
-              for i, ((lat, lon), full) in enumerate(zip(points, fullness, strict=False))]
+    groups = [
+        group(f"g{i}", lat, lon, crs=crs, members=500 if full else 499)
+        for i, ((lat, lon), full) in enumerate(zip(points, fullness, strict=False))
+    ]
     results = GroupIndex(groups).nearest(*query, limit=limit, radius_m=radius_m)
 
     origin = to_wgs84(*query, "gcj02")
-    exact = {g.id: geodesic(origin, to_wgs84(g.location.lat, g.location.lon, crs)).m
-             for g in groups}
-    brute = sorted((exact[g.id], g.id) for g in groups
-                   if g.members < g.capacity and (radius_m is None or exact[g.id] <= radius_m))
+    exact = {
+        g.id: geodesic(origin, to_wgs84(g.location.lat, g.location.lon, crs)).m for g in groups
+    }
+    brute = sorted(
+        (exact[g.id], g.id)
+        for g in groups
+        if g.members < g.capacity and (radius_m is None or exact[g.id] <= radius_m)
+    )
     distances = [r.distance_m for r in results]
 
     assert distances == sorted(distances)

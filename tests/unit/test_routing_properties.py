@@ -25,15 +25,25 @@ crs_st = st.sampled_from(["gcj02", "wgs84", "bd09"])
 
 
 def _groups(points, capacities) -> list[WelfareGroup]:
-    return [WelfareGroup(id=f"g{i}", name=f"群{i}", city="深圳", capacity=cap,
-                         location=Location(lat=lat, lon=lon, crs=crs))
-            for i, ((lat, lon, crs), cap) in enumerate(zip(points, capacities, strict=False))]
+    return [
+        WelfareGroup(
+            id=f"g{i}",
+            name=f"群{i}",
+            city="深圳",
+            capacity=cap,
+            location=Location(lat=lat, lon=lon, crs=crs),
+        )
+        for i, ((lat, lon, crs), cap) in enumerate(zip(points, capacities, strict=False))
+    ]
 
 
-group_sets = st.integers(1, 40).flatmap(lambda n: st.tuples(
-    st.lists(st.tuples(lat_near, lon_near, crs_st), min_size=n, max_size=n),
-    st.lists(st.sampled_from([200, 500]), min_size=n, max_size=n),
-    st.lists(st.integers(0, 500), min_size=n, max_size=n)))
+group_sets = st.integers(1, 40).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.tuples(lat_near, lon_near, crs_st), min_size=n, max_size=n),
+        st.lists(st.sampled_from([200, 500]), min_size=n, max_size=n),
+        st.lists(st.integers(0, 500), min_size=n, max_size=n),
+    )
+)
 
 
 class _Counts:
@@ -73,8 +83,9 @@ def test_live_counts_and_any_query_system_keep_the_invariants(data, query, crs, 
     origin = to_wgs84(*query, crs)
     distances = [r.distance_m for r in results]
     assert distances == sorted(distances)
-    assert all(counts[r.group.id] < r.group.capacity and r.members == counts[r.group.id]
-               for r in results)
+    assert all(
+        counts[r.group.id] < r.group.capacity and r.members == counts[r.group.id] for r in results
+    )
     for r in results:
         assert abs(r.distance_m - _exact(origin, r.group)) <= 0.005 * max(r.distance_m, 1.0)
     with_room = sum(1 for g in groups if counts[g.id] < g.capacity)
@@ -82,17 +93,30 @@ def test_live_counts_and_any_query_system_keep_the_invariants(data, query, crs, 
 
 
 @settings(max_examples=120, deadline=None)
-@given(data=group_sets, query=st.tuples(lat_near, lon_near), crs=crs_st,
-       radius_m=st.floats(200, 20_000))
-def test_overflow_placement_offers_room_within_the_radius_else_beyond(data, query, crs,
-                                                                      radius_m) -> None:
+@given(
+    data=group_sets,
+    query=st.tuples(lat_near, lon_near),
+    crs=crs_st,
+    radius_m=st.floats(200, 20_000),
+)
+def test_overflow_placement_offers_room_within_the_radius_else_beyond(
+    data, query, crs, radius_m
+) -> None:
     points, capacities, members = data
     groups = _groups(points, capacities)
     counts = {g.id: m for g, m in zip(groups, members, strict=False)}
     outbox = _Outbox()
     index = GroupIndex(groups)
-    placement = OverflowPlacement(lambda: index, _Counts(counts), outbox, _Clock(),  # type: ignore[arg-type]
-                                  radius_m=radius_m, limit=5, ops_contacts=["ops"], account="bot")
+    placement = OverflowPlacement(
+        lambda: index,
+        _Counts(counts),
+        outbox,
+        _Clock(),  # type: ignore[arg-type]
+        radius_m=radius_m,
+        limit=5,
+        ops_contacts=["ops"],
+        account="bot",
+    )
     placed = placement.place(*query, crs, Area("grid:test", "测试区域"))
 
     origin = to_wgs84(*query, crs)

@@ -30,8 +30,9 @@ def render_error(templates: dict[str, str], name: str, context: dict) -> Templat
 
 
 def test_renders_with_filters_and_strips_the_result() -> None:
-    renderer = TemplateRenderer({"t.j2": "\n{{ 'wed'|weekday_zh }} {{ 812|distance }}, "
-                                         "{{ 1234|distance }}\n\n"})
+    renderer = TemplateRenderer(
+        {"t.j2": "\n{{ 'wed'|weekday_zh }} {{ 812|distance }}, {{ 1234|distance }}\n\n"}
+    )
     assert renderer.render("t.j2", {}) == "周三 812米, 1.2公里"
 
 
@@ -45,8 +46,11 @@ def test_filters() -> None:
 
 
 def test_undefined_variable_names_it_and_its_line() -> None:
-    e = render_error({"meal.j2": "午餐\n{% for m in merchnts %}{{ m.name }}{% endfor %}\n"},
-                     "meal.j2", {"merchants": []})
+    e = render_error(
+        {"meal.j2": "午餐\n{% for m in merchnts %}{{ m.name }}{% endfor %}\n"},
+        "meal.j2",
+        {"merchants": []},
+    )
     assert (e.name, e.line) == ("meal.j2", 2)
     assert e.message == "undefined variable 'merchnts' (did you mean 'merchants'?)"
 
@@ -96,8 +100,11 @@ def test_the_fixture_templates_check_clean() -> None:
 
 def test_check_reports_template_file_line_and_campaign() -> None:
     ops = load_opsdata(FIXTURES / "campaigns", FIXTURES / "templates")
-    templates = {**ops.templates, "meal.j2": "{{ group.name }}\n\n{{ merchnts }}\n",
-                 "unused.j2": "{% for %}\n"}
+    templates = {
+        **ops.templates,
+        "meal.j2": "{{ group.name }}\n\n{{ merchnts }}\n",
+        "unused.j2": "{% for %}\n",
+    }
     problems = check_templates(replace(ops, templates=templates), NOW)
     assert [str(p.relative_to(FIXTURES)) for p in problems] == [
         "templates/meal.j2:3:1: undefined variable 'merchnts' (did you mean 'merchants'?) "

@@ -43,7 +43,10 @@ def test_workdays_only_daily_campaign_works_the_spring_festival_make_up_saturday
     assert _at(date(2026, 2, 28)) in fired
     assert not [t for t in fired if date(2026, 2, 15) <= t.date() <= date(2026, 2, 23)]
     assert [t.date() for t in fired][:5] == [
-        date(2026, 2, 9), date(2026, 2, 10), date(2026, 2, 11), date(2026, 2, 12),
+        date(2026, 2, 9),
+        date(2026, 2, 10),
+        date(2026, 2, 11),
+        date(2026, 2, 12),
         date(2026, 2, 13),
     ]
     assert all(t.time() == time(9) and t.utcoffset() == timedelta(hours=8) for t in fired)
@@ -63,7 +66,10 @@ def test_bill_day_31_falls_back_to_the_last_day_of_shorter_months() -> None:
     fired = _fire_days(campaign, date(2026, 11, 1), date(2027, 3, 31))
 
     assert fired == [
-        date(2026, 11, 30), date(2026, 12, 31), date(2027, 1, 31), date(2027, 2, 28),
+        date(2026, 11, 30),
+        date(2026, 12, 31),
+        date(2027, 1, 31),
+        date(2027, 2, 28),
         date(2027, 3, 31),
     ]
 
@@ -115,8 +121,12 @@ def test_all_holidays_campaign_includes_eve_and_bridging_days_but_not_weekends()
     fired = _fire_days(campaign, date(2026, 2, 1), date(2026, 2, 28))
 
     assert fired == [
-        date(2026, 2, 16), date(2026, 2, 17), date(2026, 2, 18), date(2026, 2, 19),
-        date(2026, 2, 20), date(2026, 2, 23),
+        date(2026, 2, 16),
+        date(2026, 2, 17),
+        date(2026, 2, 18),
+        date(2026, 2, 19),
+        date(2026, 2, 20),
+        date(2026, 2, 23),
     ]
 
 
@@ -128,8 +138,10 @@ def test_once_campaign_fires_on_each_listed_date() -> None:
     fired = list(occurrences(campaign, CALENDAR, _at(date(2026, 1, 1)), _at(date(2030, 1, 1))))
 
     assert fired == [
-        _at(date(2026, 11, 11), "10:00"), _at(date(2026, 11, 11), "20:00"),
-        _at(date(2026, 12, 12), "10:00"), _at(date(2026, 12, 12), "20:00"),
+        _at(date(2026, 11, 11), "10:00"),
+        _at(date(2026, 11, 11), "20:00"),
+        _at(date(2026, 12, 12), "10:00"),
+        _at(date(2026, 12, 12), "20:00"),
     ]
 
 
@@ -148,7 +160,10 @@ def test_cron_campaign_still_honours_workdays_only() -> None:
     fired = list(occurrences(campaign, CALENDAR, _at(date(2026, 9, 28)), _at(date(2026, 10, 12))))
 
     assert [t.date() for t in fired] == [
-        date(2026, 9, 28), date(2026, 9, 29), date(2026, 9, 30), date(2026, 10, 8),
+        date(2026, 9, 28),
+        date(2026, 9, 29),
+        date(2026, 9, 30),
+        date(2026, 10, 8),
         date(2026, 10, 9),
     ]
     assert all(t.time() == time(11, 30) for t in fired)
@@ -158,7 +173,8 @@ def test_cron_sunday_is_zero_or_seven() -> None:
     for expr in ("0 9 * * 0", "0 9 * * 7", "0 9 * * sun"):
         campaign = _campaign("weekly", schedule={"cron": expr})
         assert _fire_days(campaign, date(2026, 3, 1), date(2026, 3, 14)) == [
-            date(2026, 3, 1), date(2026, 3, 8),
+            date(2026, 3, 1),
+            date(2026, 3, 8),
         ]
 
 
@@ -214,14 +230,16 @@ def test_a_year_of_a_daily_campaign_takes_milliseconds() -> None:
     assert elapsed < 0.5
 
 
-_CAMPAIGNS = st.sampled_from([
-    _campaign("daily", schedule={"at": ["09:00", "18:30"], "workdays_only": True}),
-    _campaign("weekly", schedule={"at": "12:00", "days": ["sat", "sun"]}),
-    _campaign("monthly", schedule={"at": "10:00", "day_of_month": [1, 29, 31]}),
-    _campaign("holiday", schedule={"at": "08:00", "holidays": "all"}),
-    _campaign("meal", schedule={"cron": "*/30 11-13 * * mon-fri"}),
-    _campaign("lottery", schedule={"at": "20:00", "days": ["fri"]}),
-])
+_CAMPAIGNS = st.sampled_from(
+    [
+        _campaign("daily", schedule={"at": ["09:00", "18:30"], "workdays_only": True}),
+        _campaign("weekly", schedule={"at": "12:00", "days": ["sat", "sun"]}),
+        _campaign("monthly", schedule={"at": "10:00", "day_of_month": [1, 29, 31]}),
+        _campaign("holiday", schedule={"at": "08:00", "holidays": "all"}),
+        _campaign("meal", schedule={"cron": "*/30 11-13 * * mon-fri"}),
+        _campaign("lottery", schedule={"at": "20:00", "days": ["fri"]}),
+    ]
+)
 
 
 @settings(max_examples=60, deadline=None)
