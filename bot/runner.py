@@ -65,6 +65,7 @@ async def _run_simulator(settings: Settings, source) -> None:  # noqa: ANN001
     bot = Qunfu(settings, clock, gateway, source, database_url=db_url)
     for group in bot.planner().ops.groups.values():
         gateway.add_room(group.id, group.name)
+    restore_rooms(gateway, bot)
     gateway.on_action(lambda sent: console.show_action(action_record(sent)))
     out = console.out
     out.print(
@@ -102,6 +103,21 @@ async def _run_simulator(settings: Settings, source) -> None:  # noqa: ANN001
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         bot.close()
+
+
+def restore_rooms(gateway: SimulatorGateway, bot: Qunfu) -> int:
+    """Put the people the database says are in each group back into the simulated rooms.
+
+    The simulated world lives in memory; without this a restart would make everyone a newcomer
+    again. Returns how many memberships were restored.
+    """
+    restored = 0
+    for stay in bot.memberships.current():
+        if stay.group_id in gateway.rooms:
+            gateway.add_contact(stay.person_id, stay.person_name)
+            gateway.add_room(stay.group_id, members=[stay.person_id])
+            restored += 1
+    return restored
 
 
 async def _run_wechaty(settings: Settings, source) -> None:  # noqa: ANN001

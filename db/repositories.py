@@ -251,15 +251,20 @@ class MembershipRepo(_Repo):
 
     def unwelcomed(self, group_id: str) -> list[Newcomer]:
         """Members still in the group who have not been welcomed, in join order."""
+        return self._open(
+            Membership.group_id == group_id, col(Membership.welcomed_at).is_(None)
+        )
+
+    def current(self) -> list[Newcomer]:
+        """Every open membership (people in groups now), by group, in join order."""
+        return self._open()
+
+    def _open(self, *where: Any) -> list[Newcomer]:
         stmt = (
             select(Membership, PersonRow)
             .join(PersonRow, col(PersonRow.id) == col(Membership.person_id))
-            .where(
-                Membership.group_id == group_id,
-                col(Membership.left_at).is_(None),
-                col(Membership.welcomed_at).is_(None),
-            )
-            .order_by(col(Membership.joined_at), col(Membership.id))
+            .where(col(Membership.left_at).is_(None), *where)
+            .order_by(col(Membership.group_id), col(Membership.joined_at), col(Membership.id))
         )
         with self._session() as s:
             return [

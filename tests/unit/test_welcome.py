@@ -61,3 +61,20 @@ async def test_a_group_without_a_welcome_campaign_gets_none(tmp_path: Path) -> N
     rig.gateway.join("sz-nanshan-kjy", ["u1"])
     await rig.advance_to(at("2026-12-01T10:01"))
     assert rig.records() == []
+
+
+async def test_a_simulator_restart_remembers_who_is_in_the_groups(tmp_path: Path) -> None:
+    from bot.runner import restore_rooms
+
+    first = rig_at(tmp_path, "2026-12-01T10:00")
+    first.gateway.add_contact("u1", "张三")
+    first.gateway.join("sz-nanshan-kjy", ["u1"])
+    await first.advance_to(at("2026-12-01T10:01"))
+    first.bot.close()
+
+    second = rig_at(tmp_path, "2026-12-01T11:00")
+    assert restore_rooms(second.gateway, second.bot) == 1
+    assert second.gateway.join("sz-nanshan-kjy", ["u1"]).members == ()  # already in: no event
+    second.gateway.leave("sz-nanshan-kjy", ["u1"])
+    await second.advance_to(at("2026-12-01T11:01"))
+    assert second.bot.groups.member_counts()["sz-nanshan-kjy"] == 186
