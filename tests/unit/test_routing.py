@@ -7,12 +7,12 @@ from pathlib import Path
 
 import prcoords
 import pytest
-import yaml
 from geopy.distance import geodesic
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.opsdata.models import GroupsFile, Location, Merchant, MerchantsFile, WelfareGroup
+from bot.opsdata.problems import read_yaml
 from bot.routing import GroupIndex, MerchantIndex, merchants_near, to_wgs84
 
 KJY = (22.5405, 113.9345)  # 深圳南山科技园, GCJ-02
@@ -158,10 +158,8 @@ def test_unknown_weekday_is_refused():
 
 def test_every_sample_group_has_meal_and_cinema_merchants_within_1500_m():
     campaigns = Path(__file__).resolve().parents[2] / "campaigns"
-    groups = GroupsFile.model_validate(yaml.safe_load((campaigns / "groups.yaml").read_text()))
-    merchants = MerchantsFile.model_validate(
-        yaml.safe_load((campaigns / "merchants.yaml").read_text())
-    )
+    groups = GroupsFile.model_validate(read_yaml(campaigns / "groups.yaml").data)
+    merchants = MerchantsFile.model_validate(read_yaml(campaigns / "merchants.yaml").data)
     index = MerchantIndex(merchants.merchants)
     for g in groups.groups:
         for category, wanted in (("早餐", 2), ("午餐", 2), ("晚餐", 2), ("电影", 1)):
