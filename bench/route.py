@@ -85,14 +85,22 @@ def brute_force(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--groups", type=int, default=20_000)
+    parser.add_argument("--groups", type=int, nargs="+", default=[20_000, 100_000],
+                        help="one or more index sizes (default: 20000 100000)")
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--baseline-queries", type=int, default=3)
     parser.add_argument("--seed", type=int, default=20261201)
     args = parser.parse_args()
+    for i, size in enumerate(args.groups):
+        if i:
+            print()
+        run(size, args)
 
+
+def run(size: int, args: argparse.Namespace) -> None:
+    """Benchmark one index size and print its table."""
     rng = random.Random(args.seed)
-    groups = make_groups(args.groups, rng)
+    groups = make_groups(size, rng)
     queries = make_queries(args.queries, rng)
 
     t0 = time.perf_counter()
@@ -120,7 +128,7 @@ def main() -> None:
     baseline = statistics.median(base)
 
     rows = [
-        ("groups", f"{args.groups}"),
+        ("groups", f"{size}"),
         ("index build", f"{build_s:.2f} s"),
         ("queries near a city", f"{len(times)}"),
         ("ours p50", f"{p50:.3f} ms"),
