@@ -300,13 +300,16 @@
 
   async function loadFeed() {
     const f = await api(`/sim/api/feed?after=${sim.seq}`);
-    if (f.items.length) {
-      sim.feed.push(...f.items);
+    // A poll and a refresh after a click may overlap and fetch the same items: keep only what
+    // is newer than what we hold by the time this answer arrives.
+    const fresh = f.items.filter((item) => item.seq > sim.seq);
+    if (fresh.length) {
+      sim.feed.push(...fresh);
       if (sim.feed.length > 5000) sim.feed.splice(0, sim.feed.length - 5000);
     }
     sim.seq = Math.max(sim.seq, f.seq);
     $("clock").textContent = timeOf(f.now);
-    return f.items.length > 0;
+    return fresh.length > 0;
   }
 
   async function refresh() {
