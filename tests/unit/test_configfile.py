@@ -99,3 +99,24 @@ def test_check_all_reports_ops_data_then_templates(deployment: Path) -> None:
         "missing key 'name'",
         "missing key 'template'",
     ]
+
+
+def test_environment_overrides_the_file_and_keeps_the_rest(
+    deployment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deployment.write_text(
+        "outbox:\n  rate_per_minute: 30\n  grace: 2h\ndatabase:\n  url: sqlite:///var/a.db\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("QUNFU_OUTBOX__RATE_PER_MINUTE", "7")
+    monkeypatch.setenv("QUNFU_DATABASE__URL", "postgresql+psycopg://qunfu@db/qunfu")
+    settings = load_settings(deployment)
+    assert settings.outbox.rate_per_minute == 7
+    assert settings.outbox.grace.total_seconds() == 7200
+    assert settings.database.url == "postgresql+psycopg://qunfu@db/qunfu"
+
+
+def test_a_relative_sqlite_path_resolves_beside_the_config(deployment: Path) -> None:
+    deployment.write_text("database:\n  url: sqlite:///var/a.db\n", encoding="utf-8")
+    settings = load_settings(deployment)
+    assert settings.database.url == f"sqlite:///{(deployment.parent / 'var' / 'a.db').resolve()}"
