@@ -1,0 +1,64 @@
+"""Malformed or unexpected events are rejected with a reason and never stop the bot."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from bot.events import LocationShared, MemberJoined, MessageReceived, Person
+from scheduler.clock import SHANGHAI
+from tests.support import ROOT, bot_settings, make_rig
+
+NOW = datetime(2026, 12, 1, 10, 0, tzinfo=SHANGHAI)
+
+
+def rig(tmp_path: Path):  # noqa: ANN201
+    return make_rig(bot_settings(ROOT, database={"url": f"sqlite:///{tmp_path}/q.db"}), NOW)
+
+
+async def test_a_location_that_is_not_a_place_gets_a_polite_retry(tmp_path: Path) -> None:
+    r = rig(tmp_path)
+    r.gateway.add_contact("u1", "张三")
+    r.bot.handle(LocationShared(NOW, Person("u1", "张三"), float("nan"), 113.9))
+    r.bot.handle(LocationShared(NOW.replace(second=5), Person("u1", "张三"), 91.0, 113.9))
+    await r.advance_to(NOW.replace(minute=1))
+    texts = [x["text"] for x in r.records()]
+    assert len(texts) == 2 and all("重新发送" in t for t in texts)
+
+
+async def test_a_join_in_an_unknown_room_is_ignored_and_the_bot_goes_on(tmp_path: Path) -> None:
+    r = rig(tmp_path)
+    r.bot.handle(MemberJoined(NOW, "not-a-welfare-group", (Person("u1", "张三"),)))
+    r.gateway.add_contact("u2", "李四")
+    r.gateway.join("sz-nanshan-kjy", ["u2"])
+    await r.advance_to(NOW.replace(minute=1))
+    assert [x["mentions"] for x in r.records()] == [["u2"]]
+
+
+async def test_the_bots_own_messages_are_never_answered(tmp_path: Path) -> None:
+    r = rig(tmp_path)
+    own = MessageReceived(
+        NOW, Person("bot", "群福助手"), "@群福助手 年费", "sz-nanshan-kjy", ("bot",)
+    )
+    r.bot.handle(own)
+    await r.advance_to(NOW.replace(minute=1))
+    assert r.records() == []
+
+
+async def test_the_same_message_delivered_twice_is_answered_once(tmp_path: Path) -> None:
+    r = rig(tmp_path)
+    r.gateway.add_contact("u1", "张三")
+    r.gateway.join("sz-nanshan-kjy", ["u1"])
+    ask = MessageReceived(
+        NOW,
+        Person("u1", "张三"),
+        "@群福助手 年费怎么减免",
+        "sz-nanshan-kjy",
+        ("bot",),
+        message_id="m-1",
+    )
+    r.bot.handle(ask)
+    r.bot.handle(ask)
+    await r.advance_to(NOW.replace(minute=1))
+    answers = [x for x in r.records() if "年费" in x["text"]]
+    assert len(answers) == 1
