@@ -134,6 +134,8 @@ class WechatySettings(_Section):
     tls: bool = False
     tls_ca: Path | None = None
     server_name: str | None = None
+    accept_friendships: bool = True
+    login_timeout: Duration = timedelta(minutes=2)
 
 
 class Settings(BaseSettings):

@@ -42,6 +42,9 @@ _PREVIEW_CHARS = 6
 _ERROR_CHARS = 300
 
 
+_HOLD_WHILE_DOWN = timedelta(seconds=1)
+
+
 @dataclass(frozen=True)
 class OutboxItem:
     """One send to make, no earlier than ``not_before``; ``key`` makes it happen at most once."""
@@ -99,6 +102,7 @@ class Outbox:
         self._interval = timedelta(seconds=60.0 / settings.rate_per_minute)
         self._rng = random.Random(settings.seed)
         self._jitter: dict[str, tuple[datetime, timedelta]] = {}
+        self._held_until: datetime | None = None
 
     # -- enqueue ---------------------------------------------------------------------------
 
@@ -143,6 +147,8 @@ class Outbox:
             if marketing:
                 when = self._after_quiet(when)
             best = when if best is None or when < best else best
+        if best is not None and self._held_until is not None and self._held_until > best:
+            best = self._held_until
         return best.astimezone(SHANGHAI) if best is not None else None
 
     # -- delivery --------------------------------------------------------------------------
@@ -151,9 +157,16 @@ class Outbox:
         """Send what is due now, oldest first, as pacing allows; returns what was sent.
 
         An account whose pacing slot has not come yet is skipped until the next call; so is a
-        marketing item while quiet hours last.
+        marketing item while quiet hours last. While the gateway says it cannot send (its
+        connection is down), nothing is attempted: sends wait, their retries unspent, and are
+        looked at again a second later.
         """
         now = self._clock.now()
+        ready = getattr(gateway, "ready", None)
+        if callable(ready) and not ready():
+            self._held_until = now + _HOLD_WHILE_DOWN
+            return []
+        self._held_until = None
         with self._sessions() as s:
             stmt = (
                 select(OutboxRow.id, OutboxRow.account, OutboxRow.marketing)

@@ -123,8 +123,14 @@ def restore_rooms(gateway: SimulatorGateway, bot: Qunfu) -> int:
 async def _run_wechaty(settings: Settings, source) -> None:  # noqa: ANN001
     from bot.gateways.wechaty import WechatyGateway
 
-    gateway = WechatyGateway.from_env(settings)
+    try:
+        gateway = WechatyGateway.from_env(settings)
+    except ValueError as exc:
+        raise SystemExit(f"cannot start the Wechaty gateway: {exc}") from None
     await gateway.start()
+    await wait_for_login(gateway, settings.wechaty.login_timeout.total_seconds())
+    # Mentions and echoes are recognised by the account the service logged in as.
+    settings.bot.id = gateway.bot_id or settings.bot.id
     bot = Qunfu(settings, RealClock(), gateway, source)
     stop = asyncio.Event()
     _install_signals(stop)
@@ -151,6 +157,24 @@ def _web_base(host: str, port: int) -> str:
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     shown = f"[{shown}]" if ":" in shown else shown
     return f"http://{shown}:{port}"
+
+
+async def wait_for_login(gateway, every: float) -> None:  # noqa: ANN001
+    """Wait until the gateway is logged in, saying so in the log every ``every`` seconds.
+
+    The gateway itself retries with backoff and logs why it cannot connect (wrong token,
+    unreachable endpoint); this only makes sure a waiting bot is never silent.
+    """
+    while True:
+        try:
+            await gateway.wait_logged_in(every)
+            logger.bind(**gateway.health()).info("wechaty gateway logged in")
+            return
+        except TimeoutError:
+            logger.bind(**gateway.health()).warning(
+                "still waiting for the puppet service to log in (endpoint and token from "
+                "WECHATY_PUPPET_SERVICE_ENDPOINT / WECHATY_PUPPET_SERVICE_TOKEN)"
+            )
 
 
 def _install_signals(stop: asyncio.Event) -> None:

@@ -22,6 +22,11 @@ class ChatGateway(Protocol):
 
     bot_id: str
 
+    def ready(self) -> bool:
+        """False while the platform cannot take sends (e.g. disconnected); the outbox then holds
+        its sends instead of spending their retries."""
+        ...
+
     async def perform(self, action: Action) -> None:
         """Carry out one action (say, invite, remove) on the platform."""
         ...

@@ -157,6 +157,10 @@ class SimulatorGateway:
 
     # --- the bot's side: the ChatGateway protocol --------------------------------------------
 
+    def ready(self) -> bool:
+        """The simulator is always reachable (``fail_next`` models refusals instead)."""
+        return True
+
     async def perform(self, action: Action) -> None:
         """Carry out an action and append it to the transcript."""
         if self.fail_next > 0:

@@ -196,6 +196,10 @@ class WechatyGateway:
         else:
             self._ready.clear()
 
+    def ready(self) -> bool:
+        """True while connected with a logged-in account, i.e. sends can go."""
+        return self._ready.is_set()
+
     def health(self) -> dict[str, Any]:
         """A snapshot for logs and ``/healthz``: no secrets, no personal data."""
         return {
