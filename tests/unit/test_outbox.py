@@ -220,3 +220,37 @@ def test_rows_equal_distinct_keys(engine: Engine, batches: list[list[str]]) -> N
     distinct = {k for batch in batches for k in batch}
     assert added == len(distinct)
     assert sum(outbox.status_counts().values()) - before == len(distinct)
+
+
+class FlakyConnection(RecordingGateway):
+    """A gateway whose connection drops: while down it says so and must not be called."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        super().__init__(clock)
+        self.up = False
+
+    def ready(self) -> bool:
+        return self.up
+
+    async def perform(self, action: Action) -> None:
+        assert self.up, "the outbox called a gateway that said it was down"
+        await super().perform(action)
+
+
+async def test_sends_wait_while_the_gateway_is_down_without_spending_retries(
+    engine: Engine, clock: VirtualClock
+) -> None:
+    outbox = make_outbox(engine, clock, max_attempts=1)
+    outbox.enqueue([say("a"), say("b")])
+    gateway = FlakyConnection(clock)
+    for _ in range(30):  # half a minute of the connection being down
+        assert await outbox.deliver_due(gateway) == []
+        due = outbox.next_due()
+        assert due is not None and due > clock.now()
+        clock.set(due)
+    gateway.up = True
+    sent = await outbox.deliver_due(gateway)
+    clock.set(clock.now() + timedelta(seconds=10))
+    sent += await outbox.deliver_due(gateway)
+    assert [r.key for r in sent] == ["a", "b"]
+    assert outbox.status_counts() == {"sent": 2}
