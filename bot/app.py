@@ -180,6 +180,9 @@ class Qunfu:
         self._gazetteer = Gazetteer(ops.gazetteer)
         self._geocoder = make_geocoder(self.settings.entry, self._gazetteer)
         self.groups.sync(ops.groups.values())
+        map_rooms = getattr(self.gateway, "map_rooms", None)
+        if callable(map_rooms):
+            map_rooms({g.id: g.room for g in ops.groups.values() if g.room})
 
     def reload(self) -> list[str]:
         """Re-read ops data; a broken edit is reported and the last good data stays live."""

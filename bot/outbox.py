@@ -31,7 +31,7 @@ from sqlmodel import Session, col, select
 
 from bot.config import OutboxSettings, QuietHours
 from bot.events import Action, Invite, Remove, Say, room_conv
-from bot.gateways.base import ChatGateway, GatewayError
+from bot.gateways.base import ChatGateway, DeliveryUnknown, GatewayError
 from db.models import OutboxRow
 from db.repositories import as_utc, insert_ignore_many
 from db.session import session_factory
@@ -205,6 +205,9 @@ class Outbox:
         log = self._log(row.key, row.account, row.campaign_id, row.group_id)
         try:
             await gateway.perform(action)
+        except DeliveryUnknown as exc:
+            log.warning("outbox: delivery unknown ({}); marked uncertain, not resent", _error(exc))
+            return self._finish(row.id, "uncertain", last_error=_error(exc))
         except GatewayError as exc:
             return self._failed_attempt(row, exc, log)
         except Exception as exc:

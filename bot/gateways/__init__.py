@@ -1,5 +1,5 @@
 """Chat gateways: adapters between a chat platform and Qunfu's domain events and actions."""
 
-from bot.gateways.base import ChatGateway, GatewayError
+from bot.gateways.base import ChatGateway, DeliveryUnknown, GatewayError
 
-__all__ = ["ChatGateway", "GatewayError"]
+__all__ = ["ChatGateway", "DeliveryUnknown", "GatewayError"]

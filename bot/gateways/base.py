@@ -12,6 +12,14 @@ class GatewayError(RuntimeError):
     """A send failed in a way that may succeed later (the outbox retries it with backoff)."""
 
 
+class DeliveryUnknown(GatewayError):
+    """The connection broke while the platform had the request: it may or may not have acted.
+
+    The outbox records such a send as ``uncertain`` and never resends it by itself, because a
+    message twice in a bank's group is the worse failure.
+    """
+
+
 @runtime_checkable
 class ChatGateway(Protocol):
     """A chat platform as the domain sees it: a stream of events and a few actions.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -47,7 +48,7 @@ from bot.events import (
     parse_conv,
 )
 from bot.gateways import _wechaty_compat as wire
-from bot.gateways.base import GatewayError
+from bot.gateways.base import DeliveryUnknown, GatewayError
 from scheduler.clock import Clock, RealClock
 
 ENV_ENDPOINT = "WECHATY_PUPPET_SERVICE_ENDPOINT"
@@ -126,6 +127,8 @@ class WechatyGateway:
         self._last_event_at: datetime | None = None
         self._last_error: str | None = None
         self._sessions = 0
+        self._to_platform: dict[str, str] = {}
+        self._from_platform: dict[str, str] = {}
 
     # -- construction ---------------------------------------------------------------------
 
@@ -200,6 +203,23 @@ class WechatyGateway:
         """True while connected with a logged-in account, i.e. sends can go."""
         return self._ready.is_set()
 
+    def map_rooms(self, platform_ids: Mapping[str, str]) -> None:
+        """Tell the gateway which platform chat id (``…@chatroom``) each welfare group has.
+
+        The domain only ever sees group ids; a room without an entry keeps its platform id.
+        """
+        self._to_platform = dict(platform_ids)
+        self._from_platform = {room: group for group, room in platform_ids.items()}
+
+    def _platform_room(self, group_id: str) -> str:
+        return self._to_platform.get(group_id, group_id)
+
+    def _domain_rooms(self, event: Event) -> Event:
+        room_id = getattr(event, "room_id", None)
+        if room_id is None or room_id not in self._from_platform:
+            return event
+        return dataclasses.replace(event, room_id=self._from_platform[room_id])
+
     def health(self) -> dict[str, Any]:
         """A snapshot for logs and ``/healthz``: no secrets, no personal data."""
         return {
@@ -226,26 +246,38 @@ class WechatyGateway:
         stub = self._connected_stub()
         if isinstance(action, Say):
             kind, ident = parse_conv(action.to)
+            if kind == "room":
+                ident = self._platform_room(ident)
             mentions = list(action.mentions) if kind == "room" else []
             await self._call(
                 stub.message_send_text(
                     conversation_id=ident, text=action.text, mentonal_ids=mentions
                 ),
                 "say",
+                changes=True,
             )
             log.bind(kind=kind, to=_ref(ident), mentions=len(mentions)).info("said")
         elif isinstance(action, Invite):
-            await self._call(stub.room_add(id=action.room, contact_id=action.contact), "invite")
+            room = self._platform_room(action.room)
+            await self._call(
+                stub.room_add(id=room, contact_id=action.contact), "invite", changes=True
+            )
             log.bind(room=_ref(action.room), contact=_ref(action.contact)).info("invited")
         elif isinstance(action, Remove):
-            await self._call(stub.room_del(id=action.room, contact_id=action.contact), "remove")
+            room = self._platform_room(action.room)
+            await self._call(
+                stub.room_del(id=room, contact_id=action.contact), "remove", changes=True
+            )
             log.bind(room=_ref(action.room), contact=_ref(action.contact)).info("removed")
         else:  # pragma: no cover - Action is a closed union
             raise TypeError(f"unsupported action {action!r}")
 
     async def room_qrcode(self, room_id: str) -> str:
         """The room's current join QR code payload."""
-        return await self._call(wire.room_qr_code(self._connected_stub(), room_id), "room_qrcode")
+        platform_room = self._platform_room(room_id)
+        return await self._call(
+            wire.room_qr_code(self._connected_stub(), platform_room), "room_qrcode"
+        )
 
     # -- connection -----------------------------------------------------------------------
 
@@ -346,18 +378,28 @@ class WechatyGateway:
             raise GatewayError(f"not connected to the puppet service at {self._endpoint}")
         return stub
 
-    async def _call(self, call: Awaitable[_T], what: str) -> _T:
+    async def _call(self, call: Awaitable[_T], what: str, *, changes: bool = False) -> _T:
+        """Await one RPC; every failure becomes a GatewayError the outbox understands.
+
+        ``changes`` marks a call that acts on the platform (say, invite, remove): if the
+        connection breaks while it is in flight the service may already have acted, so that is
+        :class:`DeliveryUnknown`, never to be retried blindly.
+        """
         try:
             return await _within(call, self._call_timeout)
         except GRPCError as err:
+            # The service answered with an error status: it did not act.
             raise GatewayError(
                 f"{what} refused by the puppet service: "
                 f"{err.status.name} {err.message or ''}".rstrip()
             ) from err
+        except ConnectionRefusedError as err:
+            raise GatewayError(f"{what} failed: the puppet service refused the connection") from err
         except Exception as err:  # noqa: BLE001 - the outbox only knows GatewayError
             # A dropped connection surfaces as grpclib, h2 or socket errors depending on when
-            # it broke; all of them mean the same to the caller: try again later.
-            raise GatewayError(f"{what} failed: {type(err).__name__}: {err}") from err
+            # it broke; for a read that means "try again later", for an action "maybe done".
+            error = DeliveryUnknown if changes else GatewayError
+            raise error(f"{what} failed: {type(err).__name__}: {err}") from err
 
     # -- translation ----------------------------------------------------------------------
 
@@ -382,7 +424,7 @@ class WechatyGateway:
                 raise
             return
         if event is not None:
-            await self._queue.put(event)
+            await self._queue.put(self._domain_rooms(event))
 
     async def _translate(
         self, stub: PuppetStub, kind: int, payload: dict[str, Any]

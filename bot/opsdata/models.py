@@ -179,6 +179,11 @@ class WelfareGroup(_Strict):
     members: int = Field(default=0, ge=0, description="member count when the directory was written")
     tags: list[str] = []
     manager: str | None = None
+    room: str | None = Field(
+        default=None,
+        description="the chat platform's id of this group chat (e.g. 12345@chatroom); "
+        "default: the group id",
+    )
 
 
 class GroupsFile(_Strict):

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from bot.config import OutboxSettings, QuietHours
 from bot.events import Action, Event, Invite, Say, room_conv
-from bot.gateways.base import GatewayError
+from bot.gateways.base import DeliveryUnknown, GatewayError
 from bot.outbox import Outbox, OutboxItem, preview
 from db.session import make_engine, upgrade
 from scheduler.clock import SHANGHAI, VirtualClock
@@ -254,3 +254,28 @@ async def test_sends_wait_while_the_gateway_is_down_without_spending_retries(
     sent += await outbox.deliver_due(gateway)
     assert [r.key for r in sent] == ["a", "b"]
     assert outbox.status_counts() == {"sent": 2}
+
+
+class CutOffMidCall(RecordingGateway):
+    """The platform took the request, then the connection broke before it answered."""
+
+    async def perform(self, action: Action) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise DeliveryUnknown("say failed: StreamTerminatedError: Connection lost")
+        self.sent.append((self.clock.now(), action))
+
+
+async def test_a_send_of_unknown_fate_is_uncertain_and_never_retried(
+    engine: Engine, clock: VirtualClock
+) -> None:
+    outbox = make_outbox(engine, clock)
+    outbox.enqueue([say("a"), say("b")])
+    gateway = CutOffMidCall(clock)
+    for _ in range(5):
+        await outbox.deliver_due(gateway)
+        clock.set(clock.now() + timedelta(minutes=1))
+    assert [a for _, a in gateway.sent] == [Say(ROOM, "午餐优惠")]
+    record = outbox.get("a")
+    assert record is not None and (record.status, record.attempts) == ("uncertain", 1)
+    assert outbox.status_counts() == {"sent": 1, "uncertain": 1}
