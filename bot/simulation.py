@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from loguru import logger
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from bot.app import Qunfu, load_source
@@ -162,7 +163,10 @@ class Simulation:
 
     async def _play(self, step: Step) -> None:
         g = self.gateway
-        apply_people_step(g, step)
+        if step.webhook is not None:
+            await self._webhook(step.webhook)
+        else:
+            apply_people_step(g, step)
         for event in g.pending_events():
             self.bot.handle(event)
         if step.advance is not None:
@@ -177,6 +181,23 @@ class Simulation:
             await self.advance_to(target)
         else:
             await self.advance_to(self.clock.now())
+
+    async def _webhook(self, hook: WebhookStep) -> None:
+        """POST the step's JSON to the bot's own web app, in process, as a partner would."""
+        import httpx
+
+        from bot.web.app import create_app
+
+        transport = httpx.ASGITransport(app=create_app(self.bot))
+        async with httpx.AsyncClient(transport=transport, base_url="http://qunfu.sim") as client:
+            response = await client.post(hook.path, json=hook.json_)
+        if response.status_code in (404, 405):
+            raise ValueError(f"no webhook is served at {hook.path!r}")
+        if response.status_code >= 400:
+            # The bot rejecting a malformed event is behaviour under test, not a scenario error.
+            logger.bind(path=hook.path, status=response.status_code).warning(
+                "webhook rejected: {}", response.text[:200]
+            )
 
     async def advance_to(self, target: datetime) -> None:
         """Move the clock to ``target``, doing all due work at each due instant on the way."""
@@ -223,7 +244,7 @@ def apply_people_step(g: SimulatorGateway, step: Step) -> str | None:
         g.leave(step.leave.room, step.leave.members)
         return f"➖ {'、'.join(step.leave.members)} left {step.leave.room}"
     if step.webhook:
-        raise ValueError(f"no webhook is served at {step.webhook.path!r} yet")
+        raise ValueError("webhook steps are played by `qunfu simulate`, not by the live demo")
     return None
 
 

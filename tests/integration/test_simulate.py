@@ -79,6 +79,11 @@ def test_unknown_room_is_reported_at_its_step() -> None:
     "bad, expected",
     [
         ("steps:\n  - advance: 1h\n", "start"),
+        (
+            "start: 2026-12-01T10:00:00+08:00\nsteps:\n"
+            "  - webhook: {path: /webhooks/nope, json: {}}\n",
+            "3:5: no webhook is served at '/webhooks/nope'",
+        ),
         ("start: 2026-12-01T10:00:00+08:00\nsteps:\n  - jump: {room: x}\n", "3:5"),
         (
             "start: 2026-12-01T10:00:00+08:00\nsteps:\n  - location: {from: u1, lat: 95, lon: 1}\n",
