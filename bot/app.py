@@ -74,6 +74,8 @@ class Qunfu:
         self._ops: OpsData | None = None
         self._gazetteer: Gazetteer | None = None
         self._geocoder: Geocoder | None = None
+        if source.current is None:
+            raise OpsDataError([])  # load_source() gives a source with data; this is a bug
         self._apply(source.current)
         self.scheduler = CampaignScheduler(
             self.planner,
@@ -255,6 +257,13 @@ def _ensure_sqlite_dir(url: str) -> None:
     prefix = "sqlite:///"
     if url.startswith(prefix) and ":memory:" not in url:
         Path(url[len(prefix) :]).parent.mkdir(parents=True, exist_ok=True)
+
+
+def load_ops(settings: Settings) -> OpsData:
+    """The ops data, loaded once; raise :class:`OpsDataError` when it is broken."""
+    ops = load_source(settings).current
+    assert ops is not None  # load_source raises rather than return an empty source
+    return ops
 
 
 def load_source(settings: Settings) -> OpsDataSource:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -100,7 +99,7 @@ def preview(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
 ) -> None:
     """What would be sent, when and where, fully rendered."""
-    from bot.app import load_source
+    from bot.app import load_ops
     from bot.campaigns import CampaignPlanner
     from scheduler.clock import SHANGHAI, RealClock
 
@@ -111,7 +110,7 @@ def preview(
         typer.echo(f"--from: expected a date as YYYY-MM-DD, got {from_!r}", err=True)
         raise typer.Exit(1) from None
     try:
-        ops = load_source(settings).current
+        ops = load_ops(settings)
     except OpsDataError as exc:
         _fail(exc.problems)
     if group is not None and group not in ops.groups:
@@ -151,7 +150,7 @@ def route(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The nearest groups that can take a new member."""
-    from bot.app import load_source
+    from bot.app import load_ops
     from bot.routing import GroupIndex
 
     settings = _settings(config)
@@ -159,7 +158,7 @@ def route(
         typer.echo(f"--crs: expected gcj02, wgs84 or bd09, got {crs!r}", err=True)
         raise typer.Exit(1)
     try:
-        ops = load_source(settings).current
+        ops = load_ops(settings)
     except OpsDataError as exc:
         _fail(exc.problems)
     counts = _member_counts(settings, ops)
@@ -241,7 +240,7 @@ def funnel(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
 ) -> None:
     """The entry funnel per channel for visits on these days (Asia/Shanghai)."""
-    from bot.app import _ensure_sqlite_dir, load_source
+    from bot.app import _ensure_sqlite_dir, load_ops
     from bot.entry.funnel import EntryFunnel, format_table, total
     from db.entry_repositories import EntryRepo
     from db.session import make_engine, upgrade
@@ -257,7 +256,7 @@ def funnel(
         typer.echo(f"--to {last} is before --from {first}", err=True)
         raise typer.Exit(1)
     try:
-        ops = load_source(settings).current
+        ops = load_ops(settings)
     except OpsDataError as exc:
         _fail(exc.problems)
     _ensure_sqlite_dir(settings.database.url)
@@ -304,4 +303,4 @@ def main() -> None:  # pragma: no cover - console entry
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

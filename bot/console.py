@@ -53,11 +53,9 @@ class TerminalConsole:
                 or ident
             )
             icon = "👥" if kind == "room" else "💬"
+            contacts = self.gateway.contacts
             mentions = " ".join(
-                "@" + self.gateway.contacts.get(m, None).name
-                if self.gateway.contacts.get(m)
-                else "@" + m
-                for m in record.get("mentions", [])
+                "@" + (contacts[m].name if m in contacts else m) for m in record.get("mentions", [])
             )
             self.out.print(
                 f"[dim]{at}[/dim] [bold cyan]群福助手[/bold cyan] {icon} "

@@ -47,8 +47,8 @@ def describe_days(campaign: Campaign) -> str:
     """When a campaign fires, in the words members use (每天, 工作日, 周三, 每月5日、20日 …)."""
     s = campaign.schedule
     if campaign.kind == "monthly":
-        days = "、".join(f"{d}日" for d in sorted(set(s.day_of_month)))
-        return f"每月{days}" if days else "每月"
+        dates = "、".join(f"{d}日" for d in sorted(set(s.day_of_month)))
+        return f"每月{dates}" if dates else "每月"
     if campaign.kind == "holiday":
         if s.holidays == "all" or len(s.holidays) > 3:
             return "法定节假日"
@@ -57,7 +57,7 @@ def describe_days(campaign: Campaign) -> str:
         return "、".join(f"{d.month}月{d.day}日" for d in s.dates)
     if s.cron and not s.days:
         return "不定期"
-    days = [d for d in WEEKDAYS if d in s.days] if s.days else list(WEEKDAYS)
+    days: list[str] = [d for d in WEEKDAYS if d in s.days] if s.days else list(WEEKDAYS)
     if s.workdays_only and days in (list(WEEKDAYS), list(WEEKDAYS[:5])):
         return "工作日"
     if days == list(WEEKDAYS):

@@ -17,8 +17,8 @@ from bot.config import Settings
 from bot.console import HELP, TerminalConsole
 from bot.gateways.simulator import SimulatorGateway, UnknownPeer
 from bot.logs import setup_logging
-from bot.simulation import action_record, apply_people_step, load_scenario
-from scheduler.clock import RealClock, ScaledClock, aware
+from bot.simulation import Scenario, action_record, apply_people_step, load_scenario
+from scheduler.clock import Clock, RealClock, ScaledClock, aware
 
 
 async def run_bot(settings: Settings) -> None:
@@ -198,10 +198,10 @@ async def _watch(bot: Qunfu, settings: Settings, stop: asyncio.Event) -> None:
 
 
 async def _play_demo(
-    demo,
+    demo: Scenario,
     gateway: SimulatorGateway,
-    console: TerminalConsole,  # noqa: ANN001
-    clock: ScaledClock,
+    console: TerminalConsole,
+    clock: Clock,
     settings: Settings,
 ) -> None:
     """Play the demo scenario's steps at the scaled clock's pace."""

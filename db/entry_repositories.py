@@ -157,14 +157,15 @@ class EntryRepo(_Repo):
 
     def facts(self, since: datetime, until: datetime) -> list[VisitFacts]:
         """Every visit with ``since <= visited_at < until``, with its membership's leave time."""
+        # Six columns: past sqlmodel.select's typed overloads, so plain SQLAlchemy.
         stmt = (
-            select(
-                EntryVisit.channel,
-                EntryVisit.visited_at,
-                EntryVisit.located_at,
-                EntryVisit.chosen_at,
-                EntryVisit.joined_at,
-                Membership.left_at,
+            sa.select(
+                col(EntryVisit.channel),
+                col(EntryVisit.visited_at),
+                col(EntryVisit.located_at),
+                col(EntryVisit.chosen_at),
+                col(EntryVisit.joined_at),
+                col(Membership.left_at),
             )
             .select_from(EntryVisit)
             .join(Membership, col(Membership.id) == col(EntryVisit.membership_id), isouter=True)
@@ -174,7 +175,7 @@ class EntryRepo(_Repo):
             .order_by(col(EntryVisit.visited_at))
         )
         with self._session() as s:
-            return [VisitFacts(*row) for row in s.exec(stmt)]
+            return [VisitFacts(*row) for row in s.execute(stmt)]
 
     def count(self) -> int:
         with self._session() as s:

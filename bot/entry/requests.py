@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.entry.errors import bad_request
@@ -75,25 +75,25 @@ def parse_route_request(data: object) -> RouteRequest:
     entry = _text(data, "entry", "访问编号") or None
     if entry is not None and not _VISIT_ID.match(entry):
         raise bad_request("bad_entry", "访问编号格式不正确，请刷新页面后重试。")
-    common = {"channel": channel, "ref": ref, "entry": entry}
+    common = RouteRequest(channel=channel, ref=ref, entry=entry)
     if "lat" in data or "lon" in data:
         lat = _degrees(data, "lat", "纬度", 90)
         lon = _degrees(data, "lon", "经度", 180)
         crs = data.get("crs", "wgs84")
         if crs not in CRS:
             raise bad_request("bad_crs", "坐标系（crs）只能是 wgs84、gcj02 或 bd09。")
-        return RouteRequest(**common, lat=lat, lon=lon, crs=crs)
+        return replace(common, lat=lat, lon=lon, crs=crs)
     if "address" in data:
         address = _text(data, "address", "地址")
         if not address:
             raise bad_request("missing_address", "请输入地址，例如“深圳南山科技园”。")
         if len(address) > MAX_ADDRESS:
             raise bad_request("bad_address", f"地址太长了，请控制在{MAX_ADDRESS}字以内。")
-        return RouteRequest(**common, address=address)
+        return replace(common, address=address)
     if "city" in data or "district" in data:
         city = _text(data, "city", "城市")
         district = _text(data, "district", "区域")
         if not city or not district:
             raise bad_request("missing_district", "请同时选择城市和区域。")
-        return RouteRequest(**common, city=city, district=district)
+        return replace(common, city=city, district=district)
     raise bad_request("missing_location", "请提供位置：允许定位、输入地址，或选择城市和区域。")
