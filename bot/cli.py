@@ -19,6 +19,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+outbox_app = typer.Typer(
+    help="The outbox: the audit log, and sends that need a decision.", no_args_is_help=True
+)
+app.add_typer(outbox_app, name="outbox")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Path to config.yaml.")]
 DEFAULT_CONFIG = Path("config.yaml")
@@ -283,6 +287,94 @@ def funnel(
         return
     typer.echo(f"入群漏斗 {first} ~ {last}（按访问日期）")
     typer.echo(format_table(rows))
+
+
+def _outbox(config: Path):  # noqa: ANN202 - Outbox, imported lazily
+    from bot.app import _ensure_sqlite_dir
+    from bot.outbox import Outbox
+    from db.session import make_engine, upgrade
+    from scheduler.clock import RealClock
+
+    settings = _settings(config)
+    _ensure_sqlite_dir(settings.database.url)
+    upgrade(settings.database.url)
+    engine = make_engine(settings.database.url)
+    return Outbox(engine, settings.outbox, settings.quiet_hours, RealClock())
+
+
+def _record_json(r) -> dict:  # noqa: ANN001
+    from bot.events import SentAction
+    from bot.simulation import action_record
+
+    at = r.sent_at or r.not_before
+    return {
+        **action_record(SentAction(at, r.action)),
+        "key": r.key,
+        "status": r.status,
+        "campaign": r.campaign_id,
+        "group": r.group_id,
+        "attempts": r.attempts,
+        "error": r.last_error,
+    }
+
+
+@outbox_app.command("status")
+def outbox_status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """How many sends are pending, sent, failed or uncertain."""
+    counts = _outbox(config).status_counts()
+    for status in ("pending", "sending", "sent", "failed", "uncertain"):
+        typer.echo(f"{status:<10} {counts.get(status, 0)}")
+
+
+@outbox_app.command("list")
+def outbox_list(
+    status: Annotated[str, typer.Option(help="pending | sent | failed | uncertain")] = "uncertain",
+    config: ConfigOpt = DEFAULT_CONFIG,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+) -> None:
+    """Sends in one status, oldest first (default: uncertain, which wait for a decision)."""
+    if status not in ("pending", "sending", "sent", "failed", "uncertain"):
+        typer.echo(
+            f"--status: expected pending, sent, failed or uncertain, got {status!r}", err=True
+        )
+        raise typer.Exit(1)
+    for r in _outbox(config).with_status(status):  # type: ignore[arg-type]
+        record = _record_json(r)
+        if as_json:
+            typer.echo(json.dumps(record, ensure_ascii=False, default=str))
+        else:
+            text = (record.get("text") or "").replace("\n", " ")[:40]
+            typer.echo(f"{record['key']}  {record.get('to') or record.get('room')}  {text}")
+
+
+@outbox_app.command("audit")
+def outbox_audit(
+    since: Annotated[str | None, typer.Option(help="From this day, YYYY-MM-DD.")] = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """The audit log: every send, with what, to whom, when and from which campaign (JSON lines)."""
+    from scheduler.clock import SHANGHAI
+
+    try:
+        start = (
+            datetime.combine(date.fromisoformat(since), datetime.min.time(), SHANGHAI)
+            if since
+            else None
+        )
+    except ValueError:
+        typer.echo(f"--since: expected a date as YYYY-MM-DD, got {since!r}", err=True)
+        raise typer.Exit(1) from None
+    for r in _outbox(config).audit(start):
+        typer.echo(json.dumps(_record_json(r), ensure_ascii=False, default=str))
+
+
+@outbox_app.command("requeue")
+def outbox_requeue(key: str, config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Send an uncertain or failed row again (after checking it did not arrive)."""
+    if not _outbox(config).requeue(key):
+        typer.echo(f"no uncertain or failed send with key {key!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"requeued {key}; the running bot sends it shortly", err=True)
 
 
 @db_app.command("upgrade")

@@ -166,8 +166,17 @@ class Dispatcher:
             self._private_message(event, key)
         elif self._bot_id in event.mentions:
             answer = answer_faq(self._planner().ops.faq, event.text)
-            text = answer or "这个问题我先记下了，稍后请客户经理为您解答。"
+            text = answer or self._no_answer(event.room_id)
             self._enqueue(Say(room_conv(event.room_id), text, (event.sender.id,)), event.at, key)
+
+    def _no_answer(self, group_id: str) -> str:
+        """What to say when the FAQ has no answer: point to the group's customer manager."""
+        ops = self._planner().ops
+        group = ops.groups.get(group_id)
+        manager = ops.managers.get(group.manager or "") if group is not None else None
+        if manager is None:
+            return "这个问题我暂时回答不了，请联系您的客户经理或拨打信用卡客服热线咨询。"
+        return f"这个问题我暂时回答不了，请私信本群客户经理{manager.name}咨询。"
 
     def _private_message(self, event: MessageReceived, key: str) -> None:
         text = event.text.strip()

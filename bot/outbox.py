@@ -329,6 +329,17 @@ class Outbox:
             stmt = stmt.order_by(col(OutboxRow.sent_at), col(OutboxRow.id))
             return [_record(row) for row in s.exec(stmt)]
 
+    def with_status(self, status: OutboxStatus, limit: int = 200) -> list[OutboxRecord]:
+        """Rows in one status, oldest first (for ops: what is pending, failed or uncertain)."""
+        with self._sessions() as s:
+            stmt = (
+                select(OutboxRow)
+                .where(OutboxRow.status == status)
+                .order_by(col(OutboxRow.not_before), col(OutboxRow.id))
+                .limit(limit)
+            )
+            return [_record(row) for row in s.exec(stmt)]
+
     def get(self, key: str) -> OutboxRecord | None:
         """The row with ``key``, whatever its status."""
         with self._sessions() as s:

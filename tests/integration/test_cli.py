@@ -148,3 +148,66 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     result = invoke("db", "upgrade", "--config", str(config))
     assert result.exit_code == 0, result.output
     assert (tmp_path / "var" / "x.db").exists()
+
+
+def test_outbox_commands_show_the_audit_log_and_requeue_an_uncertain_send(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+    from datetime import datetime
+
+    from bot.config import OutboxSettings, QuietHours
+    from bot.events import Say
+    from bot.gateways.base import DeliveryUnknown
+    from bot.outbox import Outbox, OutboxItem
+    from db.session import make_engine, upgrade
+    from scheduler.clock import SHANGHAI, VirtualClock
+
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"campaigns_dir: {ROOT / 'campaigns'}\ntemplates_dir: {ROOT / 'templates'}\n"
+        "database: {url: sqlite:///q.db}\n",
+        encoding="utf-8",
+    )
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    clock = VirtualClock(datetime(2026, 12, 1, 10, 0, tzinfo=SHANGHAI))
+    outbox = Outbox(engine, OutboxSettings(jitter=0), QuietHours(), clock)
+    outbox.enqueue(
+        [
+            OutboxItem("k-ok", Say("room:sz-nanshan-kjy", "你好"), clock.now(), "c1"),
+            OutboxItem("k-lost", Say("room:sz-nanshan-kjy", "再见"), clock.now()),
+        ]
+    )
+
+    class CutOff:
+        bot_id = "bot"
+        calls = 0
+
+        async def perform(self, action: object) -> None:
+            self.calls += 1
+            if self.calls == 2:
+                raise DeliveryUnknown("connection lost mid-call")
+
+    async def deliver() -> None:
+        gateway = CutOff()
+        for _ in range(3):
+            await outbox.deliver_due(gateway)  # type: ignore[arg-type]
+            clock.set(clock.now().replace(minute=clock.now().minute + 1))
+
+    asyncio.run(deliver())
+    engine.dispose()
+
+    audit = invoke("outbox", "audit", "--config", str(config))
+    assert audit.exit_code == 0, audit.output
+    rows = [json.loads(line) for line in audit.stdout.splitlines()]
+    assert [(r["key"], r["to"], r["text"], r["campaign"]) for r in rows] == [
+        ("k-ok", "room:sz-nanshan-kjy", "你好", "c1")
+    ]
+    listed = invoke("outbox", "list", "--config", str(config), "--json")
+    assert [json.loads(line)["key"] for line in listed.stdout.splitlines()] == ["k-lost"]
+    assert invoke("outbox", "requeue", "k-lost", "--config", str(config)).exit_code == 0
+    assert invoke("outbox", "requeue", "k-lost", "--config", str(config)).exit_code == 1
+    status = invoke("outbox", "status", "--config", str(config)).stdout
+    assert "pending    1" in status and "sent       1" in status

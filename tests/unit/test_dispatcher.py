@@ -62,3 +62,15 @@ async def test_the_same_message_delivered_twice_is_answered_once(tmp_path: Path)
     await r.advance_to(NOW.replace(minute=1))
     answers = [x for x in r.records() if "年费" in x["text"]]
     assert len(answers) == 1
+
+
+async def test_a_question_the_faq_cannot_answer_points_to_the_groups_manager(
+    tmp_path: Path,
+) -> None:
+    r = rig(tmp_path)
+    r.gateway.add_contact("u1", "张三")
+    r.gateway.join("sz-nanshan-kjy", ["u1"])
+    r.gateway.say("u1", "@群福助手 你们银行几点下班", "sz-nanshan-kjy", ["bot"])
+    await r.advance_to(NOW.replace(minute=1))
+    reply = [x for x in r.records() if "暂时回答不了" in x["text"]]
+    assert len(reply) == 1 and "李经理" in reply[0]["text"] and reply[0]["mentions"] == ["u1"]
