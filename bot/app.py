@@ -234,10 +234,14 @@ class Qunfu:
         consumer = asyncio.create_task(self._consume())
         try:
             while not stop.is_set():
-                await self.run_due()
-                self._wake.clear()
-                nxt = self.next_due()
                 horizon = self.clock.now() + timedelta(seconds=30)
+                try:
+                    await self.run_due()
+                    self._wake.clear()
+                    nxt = self.next_due()
+                except Exception as exc:  # e.g. the database is briefly unreachable
+                    logger.opt(exception=exc).error("bot loop failed; retrying in 5 s: {}", exc)
+                    nxt = self.clock.now() + timedelta(seconds=5)
                 await self.clock.sleep_until(min(nxt, horizon) if nxt else horizon, self._wake)
         finally:
             consumer.cancel()
