@@ -24,12 +24,21 @@ def setup_logging(
     """Log to stderr (human-readable) and optionally to a JSON-lines file, PII masked."""
     logger.remove()
     logger.configure(patcher=_mask_record)
+    # diagnose=False: tracebacks must not print local variables (message texts, names).
     logger.add(
         sys.stderr,
+        diagnose=False,
         level=console_level or level,
         format="<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message} "
         "<dim>{extra}</dim>",
     )
     if json_file is not None:
         json_file.parent.mkdir(parents=True, exist_ok=True)
-        logger.add(json_file, level=level, serialize=True, rotation="20 MB", retention=5)
+        logger.add(
+            json_file,
+            level=level,
+            serialize=True,
+            rotation="20 MB",
+            retention=5,
+            diagnose=False,
+        )

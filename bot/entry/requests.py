@@ -45,7 +45,10 @@ def _degrees(data: dict[str, Any], key: str, name: str, limit: float) -> float:
         raise bad_request(f"missing_{key}", f"缺少{name}（{key}）。")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise bad_request(f"bad_{key}", f"{name}必须是数字，收到的是“{str(value)[:20]}”。")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # a JSON integer with hundreds of digits
+        v = math.inf
     if not math.isfinite(v):
         raise bad_request(f"bad_{key}", f"{name}必须是有效数字（不能是 NaN 或无穷大）。")
     if not -limit <= v <= limit:

@@ -233,7 +233,8 @@ class EntryService:
                 return geocoder.geocode(address, exactly_one=True)
             return await asyncio.to_thread(geocoder.geocode, address, exactly_one=True)
         except GeopyError as exc:
-            logger.opt(exception=exc).warning("entry: geocoder failed: {}", exc)
+            # The error text may quote the request URL, i.e. the address typed: log the kind only.
+            logger.bind(error=type(exc).__name__).warning("entry: geocoder failed")
             raise EntryError(
                 503,
                 "geocoder_unavailable",
@@ -245,6 +246,10 @@ class EntryService:
     def choose(self, entry_id: object, group_id: str) -> Choice:
         """Record the group chosen; from ``scan_limit`` members on, it gets an invite code."""
         visit = self._visit(entry_id)
+        if visit.located_at is None:
+            raise conflict("not_located", "请先提供您的位置，再从列表中选择福利群。")
+        if visit.joined_at is not None:
+            raise conflict("already_joined", "您已经通过本次入口加入了福利群，无需再选择。")
         group = self._ops().groups.get(group_id)
         if group is None:
             raise not_found("unknown_group", "没有找到这个福利群，请重新选择。")

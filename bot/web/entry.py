@@ -8,7 +8,6 @@ environment of its own (ops templates use the sandboxed one), so names are alway
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -93,7 +92,9 @@ async def gazetteer(request: Request) -> dict[str, Any]:
 async def _json_body(request: Request) -> object:
     try:
         return await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
+        # JSONDecodeError and UnicodeDecodeError are ValueErrors; so is an integer too long to
+        # read, and absurd nesting is a RecursionError: all are a malformed body, never a 500.
         raise EntryError(400, "bad_body", "请求格式不正确：应为 JSON 对象。") from None
 
 

@@ -263,6 +263,9 @@ async def test_bad_route_input_is_refused_in_chinese(
         b"[1, 2]",
         b'{"channel": "wx-menu", "lat": NaN, "lon": 113.9}',
         b'{"channel": "wx-menu", "lat": Infinity, "lon": 113.9}',
+        b'{"channel": "wx-menu", "lat": 1' + b"0" * 400 + b', "lon": 113.9}',
+        b'{"channel": "wx-menu", "lat": 1' + b"0" * 5000 + b', "lon": 113.9}',
+        b"[" * 100_000 + b"]" * 100_000,
     ],
 )
 async def test_malformed_bodies_are_refused_not_crashed_on(rig: Rig, raw: bytes) -> None:
@@ -362,6 +365,21 @@ async def test_full_and_unknown_groups_and_missing_entries_are_refused(rig: Rig)
     assert no_entry.status_code == 400 and "访问编号" in no_entry.json()["message"]
     no_group = await rig.http.post("/api/choose", json={"entry": entry})
     assert no_group.status_code == 400
+
+
+async def test_a_group_can_be_chosen_only_after_locating_and_before_joining(rig: Rig) -> None:
+    entry = _entry_of((await rig.http.get("/join", params={"channel": "wx-menu"})).text)["entry"]
+    early = await rig.http.post("/api/choose", json={"entry": entry, "group": "sz-nanshan-kjy"})
+    assert early.status_code == 409 and "位置" in early.json()["message"]
+
+    await rig.route(entry=entry, lat=KJY_WGS[0], lon=KJY_WGS[1])
+    assert (await rig.http.get(f"/api/groups/sz-nanshan-kjy/qr.svg?entry={entry}")).is_success
+    rig.clock.set(T0 + timedelta(minutes=1))
+    rig.gateway.join("sz-nanshan-kjy", ["u1"])
+    await rig.settle()
+    assert rig.visit(entry).joined_at is not None
+    late = await rig.http.post("/api/choose", json={"entry": entry, "group": "sz-nanshan-szu"})
+    assert late.status_code == 409 and "已经" in late.json()["message"]
 
 
 # --- overflow ------------------------------------------------------------------------------
