@@ -37,11 +37,12 @@ from bot.opsdata.problems import OpsDataError
 from bot.outbox import Outbox
 from bot.routing import GroupIndex
 from bot.scheduling import CampaignScheduler
+from bot.templating import check_templates
 from bot.welcome import WelcomeService
 from db.entry_repositories import EntryRepo, QrCodeRepo, ReferralCodeRepo
 from db.repositories import CheckpointRepo, GroupRepo, MembershipRepo, OccurrenceRepo
 from db.session import make_engine, upgrade
-from scheduler.clock import Clock
+from scheduler.clock import Clock, RealClock
 
 
 class Qunfu:
@@ -232,6 +233,7 @@ class Qunfu:
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Live mode: consume gateway events and do due work until ``stop`` is set."""
         consumer = asyncio.create_task(self._consume())
+        stopper = asyncio.create_task(self._wake_on(stop))
         try:
             while not stop.is_set():
                 horizon = self.clock.now() + timedelta(seconds=30)
@@ -244,9 +246,14 @@ class Qunfu:
                     nxt = self.clock.now() + timedelta(seconds=5)
                 await self.clock.sleep_until(min(nxt, horizon) if nxt else horizon, self._wake)
         finally:
-            consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consumer
+            for task in (consumer, stopper):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._wake.set()
 
     async def _consume(self) -> None:
         async for event in self.gateway.events():
@@ -272,7 +279,13 @@ def load_ops(settings: Settings) -> OpsData:
 
 def load_source(settings: Settings) -> OpsDataSource:
     """Load the ops data once; raise :class:`OpsDataError` when it is broken at start."""
-    source = OpsDataSource(settings.campaigns_dir, settings.templates_dir)
+    # Templates are compiled and rendered against a sample context before a version goes live,
+    # so a broken template edit is rejected like a broken YAML edit.
+    source = OpsDataSource(
+        settings.campaigns_dir,
+        settings.templates_dir,
+        check=lambda ops: check_templates(ops, RealClock().now()),
+    )
     ops, problems = source.reload()
     if problems or ops is None:
         raise OpsDataError(problems)

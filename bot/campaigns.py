@@ -20,7 +20,7 @@ from bot.opsdata.bundle import OpsData
 from bot.opsdata.models import WEEKDAYS, Campaign, Merchant, WelfareGroup
 from bot.perks import perk_calendar
 from bot.routing import MerchantIndex
-from bot.templating import TemplateRenderer
+from bot.templating import TemplateRenderer, TemplateRenderError
 from scheduler.calendar import WorkCalendar
 from scheduler.clock import SHANGHAI
 from scheduler.triggers import occurrences
@@ -177,6 +177,8 @@ class CampaignPlanner:
     def perks(self, group: WelfareGroup, day: date) -> list[dict[str, str]]:
         """The group's perk calendar on ``day`` in template form (cached per group and day)."""
         key = (group.id, day)
+        if self._perks and next(iter(self._perks))[1] != day:
+            self._perks.clear()  # one day's calendars at a time: the cache never grows old
         if key not in self._perks:
             self._perks[key] = [p.as_context() for p in perk_calendar(self.ops, group, day)]
         return self._perks[key]
@@ -196,7 +198,14 @@ class CampaignPlanner:
                     "no merchants near; skipped"
                 )
                 continue
-            text = self.renderer.render(campaign.template, ctx)
+            try:
+                text = self.renderer.render(campaign.template, ctx)
+            except TemplateRenderError as exc:
+                # This group's data breaks the template; the other groups still get theirs.
+                logger.bind(campaign=campaign.id, group=group.id).error(
+                    "template failed for this group; skipped: {}", exc
+                )
+                continue
             offset = spread * i / n if n else timedelta(0)
             out.append(Delivery(fire_at, fire_at + offset, group, campaign, text))
         return out

@@ -186,7 +186,16 @@ class Dispatcher:
             n = int(pick.group(1))
             if 1 <= n <= len(offered):
                 group_id = offered[n - 1]
-                name = self._planner().ops.groups[group_id].name
+                group = self._planner().ops.groups[group_id]
+                name = group.name
+                if self._groups.member_counts().get(group_id, group.members) >= group.capacity:
+                    self._reply(
+                        event.sender.id,
+                        event.at,
+                        f"「{name}」刚刚满员了，请重新发送位置，我为您推荐其他有空位的群。",
+                        key,
+                    )
+                    return
                 self._enqueue(Invite(group_id, event.sender.id), event.at, key + ":invite")
                 self._reply(
                     event.sender.id,

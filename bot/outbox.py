@@ -43,6 +43,7 @@ _ERROR_CHARS = 300
 
 
 _HOLD_WHILE_DOWN = timedelta(seconds=1)
+_SLICE = 500
 
 
 @dataclass(frozen=True)
@@ -169,16 +170,27 @@ class Outbox:
         self._held_until = None
         with self._sessions() as s:
             stmt = (
-                select(OutboxRow.id, OutboxRow.account, OutboxRow.marketing)
+                select(OutboxRow.id, OutboxRow.account, OutboxRow.marketing, OutboxRow.not_before)
                 .where(OutboxRow.status == "pending", OutboxRow.next_attempt_at <= now)
                 .order_by(col(OutboxRow.not_before), col(OutboxRow.id))
+                # Pacing lets few rows through per call; a backlog is read a slice at a time.
+                .limit(_SLICE)
             )
             candidates = s.exec(stmt).all()
             slots = self._slots(s)
         quiet_now = self._quiet.contains(now.astimezone(SHANGHAI).time())
         blocked: set[str] = set()
         sent: list[OutboxRecord] = []
-        for row_id, account, marketing in candidates:
+        for row_id, account, marketing, not_before in candidates:
+            allowed_from = self._after_quiet(as_utc(not_before)) if marketing else now
+            if marketing and now - allowed_from > self._settings.grace:
+                # Yesterday's lunch deal (held by an outage, not by quiet hours) is noise, not a
+                # perk: never sent, kept as a record.
+                self._finish(row_id, "failed", last_error="expired: later than outbox.grace")
+                logger.bind(outbox_id=row_id, account=account).warning(
+                    "outbox: marketing send expired after waiting past the grace period"
+                )
+                continue
             if account in blocked or (marketing and quiet_now):
                 continue
             slot = slots.get(account)
@@ -345,6 +357,12 @@ class Outbox:
         with self._sessions() as s:
             row = s.exec(select(OutboxRow).where(OutboxRow.key == key)).first()
             return _record(row) if row is not None else None
+
+    def pending_count(self) -> int:
+        """How many sends wait to go out (uses the status index; cheap enough for probes)."""
+        with self._sessions() as s:
+            stmt = select(sa.func.count()).where(OutboxRow.status == "pending")
+            return int(s.exec(stmt).one())
 
     def status_counts(self) -> dict[str, int]:
         """How many rows are in each status."""

@@ -6,11 +6,7 @@ from collections.abc import Iterable
 
 from bot.opsdata.models import FaqEntry
 from bot.routing import RouteResult
-
-
-def format_distance(meters: float) -> str:
-    """812 -> 812米, 1234 -> 1.2公里."""
-    return f"{round(meters)}米" if meters < 1000 else f"{meters / 1000:.1f}公里"
+from bot.templating import distance
 
 
 def format_route_offer(results: list[RouteResult]) -> str:
@@ -20,7 +16,7 @@ def format_route_offer(results: list[RouteResult]) -> str:
     lines = ["为您找到附近有空位的福利群："]
     for i, r in enumerate(results, 1):
         seats = f"{r.members}/{r.group.capacity}人"
-        lines.append(f"{i}. {r.group.name}（{format_distance(r.distance_m)}，{seats}）")
+        lines.append(f"{i}. {r.group.name}（{distance(r.distance_m)}，{seats}）")
     lines.append("回复序号即可收到入群邀请。")
     return "\n".join(lines)
 

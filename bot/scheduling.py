@@ -78,7 +78,15 @@ class CampaignScheduler:
         start, end = mark + timedelta(microseconds=1), now + timedelta(microseconds=1)
         for campaign in planner.scheduled_campaigns():
             for fire_at in planner.fire_times(campaign, start, end):
-                queued += self._fire(planner, campaign.id, fire_at, now)
+                try:
+                    queued += self._fire(planner, campaign.id, fire_at, now)
+                except Exception as exc:
+                    # Recorded and passed: one broken campaign must not hold the checkpoint
+                    # (and so every other campaign) in place, nor be retried in a busy loop.
+                    logger.opt(exception=exc).bind(campaign=campaign.id).error(
+                        "campaign occurrence failed: {}", exc
+                    )
+                    self._occurrences.record(campaign.id, fire_at, "skipped", f"error: {exc}"[:200])
         self._checkpoints.set(CHECKPOINT, now)
         return queued
 

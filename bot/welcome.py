@@ -65,7 +65,13 @@ class WelcomeService:
         for group_id, first in self._memberships.pending_welcome_groups():
             if first + self._window > now:
                 continue
-            queued += self._welcome(group_id, now)
+            try:
+                queued += self._welcome(group_id, now)
+            except Exception as exc:
+                # Never retried in a busy loop: the batch is closed without a welcome, loudly.
+                logger.opt(exception=exc).bind(group=group_id).error("welcome failed: {}", exc)
+                ids = [m.id for m in self._memberships.unwelcomed(group_id)]
+                self._memberships.mark_welcomed(ids, now)
         return queued
 
     def _welcome(self, group_id: str, now: datetime) -> int:

@@ -19,8 +19,8 @@ from loguru import logger
 
 from bot.events import Say, contact_conv
 from bot.outbox import Outbox, OutboxItem
-from bot.replies import format_distance
 from bot.routing import GroupIndex, RouteResult
+from bot.templating import distance as format_distance
 from db.repositories import GroupRepo
 from scheduler.clock import SHANGHAI, Clock
 

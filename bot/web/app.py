@@ -22,13 +22,24 @@ def create_app(bot: Qunfu) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, Any]:
-        """Liveness and the gateway's own health, when it reports one."""
+        """Liveness for probes: yes/no flags and the backlog, nothing more.
+
+        This app also serves the public entry page, so the gateway's endpoint and its last
+        error (which may name hosts) stay in the logs, not here.
+        """
         b: Qunfu = request.app.state.bot
-        gateway_health = getattr(b.gateway, "health", None)
+        health = getattr(b.gateway, "health", None)
+        detail = health() if callable(health) else {}
+        ready = b.gateway.ready() if callable(getattr(b.gateway, "ready", None)) else True
         return {
             "ok": True,
-            "gateway": gateway_health() if callable(gateway_health) else {"connected": True},
-            "outbox": b.outbox.status_counts(),
+            "gateway": {
+                "ready": bool(ready),
+                "connected": bool(detail.get("connected", ready)),
+                "logged_in": bool(detail.get("logged_in", ready)),
+                "reconnects": int(detail.get("reconnects", 0)),
+            },
+            "outbox": {"pending": b.outbox.pending_count()},
         }
 
     for module_name in ("bot.web.entry", "bot.web.simulator_page"):

@@ -452,3 +452,12 @@ async def test_qunfu_funnel_prints_the_stages_per_channel(rig: Rig, tmp_path: Pa
         cli, ["funnel", "--config", str(config), "--from", "2026-12-02", "--to", "2026-12-01"]
     )
     assert bad.exit_code == 1
+
+
+async def test_health_says_yes_or_no_and_the_backlog_only(rig: Rig) -> None:
+    body = (await rig.http.get("/healthz")).json()
+    assert body == {
+        "ok": True,
+        "gateway": {"ready": True, "connected": True, "logged_in": True, "reconnects": 0},
+        "outbox": {"pending": 0},
+    }

@@ -279,3 +279,18 @@ async def test_a_send_of_unknown_fate_is_uncertain_and_never_retried(
     record = outbox.get("a")
     assert record is not None and (record.status, record.attempts) == ("uncertain", 1)
     assert outbox.status_counts() == {"sent": 1, "uncertain": 1}
+
+
+async def test_a_push_held_past_the_grace_period_by_an_outage_expires_unsent(
+    engine: Engine, clock: VirtualClock
+) -> None:
+    outbox = make_outbox(engine, clock, grace=timedelta(hours=1), rate_per_minute=600)
+    outbox.enqueue([say("lunch", marketing=True), say("welcome")])
+    gateway = FlakyConnection(clock)
+    assert await outbox.deliver_due(gateway) == []
+    clock.set(T0 + timedelta(hours=2))  # the connection was down over lunch
+    gateway.up = True
+    sent = await outbox.deliver_due(gateway)
+    assert [r.key for r in sent] == ["welcome"]
+    lunch = outbox.get("lunch")
+    assert lunch is not None and lunch.status == "failed" and "expired" in (lunch.last_error or "")
