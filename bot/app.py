@@ -64,7 +64,7 @@ class Qunfu:
         url = database_url or settings.database.url
         _ensure_sqlite_dir(url)
         upgrade(url)
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, echo=settings.database.echo)
         self.groups = GroupRepo(self.engine)
         self.memberships = MembershipRepo(self.engine)
         self.outbox = Outbox(self.engine, settings.outbox, settings.quiet_hours, clock)

@@ -42,7 +42,8 @@ class CampaignScheduler:
         self._grace = grace
         self._account = account
         self._next: datetime | None = None
-        self._next_for: tuple[int, datetime] | None = None
+        # The planner itself, not its id(): a reloaded planner may reuse a freed one's id.
+        self._next_for: tuple[CampaignPlanner, datetime] | None = None
 
     def _checkpoint(self) -> datetime:
         mark = self._checkpoints.get(CHECKPOINT)
@@ -56,7 +57,11 @@ class CampaignScheduler:
         """The next instant a campaign fires, or None when nothing is scheduled."""
         planner = self._planner()
         mark = self._checkpoint()
-        if self._next_for == (id(planner), mark):
+        if (
+            self._next_for is not None
+            and self._next_for[0] is planner
+            and self._next_for[1] == mark
+        ):
             return self._next
         times = [
             t
@@ -64,7 +69,7 @@ class CampaignScheduler:
             if (t := planner.next_fire(c, mark)) is not None
         ]
         self._next = min(times) if times else None
-        self._next_for = (id(planner), mark)
+        self._next_for = (planner, mark)
         return self._next
 
     def run_due(self) -> int:
