@@ -19,6 +19,7 @@ from loguru import logger
 
 from bot.entry import EntryError, EntryService
 from bot.entry.requests import parse_route_request
+from bot.templating import distance
 
 router = APIRouter()
 
@@ -107,8 +108,14 @@ async def route(request: Request) -> JSONResponse:
     except EntryError as err:
         return _refusal(request, err)
     body = asdict(answer)
+    # Distances are worded on the server, the same way the bot words them in chats.
+    body["radius_text"] = distance(answer.radius_m)
     body["groups"] = [
-        {"group": o["group_id"], **{k: v for k, v in o.items() if k != "group_id"}}
+        {
+            "group": o["group_id"],
+            **{k: v for k, v in o.items() if k != "group_id"},
+            "distance_text": distance(o["distance_m"]),
+        }
         for o in body.pop("offers")
     ]
     return JSONResponse(body)

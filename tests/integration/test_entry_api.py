@@ -461,3 +461,13 @@ async def test_health_says_yes_or_no_and_the_backlog_only(rig: Rig) -> None:
         "gateway": {"ready": True, "connected": True, "logged_in": True, "reconnects": 0},
         "outbox": {"pending": 0},
     }
+
+
+async def test_distances_are_worded_by_the_server_as_in_chats(rig: Rig) -> None:
+    from bot.templating import distance
+
+    body = (await rig.route(lat=KJY_WGS[0], lon=KJY_WGS[1])).json()
+    assert body["radius_text"] == distance(body["radius_m"])
+    assert [g["distance_text"] for g in body["groups"]] == [
+        distance(g["distance_m"]) for g in body["groups"]
+    ]

@@ -13,10 +13,6 @@
   }
   function status(text) { $("status").textContent = text || ""; }
 
-  function formatDistance(m) {
-    return m < 1000 ? Math.round(m) + "米" : (m / 1000).toFixed(1) + "公里";
-  }
-
   async function post(url, body) {
     var res;
     try {
@@ -60,7 +56,7 @@
     var notice = $("notice");
     notice.hidden = !answer.overflow;
     notice.textContent = answer.overflow
-      ? "附近" + formatDistance(answer.radius_m) + "内的福利群已满员，为您推荐稍远一些的群，新群开通后会第一时间通知您。" : "";
+      ? "附近" + answer.radius_text + "内的福利群已满员，为您推荐稍远一些的群，新群开通后会第一时间通知您。" : "";
     if (!answer.groups.length) {
       showError("抱歉，暂时没有可加入的福利群，请稍后再试。");
       return;
@@ -74,7 +70,7 @@
       name.textContent = g.name;
       var meta = document.createElement("div");
       meta.className = "meta";
-      meta.textContent = formatDistance(g.distance_m) + " · " + g.members + "/" + g.capacity + "人" +
+      meta.textContent = g.distance_text + " · " + g.members + "/" + g.capacity + "人" +
         (g.join === "invite" ? " · 需邀请入群" : "");
       info.append(name, meta);
       var btn = document.createElement("button");
