@@ -107,8 +107,17 @@ class Outbox:
 
     # -- enqueue ---------------------------------------------------------------------------
 
-    def enqueue(self, items: Iterable[OutboxItem]) -> int:
-        """Store new sends; keys already in the outbox are ignored. Returns how many were new."""
+    def enqueue(
+        self,
+        items: Iterable[OutboxItem],
+        *,
+        also: Callable[[Session], object] | None = None,
+    ) -> int:
+        """Store new sends; keys already in the outbox are ignored. Returns how many were new.
+
+        ``also`` runs in the same transaction, so the state change that caused the sends (a
+        batch marked welcomed, say) commits together with them or not at all.
+        """
         now = self._clock.now()
         batch = list(items)
         if not batch:
@@ -118,6 +127,8 @@ class Outbox:
             added = insert_ignore_many(
                 s, OutboxRow, [_row_values(i, now) for i in by_key.values()], "key"
             )
+            if also is not None:
+                also(s)
         for key in added:
             item = by_key[key]
             self._log(key, item.account, item.campaign_id, item.group_id).debug(

@@ -103,7 +103,10 @@ class WelcomeService:
             marketing=False,
             account=self._account,
         )
-        added = self._outbox.enqueue([item])
-        self._memberships.mark_welcomed(ids, now)
+        # One transaction: a crash can neither send a welcome twice nor mark a batch welcomed
+        # whose welcome was never queued.
+        added = self._outbox.enqueue(
+            [item], also=lambda s: MembershipRepo(s).mark_welcomed(ids, now)
+        )
         logger.bind(group=group_id, newcomers=len(ids)).info("welcome queued")
         return added

@@ -294,3 +294,19 @@ async def test_a_push_held_past_the_grace_period_by_an_outage_expires_unsent(
     assert [r.key for r in sent] == ["welcome"]
     lunch = outbox.get("lunch")
     assert lunch is not None and lunch.status == "failed" and "expired" in (lunch.last_error or "")
+
+
+async def test_what_caused_a_send_commits_with_it_or_not_at_all(
+    engine: Engine, clock: VirtualClock
+) -> None:
+    outbox = make_outbox(engine, clock)
+
+    def fails(_session: object) -> None:
+        raise RuntimeError("crash between queueing and marking")
+
+    with pytest.raises(RuntimeError):
+        outbox.enqueue([say("welcome")], also=fails)
+    assert outbox.get("welcome") is None  # rolled back together
+    seen: list[object] = []
+    assert outbox.enqueue([say("welcome")], also=seen.append) == 1
+    assert outbox.get("welcome") is not None and len(seen) == 1
