@@ -16,7 +16,13 @@ from loguru import logger
 from bot.privacy import mask
 from db.entry_repositories import EntryRepo
 
-_INVITE_REQUEST = re.compile(r"^\s*(入群|进群|加群)?\s*[:：]?\s*([A-HJ-NP-Za-hj-np-z2-9]{6})\s*$")
+# Invite codes skip look-alikes (I, O, 0, 1); people may type them in either case.
+INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+INVITE_CODE_LEN = 6
+_INVITE_REQUEST = re.compile(
+    rf"^\s*(入群|进群|加群)?\s*[:：]?\s*([{INVITE_ALPHABET}]{{{INVITE_CODE_LEN}}})\s*$",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from bot.config import EntrySettings
 from bot.entry.channels import resolve_channel
 from bot.entry.errors import EntryError, bad_request, conflict, not_found
 from bot.entry.geocoding import Gazetteer, GazetteerGeocoder
+from bot.entry.joins import INVITE_ALPHABET, INVITE_CODE_LEN
 from bot.entry.overflow import Area, OverflowPlacement, district_area, grid_area
 from bot.entry.qrcodes import GroupQrCodes, render_svg
 from bot.entry.referral_codes import ReferralCodes
@@ -29,9 +30,6 @@ from db.entry_repositories import EntryRepo
 from db.models import EntryVisit
 from db.repositories import GroupRepo
 from scheduler.clock import Clock
-
-INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-INVITE_CODE_LEN = 6
 
 
 @dataclass(frozen=True)
