@@ -221,7 +221,7 @@ class Qunfu:
     async def run_due(self) -> None:
         """Do all work due at the clock's now, in order: schedule, welcome, send."""
         try:
-            self.scheduler.run_due()
+            await self.scheduler.run_due()
         except Exception as exc:  # a bad template must not stop welcomes and sends
             logger.opt(exception=exc).error("campaign scheduling failed: {}", exc)
         try:

@@ -187,9 +187,14 @@ class CampaignPlanner:
         self, campaign: Campaign, fire_at: datetime, groups: list[WelfareGroup] | None = None
     ) -> list[Delivery]:
         """Render one occurrence for every targeted group, spreading sends over the window."""
+        return list(self.iter_deliveries(campaign, fire_at, groups))
+
+    def iter_deliveries(
+        self, campaign: Campaign, fire_at: datetime, groups: list[WelfareGroup] | None = None
+    ) -> Iterator[Delivery]:
+        """:meth:`deliveries` one group at a time, so a caller can pause between groups."""
         targeted = self.targets(campaign) if groups is None else groups
         spread = campaign.schedule.spread
-        out: list[Delivery] = []
         n = len(targeted)
         for i, group in enumerate(targeted):
             ctx = self.context(campaign, group, fire_at)
@@ -207,8 +212,7 @@ class CampaignPlanner:
                 )
                 continue
             offset = spread * i / n if n else timedelta(0)
-            out.append(Delivery(fire_at, fire_at + offset, group, campaign, text))
-        return out
+            yield Delivery(fire_at, fire_at + offset, group, campaign, text)
 
     def plan(
         self, start: datetime, end: datetime, group_id: str | None = None
@@ -230,4 +234,4 @@ class CampaignPlanner:
         for fire_at in self.fire_times(campaign, start, end):
             if self.in_quiet_hours(campaign, fire_at):
                 continue
-            yield from self.deliveries(campaign, fire_at, groups)
+            yield from self.iter_deliveries(campaign, fire_at, groups)

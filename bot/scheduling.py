@@ -7,6 +7,7 @@ no older than the grace period, and recorded as missed otherwise.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -19,6 +20,7 @@ from db.repositories import CheckpointRepo, OccurrenceRepo
 from scheduler.clock import Clock
 
 CHECKPOINT = "campaigns"
+_CHUNK = 200  # groups rendered between two yields to the event loop
 
 
 class CampaignScheduler:
@@ -72,7 +74,7 @@ class CampaignScheduler:
         self._next_for = (planner, mark)
         return self._next
 
-    def run_due(self) -> int:
+    async def run_due(self) -> int:
         """Handle every occurrence up to now; return how many messages were queued."""
         planner = self._planner()
         now = self._clock.now()
@@ -84,7 +86,7 @@ class CampaignScheduler:
         for campaign in planner.scheduled_campaigns():
             for fire_at in planner.fire_times(campaign, start, end):
                 try:
-                    queued += self._fire(planner, campaign.id, fire_at, now)
+                    queued += await self._fire(planner, campaign.id, fire_at, now)
                 except Exception as exc:
                     # Recorded and passed: one broken campaign must not hold the checkpoint
                     # (and so every other campaign) in place, nor be retried in a busy loop.
@@ -95,7 +97,7 @@ class CampaignScheduler:
         self._checkpoints.set(CHECKPOINT, now)
         return queued
 
-    def _fire(
+    async def _fire(
         self, planner: CampaignPlanner, campaign_id: str, fire_at: datetime, now: datetime
     ) -> int:
         campaign = planner.ops.campaigns[campaign_id]
@@ -108,21 +110,28 @@ class CampaignScheduler:
             if self._occurrences.record(campaign_id, fire_at, "missed", "older than grace"):
                 log.warning("occurrence missed while the bot was down")
             return 0
-        deliveries = planner.deliveries(campaign, fire_at)
         late = now - fire_at
-        items = [
-            OutboxItem(
-                key=d.key,
-                action=Say(room_conv(d.group.id), d.text),
-                not_before=d.send_at + late,
-                campaign_id=campaign_id,
-                group_id=d.group.id,
-                marketing=campaign.marketing,
-                account=self._account,
+        added = groups = 0
+        chunk: list[OutboxItem] = []
+        for d in planner.iter_deliveries(campaign, fire_at):
+            chunk.append(
+                OutboxItem(
+                    key=d.key,
+                    action=Say(room_conv(d.group.id), d.text),
+                    not_before=d.send_at + late,
+                    campaign_id=campaign_id,
+                    group_id=d.group.id,
+                    marketing=campaign.marketing,
+                    account=self._account,
+                )
             )
-            for d in deliveries
-        ]
-        added = self._outbox.enqueue(items)
+            if len(chunk) == _CHUNK:
+                added, groups = added + self._outbox.enqueue(chunk), groups + len(chunk)
+                chunk = []
+                # Thousands of groups take seconds to render: let events and keep-alives
+                # through between chunks. A crash mid-way is safe: keys dedupe the re-run.
+                await asyncio.sleep(0)
+        added, groups = added + self._outbox.enqueue(chunk), groups + len(chunk)
         self._occurrences.record(campaign_id, fire_at, "enqueued", f"{added} messages")
-        log.bind(groups=len(items)).info("campaign fired")
+        log.bind(groups=groups).info("campaign fired")
         return added
