@@ -450,15 +450,21 @@ async def sim_add_contact(request: Request) -> Json:
     return _person(gateway.add_contact(contact_id, name))
 
 
-@router.post("/sim/api/join")
-@_guarded
-async def sim_join(request: Request) -> Json:
-    """``{"contact": ID, "room": ID}``: the person joins the group (as if by scanning its QR)."""
+async def _member_request(request: Request) -> tuple[SimulatorGateway, Person, str]:
+    """The gateway, the known person and the known room of a ``{contact, room}`` body."""
     gateway = _gateway(request)
     data = await _body(request)
     person = _known_contact(gateway, data)
     room_id = _known_room(gateway, data)
     assert room_id is not None
+    return gateway, person, room_id
+
+
+@router.post("/sim/api/join")
+@_guarded
+async def sim_join(request: Request) -> Json:
+    """``{"contact": ID, "room": ID}``: the person joins the group (as if by scanning its QR)."""
+    gateway, person, room_id = await _member_request(request)
     if person.id in gateway.rooms[room_id].members:
         raise SimInputError(409, f"{person.name or person.id} 已经在这个群里了。")
     _feed(request)
@@ -470,11 +476,7 @@ async def sim_join(request: Request) -> Json:
 @_guarded
 async def sim_leave(request: Request) -> Json:
     """``{"contact": ID, "room": ID}``: the person leaves the group."""
-    gateway = _gateway(request)
-    data = await _body(request)
-    person = _known_contact(gateway, data)
-    room_id = _known_room(gateway, data)
-    assert room_id is not None
+    gateway, person, room_id = await _member_request(request)
     if person.id not in gateway.rooms[room_id].members:
         raise SimInputError(409, f"{person.name or person.id} 不在这个群里。")
     _feed(request)
