@@ -83,14 +83,31 @@ def run(
 
 
 @app.command()
-def check(config: ConfigOpt = DEFAULT_CONFIG) -> None:
-    """Validate config, campaigns, data files and templates; print PATH:LINE:COL: message."""
+def check(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 1 on warnings too, not only on errors.")
+    ] = False,
+) -> None:
+    """Validate config, campaigns, data files and templates; print PATH:LINE:COL: message.
+
+    Warnings (valid files that will not do what their author surely meant) are printed as
+    ``PATH:LINE:COL: warning: message``; alone they exit 0, or 1 with ``--strict``.
+    """
     from bot.configfile import check_all
     from scheduler.clock import RealClock
 
     problems = check_all(config, RealClock().now())
-    if problems:
-        _fail(problems)
+    for p in problems:
+        typer.echo(str(p))
+    errors = sum(not p.is_warning for p in problems)
+    warnings = len(problems) - errors
+    if errors:
+        typer.echo(f"{errors} error(s), {warnings} warning(s).", err=True)
+        raise typer.Exit(1)
+    if warnings:
+        typer.echo(f"valid, with {warnings} warning(s).", err=True)
+        raise typer.Exit(1 if strict else 0)
     typer.echo("OK: config, campaigns, data files and templates are valid.", err=True)
 
 

@@ -16,6 +16,23 @@ from bot.opsdata.models import (
     ReferralProgramme,
     WelfareGroup,
 )
+from bot.opsdata.problems import Loc, Problem, YamlDoc
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where an entity was written: its file (with positions) and its path inside it."""
+
+    doc: YamlDoc
+    loc: Loc
+
+    def problem(self, sub: Loc = (), message: str = "", *, at_key: bool = False) -> Problem:
+        """An error at ``sub`` (a path of keys and indexes below the entity) in its file."""
+        return self.doc.problem(self.loc + sub, message, at_key=at_key)
+
+    def warning(self, sub: Loc = (), message: str = "", *, at_key: bool = False) -> Problem:
+        """A warning at ``sub`` below the entity; ``()`` is the entity itself (its first key)."""
+        return self.doc.warning(self.loc + sub, message, at_key=at_key)
 
 
 @dataclass(frozen=True)
@@ -38,6 +55,8 @@ class OpsData:
     channels: dict[str, Channel] = field(default_factory=dict)
     campaigns_dir: Path | None = None
     templates_dir: Path | None = None
+    # Where each campaign was written, for warnings located at the campaign's own lines.
+    campaign_sources: dict[str, Source] = field(default_factory=dict, repr=False, compare=False)
 
     def campaigns_of_kind(self, kind: str) -> list[Campaign]:
         """Enabled campaigns of one kind, in id order."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from bot.opsdata.bundle import OpsData
+from bot.opsdata.bundle import OpsData, Source
 from bot.opsdata.models import (
     FILE_KINDS,
     CalendarFile,
@@ -119,6 +119,7 @@ def load_opsdata(campaigns_dir: Path, templates_dir: Path) -> OpsData:
         channels={k: f.value for k, f in channels.items()},
         campaigns_dir=campaigns_dir,
         templates_dir=templates_dir,
+        campaign_sources={k: Source(f.doc, f.loc) for k, f in campaigns.items()},
     )
 
 

@@ -12,10 +12,10 @@ import difflib
 import re
 import types
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
@@ -33,15 +33,26 @@ class Problem:
 
     A problem with no position in a file (an environment variable, say) uses a pseudo path such
     as ``<env>`` and line and column 0.
+
+    ``severity`` is ``"error"`` (the file is wrong: ``qunfu check`` exits 1 and a reload is
+    rejected) or ``"warning"`` (the file is valid but will not do what its author surely meant;
+    printed as ``PATH:LINE:COL: warning: message``, never rejects a reload).
     """
 
     path: Path
     line: int
     col: int
     message: str
+    severity: Literal["error", "warning"] = "error"
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.col}: {self.message}"
+        prefix = "warning: " if self.severity == "warning" else ""
+        return f"{self.path}:{self.line}:{self.col}: {prefix}{self.message}"
+
+    @property
+    def is_warning(self) -> bool:
+        """True for a warning, False for an error."""
+        return self.severity == "warning"
 
     def relative_to(self, base: Path) -> Problem:
         """The same problem with its path shown relative to ``base`` when it lies under it."""
@@ -49,7 +60,7 @@ class Problem:
             rel = self.path.relative_to(base)
         except ValueError:
             return self
-        return Problem(rel, self.line, self.col, self.message)
+        return replace(self, path=rel)
 
 
 class OpsDataError(Exception):
@@ -101,6 +112,11 @@ class YamlDoc:
         """A problem at the value (or key) of ``loc`` in this file."""
         line, col = self.key_pos(loc) if at_key else self.value_pos(loc)
         return Problem(self.path, line, col, message)
+
+    def warning(self, loc: Loc, message: str, *, at_key: bool = False) -> Problem:
+        """A warning at the value (or key) of ``loc`` in this file."""
+        line, col = self.key_pos(loc) if at_key else self.value_pos(loc)
+        return Problem(self.path, line, col, message, "warning")
 
 
 def _known_prefix(positions: dict[Loc, tuple[int, int]], loc: Loc) -> Loc:
