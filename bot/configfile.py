@@ -101,6 +101,9 @@ def check_all(config_path: Path, now: datetime) -> list[Problem]:
     except OpsDataError as e:
         return _shown(e.problems)
     problems = check_templates(ops, now)
+    from bot.opsdata.lint import warnings
+
+    problems += warnings(ops, settings, now)
     welcome = settings.welcome.campaign
     if welcome is not None and welcome not in ops.campaigns:
         problems.insert(

@@ -1,0 +1,30 @@
+"""Warnings: checks that run on valid ops data and find what will not do what its author meant.
+
+Each check takes the loaded ops data, the settings and the current instant, and returns
+problems with ``severity="warning"`` located at the lines they are about. ``qunfu check`` runs
+every check in :data:`CHECKS`; a check is added by appending it there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from bot.opsdata.bundle import OpsData
+from bot.opsdata.problems import Problem
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+Check = Callable[[OpsData, "Settings", datetime], list[Problem]]
+
+CHECKS: list[Check] = []
+
+
+def warnings(ops: OpsData, settings: Settings, now: datetime) -> list[Problem]:
+    """Every warning of every registered check, in file and line order."""
+    found: list[Problem] = []
+    for check in CHECKS:
+        found += check(ops, settings, now)
+    return sorted(dict.fromkeys(found), key=lambda p: (str(p.path), p.line, p.col, p.message))
