@@ -19,8 +19,9 @@ A day is accepted when every one of these holds:
   - ``monthly``: its day of month is in ``day_of_month``; a listed day a month lacks (31 in a
     30-day month, 29-31 in February) means that month's last day (bill days), and a date
     fires once even when several listed days land on it;
-  - ``holiday``: it matches ``holidays`` (names or ``all``, see
-    :meth:`~scheduler.calendar.WorkCalendar.matches_holiday`);
+  - ``holiday``: it lies in the official break of a holiday ``holidays`` names (or of any
+    holiday, ``all``), from the break's first day off to its last, weekend days inside it
+    included (see :meth:`~scheduler.calendar.WorkCalendar.matches_holiday`);
   - ``once``: it is one of ``dates``.
 
   With ``cron`` the kind's rule still applies when its key is given, so nothing ops staff wrote

@@ -107,27 +107,23 @@ def test_welcome_campaign_has_no_schedule() -> None:
     assert campaign_trigger(_campaign("welcome"), CALENDAR) is None
 
 
-def test_spring_festival_campaign_fires_on_the_festival_days_only() -> None:
+def test_spring_festival_campaign_fires_on_every_day_of_the_break_only() -> None:
+    # The 2026 break runs from Sunday 15 to Monday 23 February; 14 and 28 are make-up workdays.
     campaign = _campaign("holiday", schedule={"at": "08:00", "holidays": ["春节"]})
 
     fired = _fire_days(campaign, date(2026, 1, 1), date(2026, 12, 31))
 
-    assert fired == [date(2026, 2, 17), date(2026, 2, 18), date(2026, 2, 19)]
+    assert fired == [date(2026, 2, 15) + timedelta(days=i) for i in range(9)]
 
 
-def test_all_holidays_campaign_includes_eve_and_bridging_days_but_not_weekends() -> None:
+def test_all_holidays_campaign_covers_breaks_weekends_inside_included_but_not_plain_weekends() -> (
+    None
+):
     campaign = _campaign("holiday", schedule={"at": "08:00", "holidays": "all"})
 
-    fired = _fire_days(campaign, date(2026, 2, 1), date(2026, 2, 28))
+    fired = _fire_days(campaign, date(2026, 2, 1), date(2026, 3, 8))
 
-    assert fired == [
-        date(2026, 2, 16),
-        date(2026, 2, 17),
-        date(2026, 2, 18),
-        date(2026, 2, 19),
-        date(2026, 2, 20),
-        date(2026, 2, 23),
-    ]
+    assert fired == [date(2026, 2, 15) + timedelta(days=i) for i in range(9)]
 
 
 def test_once_campaign_fires_on_each_listed_date() -> None:
