@@ -17,9 +17,9 @@ from loguru import logger
 
 from bot.config import QuietHours
 from bot.opsdata.bundle import OpsData
-from bot.opsdata.models import WEEKDAYS, Campaign, Merchant, WelfareGroup
+from bot.opsdata.models import WEEKDAYS, Campaign, WelfareGroup
 from bot.perks import perk_calendar
-from bot.routing import MerchantIndex
+from bot.routing import MerchantNeighbourhoods
 from bot.templating import TemplateRenderer, TemplateRenderError
 from scheduler.calendar import WorkCalendar
 from scheduler.clock import SHANGHAI
@@ -87,14 +87,23 @@ class CampaignPlanner:
         self.quiet = quiet
         self.calendar = WorkCalendar(ops.calendar)
         self.renderer = TemplateRenderer(ops.templates)
-        self.merchants = MerchantIndex(ops.merchants.values())
+        self._neighbourhoods: MerchantNeighbourhoods | None = None
         self._merchant_radius_m = merchant_radius_m
         self._merchant_limit = merchant_limit
         self._targets: dict[str, list[WelfareGroup]] = {}
-        # Merchants do not move between ops-data versions: a daily push asks the same question
-        # every day, so answers are kept for the planner's life (one ops-data version).
-        self._near: dict[tuple[Any, ...], list[tuple[Merchant, float]]] = {}
         self._perks: dict[tuple[str, date], list[dict[str, str]]] = {}
+
+    @property
+    def neighbourhoods(self) -> MerchantNeighbourhoods:
+        """Every group's merchants within the merchant radius, computed once for this version.
+
+        Built on first use, so planners that never send merchant campaigns do not pay for it.
+        """
+        if self._neighbourhoods is None:
+            self._neighbourhoods = MerchantNeighbourhoods(
+                self.ops.groups.values(), self.ops.merchants.values(), self._merchant_radius_m
+            )
+        return self._neighbourhoods
 
     def scheduled_campaigns(self) -> list[Campaign]:
         """Enabled campaigns that fire on a schedule (every kind but welcome)."""
@@ -146,19 +155,14 @@ class CampaignPlanner:
             radius = float(campaign.data.get("radius_m", self._merchant_radius_m))
             weekday = WEEKDAYS[fire_at.astimezone(SHANGHAI).weekday()]
             limit = int(campaign.data.get("limit", self._merchant_limit))
-            key = (group.id, tuple(categories), radius, weekday, limit)
-            near = self._near.get(key)
-            if near is None:
-                loc = group.location
-                near = self._near[key] = self.merchants.near(
-                    loc.lat,
-                    loc.lon,
-                    loc.crs,
-                    radius_m=radius,
-                    categories=categories or None,
-                    weekday=weekday,
-                    limit=limit,
-                )
+            # A slice of the neighbourhoods computed once for this ops-data version.
+            near = self.neighbourhoods.near(
+                group,
+                radius_m=radius,
+                categories=categories or None,
+                weekday=weekday,
+                limit=limit,
+            )
             if not near:
                 return None
             ctx["merchants"] = [

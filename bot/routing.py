@@ -1,54 +1,64 @@
 """Distances between people, welfare groups and merchants: the one home for geometry in Qunfu.
 
 Points arrive in the coordinate system they were taken in (WeChat shares GCJ-02, Baidu maps use
-BD-09, GPS uses WGS-84). Everything is converted to WGS-84 once, then:
+BD-09, GPS uses WGS-84). Everything is converted to WGS-84 once per ops-data version, with
+numpy over whole arrays (:func:`to_wgs84_many`, the formulas of ``prcoords``), then:
 
-* a grid of lat/lon cells finds candidates, expanding ring by ring around the query; a rigorous
-  spherical lower bound (the sphere of the smallest WGS-84 radius of curvature never overestimates
-  an ellipsoidal distance) tells when no farther cell can still matter;
-* the short list is measured with geographiclib's WGS-84 geodesic (the very solver behind
-  ``geopy.distance.geodesic``, called directly to skip geopy's per-call overhead), so the distances
-  returned, and their order, are exact rather than approximations.
+* points become unit vectors (the ellipsoid's surface normals, the "n-vectors" of the geodetic
+  latitude and longitude) in scipy's ``cKDTree``; the chord between two normals bounds the
+  geodesic between their points from below (see :func:`_chord_for`), so a ball or k-nearest
+  query on the tree never misses a true neighbour;
+* the few candidates are measured with PROJ's WGS-84 geodesic (``pyproj.Geod.inv``, Karney's
+  algorithm in C, vectorised), so distances, and the order built from them, are exact rather
+  than approximations. Ties in distance are broken by id.
 
-Groups and merchants are expected in and around China; the index does not wrap around the
-antimeridian.
+:class:`MerchantNeighbourhoods` computes, once per ops-data version and in one batch, every
+group's merchants within the configured radius; a campaign occurrence only looks them up.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
-from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Real
 from typing import Generic, TypeVar
 
+import numpy as np
 import prcoords
-from geographiclib.geodesic import Geodesic
+from numpy.typing import ArrayLike, NDArray
+from pyproj import Geod
+from scipy.spatial import cKDTree
 
-from bot.opsdata.models import WEEKDAYS, Merchant, WelfareGroup
+from bot.opsdata.models import WEEKDAYS, Location, Merchant, WelfareGroup
 
-_WGS84 = Geodesic.WGS84
-_DISTANCE = Geodesic.DISTANCE
-
-__all__ = ["GroupIndex", "MerchantIndex", "RouteResult", "merchants_near", "to_wgs84"]
+__all__ = [
+    "GroupIndex",
+    "MerchantIndex",
+    "MerchantNeighbourhoods",
+    "RouteResult",
+    "merchants_near",
+    "to_wgs84",
+    "to_wgs84_many",
+]
 
 CRS_NAMES = ("gcj02", "bd09", "wgs84")
 
+_GEOD = Geod(ellps="WGS84")
 _WGS84_A = 6_378_137.0
 _WGS84_F = 1 / 298.257223563
 _WGS84_E2 = _WGS84_F * (2 - _WGS84_F)
-# Radii of curvature of WGS-84 lie between the meridional radius at the equator and the polar
-# radius. A sphere of the smaller one (with a hair of float slack) bounds every geodesic from
-# below, a sphere of the larger one from above.
+# Along any curve on the ellipsoid the surface normal turns at most by the largest principal
+# curvature per metre, 1 / (smallest radius of curvature) = 1 / (meridional radius at the
+# equator, a(1 - e²)). So a geodesic of s metres joins points whose normals are at most
+# s / _R_LOW radians apart: s >= _R_LOW * angle. A hair of slack covers float rounding.
 _R_LOW = _WGS84_A * (1 - _WGS84_E2) * (1 - 1e-9)
-_R_HIGH = _WGS84_A / math.sqrt(1 - _WGS84_E2) * (1 + 1e-9)
 
-_BASE_CELL_DEG = 0.1
-_MIN_CELL_DEG = 0.1 / 16
-_TARGET_LOAD = 24  # mean number of items sharing a cell with an item
-_BLOCK_DEG = 1.0
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+
+
+# --- coordinate conversion ------------------------------------------------------------------
 
 
 def to_wgs84(lat: float, lon: float, crs: str = "gcj02") -> tuple[float, float]:
@@ -84,222 +94,148 @@ def _checked(name: str, value: object, limit: float) -> float:
     return v
 
 
-@dataclass(frozen=True)
-class RouteResult:
-    """A group that can take a new member, its geodesic distance and its current member count."""
+def to_wgs84_many(
+    lat: ArrayLike, lon: ArrayLike, crs: ArrayLike | str = "gcj02"
+) -> tuple[F64, F64]:
+    """:func:`to_wgs84` over whole arrays at once: the same formulas (``prcoords``), in numpy.
 
-    group: WelfareGroup
-    distance_m: float
-    members: int
-
-
-T = TypeVar("T")
-
-
-class _Grid(Generic[T]):
-    """Items on a lat/lon grid; exact k-nearest by ring expansion and geodesic refinement."""
-
-    def __init__(self, entries: Iterable[tuple[T, float, float]]) -> None:
-        self._items: list[T] = []
-        self._lat: list[float] = []
-        self._lon: list[float] = []
-        for item, lat, lon in entries:
-            self._items.append(item)
-            self._lat.append(lat)
-            self._lon.append(lon)
-        self._phi = [math.radians(v) for v in self._lat]
-        self._lam = [math.radians(v) for v in self._lon]
-        self._cos = [math.cos(v) for v in self._phi]
-        self._cell = self._pick_cell_size()
-        self._cells: dict[tuple[int, int], list[int]] = {}
-        for idx in range(len(self._items)):
-            self._cells.setdefault(self._key(self._lat[idx], self._lon[idx]), []).append(idx)
-        # Blocks of about one degree group the cells, so a query far from every item can skip
-        # whole blocks instead of bounding thousands of cells one by one.
-        self._block = max(1, round(_BLOCK_DEG / self._cell))
-        self._blocks: dict[tuple[int, int], list[tuple[int, int]]] = {}
-        for i, j in self._cells:
-            self._blocks.setdefault((i // self._block, j // self._block), []).append((i, j))
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def _pick_cell_size(self) -> float:
-        """Halve ~0.1 degree cells while dense places would put too many items in one cell."""
-        cell = _BASE_CELL_DEG
-        n = len(self._items)
-        while n and cell > _MIN_CELL_DEG:
-            counts = Counter(
-                (math.floor(a / cell), math.floor(b / cell))
-                for a, b in zip(self._lat, self._lon, strict=True)
-            )
-            if sum(c * c for c in counts.values()) / n <= _TARGET_LOAD:
-                break
-            cell /= 2
-        return cell
-
-    def _key(self, lat: float, lon: float) -> tuple[int, int]:
-        return math.floor(lat / self._cell), math.floor(lon / self._cell)
-
-    def nearest(
-        self,
-        lat: float,
-        lon: float,
-        *,
-        limit: int,
-        radius_m: float | None,
-        keep: Callable[[T], bool] | None,
-    ) -> list[tuple[T, float]]:
-        """Up to ``limit`` kept items nearest to the WGS-84 point, with geodesic metres."""
-        if limit <= 0 or not self._items:
-            return []
-        query = _Query(self, lat, lon, limit, radius_m, keep)
-        query.gather()
-        return query.refine()
+    ``crs`` is one name for every point or one name per point. Raises ``ValueError`` naming the
+    first bad point (its position in the arrays) when a coordinate is not finite or in range, or
+    a coordinate system is unknown.
+    """
+    la = np.array(lat, dtype=np.float64, ndmin=1)
+    lo = np.array(lon, dtype=np.float64, ndmin=1)
+    if la.shape != lo.shape or la.ndim != 1:
+        raise ValueError(f"lat and lon must be flat arrays of one length: {la.shape}, {lo.shape}")
+    for name, values, limit in (("lat", la, 90.0), ("lon", lo, 180.0)):
+        bad = ~(np.abs(values) <= limit)  # NaN compares false, so it is caught here too
+        if bad.any():
+            i = int(np.argmax(bad))
+            what = "a finite number" if not np.isfinite(values[i]) else f"{-limit:g} to {limit:g}"
+            raise ValueError(f"point {i}: {name} {values[i]} is out of range; expected {what}")
+    names = np.broadcast_to(np.asarray(crs, dtype=object), la.shape)
+    unknown = ~np.isin(names, CRS_NAMES)
+    if unknown.any():
+        i = int(np.argmax(unknown))
+        raise ValueError(
+            f"point {i}: crs {names[i]!r} is not known; expected one of {', '.join(CRS_NAMES)}"
+        )
+    la, lo = la.copy(), lo.copy()
+    bd = names == "bd09"
+    if bd.any():
+        la[bd], lo[bd] = _bored(_gcj_to_bd, _bd_to_gcj_rough, la[bd], lo[bd])
+    shift = (names != "wgs84") & _in_china(la, lo)
+    if shift.any():
+        la[shift], lo[shift] = _bored(_wgs_to_gcj, _gcj_to_wgs_rough, la[shift], lo[shift])
+    return la, lo
 
 
-class _Query(Generic[T]):
-    """State of one nearest search: candidates as central angles on the unit sphere."""
-
-    def __init__(
-        self,
-        grid: _Grid[T],
-        lat: float,
-        lon: float,
-        limit: int,
-        radius_m: float | None,
-        keep: Callable[[T], bool] | None,
-    ) -> None:
-        self.g = grid
-        self.lat, self.lon = lat, lon
-        self.phi, self.lam = math.radians(lat), math.radians(lon)
-        self.cos = math.cos(self.phi)
-        self.limit = limit
-        self.radius_m = math.inf if radius_m is None else radius_m
-        self.keep = keep
-        self.candidates: list[tuple[float, int]] = []
-        self._best: list[float] = []  # max-heap (negated) of the `limit` smallest angles
-
-    def cutoff_m(self) -> float:
-        """No item farther than this (in metres) can still be in the answer."""
-        if len(self._best) < self.limit:
-            return self.radius_m
-        return min(self.radius_m, -self._best[0] * _R_HIGH)
-
-    def add_cell(self, idxs: list[int]) -> None:
-        g = self.g
-        phi, lam, cos_q = self.phi, self.lam, self.cos
-        max_angle = self.cutoff_m() / _R_LOW
-        for idx in idxs:
-            s_phi = math.sin((g._phi[idx] - phi) / 2)
-            s_lam = math.sin((g._lam[idx] - lam) / 2)
-            h = s_phi * s_phi + cos_q * g._cos[idx] * s_lam * s_lam
-            angle = 2 * math.asin(math.sqrt(min(1.0, h)))
-            if angle > max_angle or (self.keep is not None and not self.keep(g._items[idx])):
-                continue
-            self.candidates.append((angle, idx))
-            if len(self._best) < self.limit:
-                heapq.heappush(self._best, -angle)
-            elif angle < -self._best[0]:
-                heapq.heapreplace(self._best, -angle)
-            else:
-                continue
-            max_angle = self.cutoff_m() / _R_LOW
-
-    def gather(self) -> None:
-        """Visit cells ring by ring until the ring's lower bound passes the cutoff."""
-        g = self.g
-        i0, j0 = g._key(self.lat, self.lon)
-        seen = lookups = 0
-        r = 0
-        while True:
-            for key in _ring(i0, j0, r):
-                lookups += 1
-                idxs = g._cells.get(key)
-                if idxs:
-                    seen += 1
-                    self.add_cell(idxs)
-            if seen == len(g._cells) or _R_LOW * self._ring_bound(i0, j0, r) > self.cutoff_m():
-                return
-            r += 1
-            if lookups + 8 * r > len(g._cells):
-                self._scan_rest(i0, j0, r - 1)
-                return
-
-    def _ring_bound(self, i0: int, j0: int, r: int) -> float:
-        """Least central angle from the query to any point outside the block of rings 0..r."""
-        c = math.radians(self.g._cell)
-        south, north = (i0 - r) * c, (i0 + r + 1) * c
-        west, east = (j0 - r) * c, (j0 + r + 1) * c
-        bound = math.pi
-        if south > -math.pi / 2:
-            bound = min(bound, self.phi - south)
-        if north < math.pi / 2:
-            bound = min(bound, north - self.phi)
-        if east - west < 2 * math.pi:
-            west_gap = self._meridian_gap(self.lam - west)
-            bound = min(bound, west_gap, self._meridian_gap(east - self.lam))
-        return bound
-
-    def _meridian_gap(self, dlam: float) -> float:
-        """Least central angle from the query to a meridian ``dlam`` radians away (dlam >= 0)."""
-        return math.asin(min(1.0, self.cos * math.sin(min(dlam, math.pi / 2))))
-
-    def _cell_bound(self, key: tuple[int, int], cells: int = 1) -> float:
-        """Least central angle from the query to the cell ``key`` (or block of ``cells`` cells)."""
-        c = math.radians(self.g._cell * cells)
-        i, j = key
-        lat_gap = max(i * c - self.phi, self.phi - (i + 1) * c, 0.0)
-        lon_gap = max(j * c - self.lam, self.lam - (j + 1) * c, 0.0)
-        return max(lat_gap, self._meridian_gap(lon_gap))
-
-    def _scan_rest(self, i0: int, j0: int, done: int) -> None:
-        """Sparse data: visit the remaining cells by nearest block instead of ring by ring."""
-        g = self.g
-        blocks = sorted((self._cell_bound(b, g._block), b) for b in g._blocks)
-        for block_bound, block in blocks:
-            if _R_LOW * block_bound > self.cutoff_m():
-                return
-            cells = sorted(
-                (self._cell_bound(key), key)
-                for key in g._blocks[block]
-                if max(abs(key[0] - i0), abs(key[1] - j0)) > done
-            )
-            for bound, key in cells:
-                if _R_LOW * bound > self.cutoff_m():
-                    break
-                self.add_cell(g._cells[key])
-
-    def refine(self) -> list[tuple[T, float]]:
-        """Measure candidates on the WGS-84 geodesic, nearest first, until none can improve."""
-        g = self.g
-        top: list[tuple[float, int]] = []  # max-heap (negated) of exact distances
-        inverse = _WGS84.Inverse
-        for angle, idx in sorted(self.candidates):
-            limit_m = self.radius_m if len(top) < self.limit else min(self.radius_m, -top[0][0])
-            if _R_LOW * angle > limit_m:
-                break
-            metres = inverse(self.lat, self.lon, g._lat[idx], g._lon[idx], _DISTANCE)["s12"]
-            if metres > self.radius_m:
-                continue
-            if len(top) < self.limit:
-                heapq.heappush(top, (-metres, -idx))
-            elif metres < -top[0][0]:
-                heapq.heapreplace(top, (-metres, -idx))
-        ranked = sorted((-m, -i) for m, i in top)
-        return [(g._items[idx], metres) for metres, idx in ranked]
+# The constants and formulas below are prcoords' (CC0), written for arrays; a test checks the two
+# agree point by point.
+_GCJ_A = 6378245
+_GCJ_EE = 0.00669342162296594323
+_PRC_EPS = 1e-5
+_BD_DLAT = 0.0060
+_BD_DLON = 0.0065
 
 
-def _ring(i0: int, j0: int, r: int) -> Iterable[tuple[int, int]]:
-    if r == 0:
-        yield i0, j0
-        return
-    for j in range(j0 - r, j0 + r + 1):
-        yield i0 - r, j
-        yield i0 + r, j
-    for i in range(i0 - r + 1, i0 + r):
-        yield i, j0 - r
-        yield i, j0 + r
+def _in_china(lat: F64, lon: F64) -> NDArray[np.bool_]:
+    return (lat >= 0.8293) & (lat <= 55.8271) & (lon >= 72.004) & (lon <= 137.8347)
+
+
+def _wgs_to_gcj(lat: F64, lon: F64) -> tuple[F64, F64]:
+    x, y = lon - 105, lat - 35
+    pi = math.pi
+    d_lat_m = (
+        -100 + 2 * x + 3 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * np.sqrt(np.abs(x))
+        + (
+            2 * np.sin(x * 6 * pi) + 2 * np.sin(x * 2 * pi)
+            + 2 * np.sin(y * pi) + 4 * np.sin(y / 3 * pi)
+            + 16 * np.sin(y / 12 * pi) + 32 * np.sin(y / 30 * pi)
+        ) * 20 / 3
+    )  # fmt: skip
+    d_lon_m = (
+        300 + x + 2 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * np.sqrt(np.abs(x))
+        + (
+            2 * np.sin(x * 6 * pi) + 2 * np.sin(x * 2 * pi)
+            + 2 * np.sin(x * pi) + 4 * np.sin(x / 3 * pi)
+            + 15 * np.sin(x / 12 * pi) + 30 * np.sin(x / 30 * pi)
+        ) * 20 / 3
+    )  # fmt: skip
+    rad_lat = np.radians(lat)
+    magic = 1 - _GCJ_EE * np.power(np.sin(rad_lat), 2)
+    lat_deg_arclen = np.radians((_GCJ_A * (1 - _GCJ_EE)) / np.power(magic, 1.5))
+    lon_deg_arclen = np.radians(_GCJ_A * np.cos(rad_lat) / np.sqrt(magic))
+    return lat + d_lat_m / lat_deg_arclen, lon + d_lon_m / lon_deg_arclen
+
+
+def _gcj_to_wgs_rough(lat: F64, lon: F64) -> tuple[F64, F64]:
+    glat, glon = _wgs_to_gcj(lat, lon)
+    return lat - (glat - lat), lon - (glon - lon)
+
+
+def _gcj_to_bd(lat: F64, lon: F64) -> tuple[F64, F64]:
+    y, x = lat, lon
+    r = np.sqrt(x * x + y * y) + 0.00002 * np.sin(np.radians(y) * 3000)
+    theta = np.arctan2(y, x) + 0.000003 * np.cos(np.radians(x) * 3000)
+    return r * np.sin(theta) + _BD_DLAT, r * np.cos(theta) + _BD_DLON
+
+
+def _bd_to_gcj_rough(lat: F64, lon: F64) -> tuple[F64, F64]:
+    x = lon - _BD_DLON
+    y = lat - _BD_DLAT
+    r = np.sqrt(x * x + y * y) - 0.00002 * np.sin(np.radians(y) * 3000)
+    theta = np.arctan2(y, x) - 0.000003 * np.cos(np.radians(x) * 3000)
+    return r * np.sin(theta), r * np.cos(theta)
+
+
+def _bored(
+    forward: Callable[[F64, F64], tuple[F64, F64]],
+    rough: Callable[[F64, F64], tuple[F64, F64]],
+    lat: F64,
+    lon: F64,
+) -> tuple[F64, F64]:
+    """Invert ``forward`` by prcoords' fixed-point iteration, each point stopping on its own."""
+    out_lat, out_lon = rough(lat, lon)
+    active = np.arange(lat.size)
+    for _ in range(10):
+        if active.size == 0:
+            break
+        f_lat, f_lon = forward(out_lat[active], out_lon[active])
+        d_lat, d_lon = f_lat - lat[active], f_lon - lon[active]
+        out_lat[active] -= d_lat
+        out_lon[active] -= d_lon
+        active = active[np.hypot(d_lat, d_lon) > _PRC_EPS]
+    return out_lat, out_lon
+
+
+# --- the spatial index ----------------------------------------------------------------------
+
+
+def _unit(lat: ArrayLike, lon: ArrayLike) -> F64:
+    """Surface normals of WGS-84 points as unit vectors, shape (n, 3) (or (3,) for one point)."""
+    phi, lam = np.radians(lat), np.radians(lon)
+    cos_phi = np.cos(phi)
+    return np.stack([cos_phi * np.cos(lam), cos_phi * np.sin(lam), np.sin(phi)], axis=-1)
+
+
+def _chord_for(metres: float) -> float:
+    """A chord between normals that every point within ``metres`` (geodesic) lies inside."""
+    angle = min(metres / _R_LOW, math.pi)
+    return 2 * math.sin(angle / 2) * (1 + 1e-12) + 1e-15
+
+
+def _metres_beyond(chord: float) -> float:
+    """Every point whose normal is at least ``chord`` away is at least this far (geodesic)."""
+    return _R_LOW * 2 * math.asin(min(1.0, chord / 2)) * (1 - 1e-12)
+
+
+def _geodesic(lat: float, lon: float, lats: F64, lons: F64) -> F64:
+    """Geodesic metres on WGS-84 from one point to many (PROJ's geodesic, in C)."""
+    if lats.size == 0:
+        return np.empty(0)
+    _, _, dist = _GEOD.inv(np.full(lats.size, lon), np.full(lats.size, lat), lons, lats)
+    return np.asarray(dist, dtype=np.float64)
 
 
 def _check_query(limit: int, radius_m: float | None) -> None:
@@ -309,19 +245,117 @@ def _check_query(limit: int, radius_m: float | None) -> None:
         raise ValueError(f"radius_m must be a finite number of metres >= 0, got {radius_m}")
 
 
+T = TypeVar("T")
+
+
+class _Points(Generic[T]):
+    """Items at WGS-84 points on a cKDTree of unit vectors, with exact geodesic re-ranking."""
+
+    def __init__(self, items: Sequence[T], ids: Sequence[str], lat: F64, lon: F64) -> None:
+        self.items = list(items)
+        self.lat, self.lon = lat, lon
+        self.xyz = _unit(lat, lon).reshape(-1, 3)
+        self.tree = cKDTree(self.xyz)
+        # Rank of each id in sorted order: ties in distance are broken by it.
+        self.rank = np.empty(len(ids), dtype=np.int64)
+        self.rank[np.argsort(np.asarray(ids, dtype=object), kind="stable")] = np.arange(len(ids))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def ranked(self, lat: float, lon: float, idx: I64) -> tuple[I64, F64]:
+        """``idx`` measured from the point and sorted nearest first (ties by id)."""
+        metres = _geodesic(lat, lon, self.lat[idx], self.lon[idx])
+        order = np.lexsort((self.rank[idx], metres))
+        return idx[order], metres[order]
+
+    def within(self, lat: float, lon: float, radius_m: float) -> tuple[I64, F64]:
+        """Every item within ``radius_m`` geodesic metres, nearest first (ties by id)."""
+        found = self.tree.query_ball_point(_unit(lat, lon), _chord_for(radius_m))
+        idx, metres = self.ranked(lat, lon, np.asarray(found, dtype=np.int64))
+        keep = metres <= radius_m
+        return idx[keep], metres[keep]
+
+    def nearest(
+        self,
+        lat: float,
+        lon: float,
+        *,
+        limit: int,
+        radius_m: float | None,
+        keep: Callable[[int], bool] | None,
+    ) -> tuple[I64, F64]:
+        """Up to ``limit`` kept items nearest to the point (indices, geodesic metres)."""
+        n = len(self.items)
+        if limit <= 0 or n == 0:
+            return np.empty(0, dtype=np.int64), np.empty(0)
+        q = _unit(lat, lon)
+        bound = math.inf if radius_m is None else _chord_for(radius_m)
+        k = min(n, 2 * limit + 8)
+        while True:
+            chords, found = self.tree.query(q, k=k, distance_upper_bound=bound)
+            chords, found = np.atleast_1d(chords), np.atleast_1d(found)
+            hit = found < n
+            exhausted = k == n or not hit.all()  # nothing unseen lies within the bound
+            idx = found[hit].astype(np.int64)
+            if keep is not None:
+                idx = idx[np.fromiter((keep(int(i)) for i in idx), dtype=bool, count=idx.size)]
+            idx, metres = self.ranked(lat, lon, idx)
+            if radius_m is not None:
+                inside = metres <= radius_m
+                idx, metres = idx[inside], metres[inside]
+            if exhausted:
+                return idx[:limit], metres[:limit]
+            unseen_beyond = _metres_beyond(float(chords[-1]))
+            if idx.size >= limit:
+                kth = float(metres[limit - 1])
+                if kth < unseen_beyond:
+                    return idx[:limit], metres[:limit]
+                # Unseen items may still tie or beat the k-th: take every item that close.
+                idx = self.tree.query_ball_point(q, _chord_for(kth))
+                idx = np.asarray(idx, dtype=np.int64)
+                if keep is not None:
+                    idx = idx[np.fromiter((keep(int(i)) for i in idx), bool, count=idx.size)]
+                idx, metres = self.ranked(lat, lon, idx)
+                return idx[:limit], metres[:limit]
+            k = min(n, k * 4)  # too many candidates were filtered out: look farther
+
+
+def _positions(locations: Sequence[Location]) -> tuple[F64, F64]:
+    """WGS-84 latitudes and longitudes of ``locations``, converted in one vectorised pass."""
+    return to_wgs84_many(
+        [loc.lat for loc in locations],
+        [loc.lon for loc in locations],
+        [loc.crs for loc in locations],
+    )
+
+
+def _points(items: Sequence[T], ids: Sequence[str], locations: Sequence[Location]) -> _Points[T]:
+    return _Points(items, ids, *_positions(locations))
+
+
+@dataclass(frozen=True)
+class RouteResult:
+    """A group that can take a new member, its geodesic distance and its current member count."""
+
+    group: WelfareGroup
+    distance_m: float
+    members: int
+
+
 class GroupIndex:
     """Welfare groups indexed for "which groups near me can still take a member?".
 
-    Every group's location is converted to WGS-84 once, when the index is built.
+    Every group's location is converted to WGS-84 once, vectorised, when the index is built
+    (once per ops-data version).
     """
 
     def __init__(self, groups: Iterable[WelfareGroup]) -> None:
-        self._grid: _Grid[WelfareGroup] = _Grid(
-            (g, *to_wgs84(g.location.lat, g.location.lon, g.location.crs)) for g in groups
-        )
+        items = list(groups)
+        self._points = _points(items, [g.id for g in items], [g.location for g in items])
 
     def __len__(self) -> int:
-        return len(self._grid)
+        return len(self._points)
 
     def nearest(
         self,
@@ -337,29 +371,70 @@ class GroupIndex:
 
         A group is full when its member count reaches its capacity; ``member_counts`` (group id to
         live count) overrides the ``members`` written in the directory. Distances are geodesic
-        metres on the WGS-84 ellipsoid. Invalid coordinates raise ``ValueError``.
+        metres on the WGS-84 ellipsoid; equal distances are ordered by group id. Invalid
+        coordinates raise ``ValueError``.
         """
         _check_query(limit, radius_m)
         wlat, wlon = to_wgs84(lat, lon, crs)
         counts = member_counts or {}
+        groups = self._points.items
 
-        def has_room(g: WelfareGroup) -> bool:
+        def has_room(i: int) -> bool:
+            g = groups[i]
             return counts.get(g.id, g.members) < g.capacity
 
-        found = self._grid.nearest(wlat, wlon, limit=limit, radius_m=radius_m, keep=has_room)
-        return [RouteResult(g, metres, counts.get(g.id, g.members)) for g, metres in found]
+        idx, metres = self._points.nearest(
+            wlat, wlon, limit=limit, radius_m=radius_m, keep=has_room
+        )
+        return [
+            RouteResult(groups[i], float(d), counts.get(groups[i].id, groups[i].members))
+            for i, d in zip(idx.tolist(), metres.tolist(), strict=True)
+        ]
+
+
+def _day_bits(merchant: Merchant) -> int:
+    """Bit i set when the merchant's offer runs on WEEKDAYS[i] (no ``days`` = every day)."""
+    if not merchant.days:
+        return (1 << len(WEEKDAYS)) - 1
+    return sum(1 << WEEKDAYS.index(d) for d in set(merchant.days))
+
+
+def _check_weekday(weekday: str | None) -> None:
+    if weekday is not None and weekday not in WEEKDAYS:
+        raise ValueError(f"weekday {weekday!r} is not known; expected one of {WEEKDAYS}")
 
 
 class MerchantIndex:
-    """Merchants indexed for "which merchants with an offer are near this group?"."""
+    """Merchants indexed for "which merchants with an offer are near this point?"."""
 
     def __init__(self, merchants: Iterable[Merchant]) -> None:
-        self._grid: _Grid[Merchant] = _Grid(
-            (m, *to_wgs84(m.location.lat, m.location.lon, m.location.crs)) for m in merchants
+        items = list(merchants)
+        self._points = _points(items, [m.id for m in items], [m.location for m in items])
+        self._categories = sorted({m.category for m in items})
+        self._category = np.array(
+            [self._categories.index(m.category) for m in items] if items else [], dtype=np.int32
         )
+        self._days = np.array([_day_bits(m) for m in items], dtype=np.uint8)
 
     def __len__(self) -> int:
-        return len(self._grid)
+        return len(self._points)
+
+    @property
+    def merchants(self) -> list[Merchant]:
+        """The merchants, in index order."""
+        return self._points.items
+
+    def fits(
+        self, idx: I64, categories: Collection[str] | None, weekday: str | None
+    ) -> NDArray[np.bool_]:
+        """Which merchants at ``idx`` are of one of ``categories`` and open on ``weekday``."""
+        ok = np.ones(idx.size, dtype=bool)
+        if categories is not None:
+            codes = [self._categories.index(c) for c in set(categories) if c in self._categories]
+            ok &= np.isin(self._category[idx], codes)
+        if weekday is not None:
+            ok &= (self._days[idx] & (1 << WEEKDAYS.index(weekday))) != 0
+        return ok
 
     def near(
         self,
@@ -376,24 +451,178 @@ class MerchantIndex:
 
         ``categories`` keeps merchants of those categories (such as 早餐, 午餐, 晚餐, 电影);
         ``weekday`` (mon..sun) keeps merchants whose offer runs that day (no ``days`` = every day).
+        Equal distances are ordered by merchant id.
         """
         _check_query(limit, radius_m)
-        if weekday is not None and weekday not in WEEKDAYS:
-            raise ValueError(f"weekday {weekday!r} is not known; expected one of {WEEKDAYS}")
+        _check_weekday(weekday)
         wlat, wlon = to_wgs84(lat, lon, crs)
-        wanted = None if categories is None else frozenset(categories)
+        idx, metres = self._points.within(wlat, wlon, radius_m)
+        ok = self.fits(idx, categories, weekday)
+        items = self._points.items
+        return [
+            (items[i], d)
+            for i, d in zip(idx[ok][:limit].tolist(), metres[ok][:limit].tolist(), strict=True)
+        ]
 
-        def fits(m: Merchant) -> bool:
-            if wanted is not None and m.category not in wanted:
-                return False
-            return weekday is None or not m.days or weekday in m.days
 
-        return self._grid.nearest(wlat, wlon, limit=limit, radius_m=radius_m, keep=fits)
+# --- merchant neighbourhoods ----------------------------------------------------------------
+
+_CHUNK = 4096  # groups per batch: bounds the transient arrays of one batch
+
+
+@dataclass(frozen=True)
+class _Pairs:
+    """Every (group, merchant) pair within a radius, grouped by group, nearest first (CSR)."""
+
+    radius_m: float
+    start: I64  # row g is merchant[start[g]:start[g + 1]]
+    merchant: NDArray[np.int32]
+    metres: F64
+
+    @property
+    def nbytes(self) -> int:
+        return self.start.nbytes + self.merchant.nbytes + self.metres.nbytes
+
+
+class MerchantNeighbourhoods:
+    """Each group's merchants within a radius, computed for all groups at once.
+
+    Built once per ops-data version: group and merchant positions are converted in one
+    vectorised pass, candidate pairs come from one cKDTree pair query per batch of groups, and
+    their exact distances from one batched geodesic call. A lookup is then a slice. A radius
+    larger than the one precomputed is computed on demand, once, and kept.
+    """
+
+    def __init__(
+        self,
+        groups: Iterable[WelfareGroup],
+        merchants: Iterable[Merchant] | MerchantIndex,
+        radius_m: float,
+    ) -> None:
+        _check_query(0, radius_m)
+        self.merchants = merchants if isinstance(merchants, MerchantIndex) else MerchantIndex(
+            merchants
+        )
+        self.groups = list(groups)
+        self._row = {g.id: i for i, g in enumerate(self.groups)}
+        self._glat, self._glon = _positions([g.location for g in self.groups])
+        self.radius_m = radius_m
+        self._pairs: dict[float, _Pairs] = {}
+        self._selections: dict[tuple[object, ...], _Pairs] = {}
+        self.pairs(radius_m)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the precomputed pairs and the selections cut from them."""
+        held = list(self._pairs.values()) + list(self._selections.values())
+        return sum(p.nbytes for p in held)
+
+    def pairs(self, radius_m: float) -> _Pairs:
+        """All pairs within ``radius_m``: cut from a wider precomputed radius, else computed."""
+        if radius_m in self._pairs:
+            return self._pairs[radius_m]
+        wider = [r for r in self._pairs if r >= radius_m]
+        if wider:
+            pairs = _cut(self._pairs[min(wider)], radius_m, np.ones(0, dtype=bool))
+        else:
+            pairs = self._compute(radius_m)
+        self._pairs[radius_m] = pairs
+        return pairs
+
+    def _compute(self, radius_m: float) -> _Pairs:
+        pts = self.merchants._points
+        chord = _chord_for(radius_m)
+        rows, cols, dists = [], [], []
+        for lo in range(0, len(self.groups), _CHUNK):
+            glat, glon = self._glat[lo : lo + _CHUNK], self._glon[lo : lo + _CHUNK]
+            chunk = cKDTree(_unit(glat, glon).reshape(-1, 3))
+            found = chunk.sparse_distance_matrix(pts.tree, chord, output_type="ndarray")
+            g = found["i"].astype(np.int64)
+            m = found["j"].astype(np.int64)
+            if g.size:
+                _, _, d = _GEOD.inv(glon[g], glat[g], pts.lon[m], pts.lat[m])
+                d = np.asarray(d, dtype=np.float64)
+            else:
+                d = np.empty(0)
+            inside = d <= radius_m
+            rows.append(g[inside] + lo)
+            cols.append(m[inside])
+            dists.append(d[inside])
+        g = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
+        m = np.concatenate(cols) if cols else np.empty(0, dtype=np.int64)
+        d = np.concatenate(dists) if dists else np.empty(0)
+        order = np.lexsort((pts.rank[m], d, g))
+        start = np.searchsorted(g[order], np.arange(len(self.groups) + 1)).astype(np.int64)
+        return _Pairs(radius_m, start, m[order].astype(np.int32), d[order])
+
+    def selection(
+        self,
+        radius_m: float,
+        categories: Collection[str] | None,
+        weekday: str | None,
+        limit: int,
+    ) -> _Pairs:
+        """For every group at once: its first ``limit`` merchants that fit (cached per key)."""
+        _check_query(limit, radius_m)
+        _check_weekday(weekday)
+        key = (radius_m, None if categories is None else frozenset(categories), weekday, limit)
+        if key not in self._selections:
+            pairs = self.pairs(radius_m)
+            keep = self.merchants.fits(pairs.merchant.astype(np.int64), categories, weekday)
+            self._selections[key] = _cut(pairs, radius_m, keep, limit)
+        return self._selections[key]
+
+    def near(
+        self,
+        group: WelfareGroup,
+        *,
+        radius_m: float | None = None,
+        categories: Collection[str] | None = None,
+        weekday: str | None = None,
+        limit: int = 5,
+    ) -> list[tuple[Merchant, float]]:
+        """``group``'s merchants within ``radius_m`` (default: the precomputed radius).
+
+        Same answer as :meth:`MerchantIndex.near` at the group's location. A group this
+        neighbourhood was not built with (or a changed copy of one) is measured directly.
+        """
+        radius = self.radius_m if radius_m is None else radius_m
+        row = self._row.get(group.id)
+        if row is None or self.groups[row] is not group:
+            loc = group.location
+            return self.merchants.near(
+                loc.lat, loc.lon, loc.crs, radius_m=radius, categories=categories,
+                weekday=weekday, limit=limit,
+            )  # fmt: skip
+        sel = self.selection(radius, categories, weekday, limit)
+        a, b = int(sel.start[row]), int(sel.start[row + 1])
+        items = self.merchants.merchants
+        return [
+            (items[i], d)
+            for i, d in zip(sel.merchant[a:b].tolist(), sel.metres[a:b].tolist(), strict=True)
+        ]
+
+
+def _cut(pairs: _Pairs, radius_m: float, keep: NDArray[np.bool_], limit: int = -1) -> _Pairs:
+    """Pairs within ``radius_m`` that ``keep`` (empty: all), at most ``limit`` a group (-1: all)."""
+    ok = pairs.metres <= radius_m
+    if keep.size:
+        ok &= keep
+    rows = np.repeat(np.arange(pairs.start.size - 1), np.diff(pairs.start))[ok]
+    merchant, metres = pairs.merchant[ok], pairs.metres[ok]
+    start = np.searchsorted(rows, np.arange(pairs.start.size)).astype(np.int64)
+    if limit >= 0:
+        # Position of each kept pair within its group's row: keep the first `limit` of each.
+        rank = np.arange(rows.size) - start[rows]
+        first = rank < limit
+        rows, merchant, metres = rows[first], merchant[first], metres[first]
+        start = np.searchsorted(rows, np.arange(pairs.start.size)).astype(np.int64)
+    return _Pairs(radius_m, start, merchant, metres)
 
 
 def merchants_near(
     group: WelfareGroup,
-    merchants: Iterable[Merchant] | MerchantIndex,
+    merchants: Iterable[Merchant] | MerchantIndex | MerchantNeighbourhoods,
     *,
     radius_m: float,
     categories: Collection[str] | None = None,
@@ -402,9 +631,13 @@ def merchants_near(
 ) -> list[tuple[Merchant, float]]:
     """Merchants within ``radius_m`` of ``group``, nearest first, with geodesic metres.
 
-    Pass a ``MerchantIndex`` when calling for many groups: a plain iterable is indexed anew on
-    every call.
+    Pass a ``MerchantNeighbourhoods`` (or at least a ``MerchantIndex``) when calling for many
+    groups: a plain iterable is indexed anew on every call.
     """
+    if isinstance(merchants, MerchantNeighbourhoods):
+        return merchants.near(
+            group, radius_m=radius_m, categories=categories, weekday=weekday, limit=limit
+        )
     index = merchants if isinstance(merchants, MerchantIndex) else MerchantIndex(merchants)
     loc = group.location
     return index.near(
