@@ -163,18 +163,28 @@ def preview(
 
 @app.command()
 def route(
-    lat: Annotated[float, typer.Option(help="Latitude.")],
-    lon: Annotated[float, typer.Option(help="Longitude.")],
+    lat: Annotated[float | None, typer.Option(help="Latitude.")] = None,
+    lon: Annotated[float | None, typer.Option(help="Longitude.")] = None,
     crs: Annotated[str, typer.Option(help="gcj02 | wgs84 | bd09")] = "gcj02",
+    address: Annotated[
+        str | None, typer.Option(help="An address, geocoded as the entry page does.")
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=1, max=50)] = None,
     config: ConfigOpt = DEFAULT_CONFIG,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """The nearest groups that can take a new member."""
+    """The nearest groups that can take a new member, for a point or an address."""
     from bot.app import load_ops
+    from bot.entry.errors import EntryError
+    from bot.entry.geocoding import Gazetteer, make_geocoder
+    from bot.entry.locating import locate_address
     from bot.routing import GroupIndex
 
     settings = _settings(config)
+    point_given = lat is not None or lon is not None
+    if (address is not None and point_given) or (address is None and (lat is None or lon is None)):
+        typer.echo("give either --lat and --lon, or --address (not both)", err=True)
+        raise typer.Exit(1)
     if crs not in ("gcj02", "wgs84", "bd09"):
         typer.echo(f"--crs: expected gcj02, wgs84 or bd09, got {crs!r}", err=True)
         raise typer.Exit(1)
@@ -182,6 +192,16 @@ def route(
         ops = load_ops(settings)
     except OpsDataError as exc:
         _fail(exc.problems)
+    label = None
+    if address is not None:
+        geocoder = make_geocoder(settings.entry, Gazetteer(ops.gazetteer))
+        try:
+            found = locate_address(geocoder, address, crs=settings.entry.geocoder_crs)
+        except EntryError as exc:
+            typer.echo(f"--address {address!r}: {exc.message}", err=True)
+            raise typer.Exit(1) from None
+        lat, lon, crs, label = found.lat, found.lon, found.crs, found.label
+    assert lat is not None and lon is not None
     counts = _member_counts(settings, ops)
     try:
         results = GroupIndex(ops.groups.values()).nearest(
@@ -203,6 +223,8 @@ def route(
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False))
         return
+    if label is not None:
+        typer.echo(f"{address} → {label} ({lat:.5f}, {lon:.5f} {crs})")
     for i, r in enumerate(rows, 1):
         typer.echo(
             f"{i}. {r['name']} ({r['group']})  {r['distance_m']} m  {r['members']}/{r['capacity']}"

@@ -18,10 +18,13 @@ from geopy.geocoders.base import Geocoder
 from geopy.location import Location as GeoLocation
 
 from bot.config import EntrySettings
+from bot.entry.errors import EntryError, not_found
+from bot.entry.places import NamedRegions, named_regions, province_of, short_district, short_name
 from bot.opsdata.models import GazetteerCity, GazetteerDistrict, Location
 from bot.routing import to_wgs84
 
 _DISTRICT_SUFFIXES = ("新区", "区", "县")
+ADDRESS_NOT_FOUND = "没有找到这个地址，请换个说法（例如“深圳南山科技园”），或选择城市和区域。"
 _NOISE = str.maketrans("", "", " \t\r\n　,，。.、（）()-_/")
 
 
@@ -67,14 +70,24 @@ class Gazetteer:
         return Place(f"{c.name}{d.name}", c.name, d.name, d.center, "district")
 
     def search(self, query: str) -> Place | None:
+        """The best place for a typed address, or None when :meth:`locate` would refuse it."""
+        try:
+            return self.locate(query)
+        except EntryError:
+            return None
+
+    def locate(self, query: str) -> Place:
         """The best place for a typed address: a landmark, else a district, else a city.
 
-        A landmark or district must lie in the city the query names, when it names one; the
-        longest matching name wins (``深圳北站`` over ``深圳``).
+        The place lies inside every city, district and province the query names (read with
+        cpca, so cities missing from the gazetteer count too); the longest matching name wins
+        (``深圳北站`` over ``深圳``). Raises :class:`EntryError` (404) with a Chinese message
+        saying why when nothing fits: nothing matched, or the region named is not covered.
         """
         q = query.translate(_NOISE)
         if not q:
-            return None
+            raise not_found("address_not_found", ADDRESS_NOT_FOUND)
+        named = named_regions(q)
         named_cities = {
             c.name for c in self._cities.values() if any(n in q for n in _names(c.name, c.aliases))
         }
@@ -83,34 +96,105 @@ class Gazetteer:
             if named_cities and c.name not in named_cities:
                 continue
             for d in c.districts:
-                for place, length, rank in self._matches(c, d, q):
+                for place, length, rank, span in self._matches(c, d, q):
+                    if not self._fits(place, named, span):
+                        continue
                     if best is None or (rank, length) > (best[0], best[1]):
                         best = (rank, length, place)
         if best is not None:
             return best[2]
-        if named_cities:
-            c = self._cities[sorted(named_cities)[0]]
-            return Place(c.name, c.name, None, c.center, "city")
-        return None
+        for name in sorted(named_cities):
+            c = self._cities[name]
+            place = Place(c.name, c.name, None, c.center, "city")
+            if self._fits(place, named, (0, 0)):
+                return place
+        raise self._refusal(named)
+
+    def _fits(self, place: Place, named: NamedRegions, span: tuple[int, int]) -> bool:
+        """Whether ``place`` lies in every region the query names outside the matched ``span``.
+
+        A mention inside the matched name does not count: ``北京路`` is a street in 广州.
+        """
+        city = self._cities[place.city]
+        if named.city is not None and not named.city.inside(*span):
+            wanted = short_name(named.city.name)
+            if wanted not in {short_name(n) for n in (city.name, *city.aliases)}:
+                return False
+        if named.district is not None and not named.district.inside(*span):
+            d = next((d for d in city.districts if d.name == place.district), None)
+            wanted = short_district(named.district.name)
+            if d is None or wanted not in {short_district(n) for n in (d.name, *d.aliases)}:
+                return False
+        if named.province is not None and not named.province.inside(*span):
+            province = province_of(city.name)
+            if province is not None and province != named.province.name:
+                return False
+        return True
+
+    def _refusal(self, named: NamedRegions) -> EntryError:
+        """Why an address was not placed, in words the person can act on."""
+        covered = "、".join(c.name for c in self._cities.values())
+        city = self._city_named(named)
+        if named.city is not None and city is None:
+            return not_found(
+                "city_not_covered",
+                f"地名库里还没有{short_name(named.city.name)}，无法按地址定位到那里"
+                f"（目前支持：{covered}）。请改用定位，或选择城市和区域。",
+            )
+        if named.district is not None:
+            where = f"在{city.name}" if city is not None else "地名库里"
+            return not_found(
+                "district_not_found",
+                f"{where}没有找到「{named.district.name}」（目前支持：{covered}）。"
+                "请检查地址，或改用定位、选择城市和区域。",
+            )
+        if named.province is not None and city is None:
+            return not_found(
+                "province_not_covered",
+                f"地名库里还没有{short_name(named.province.name)}的城市（目前支持：{covered}）。"
+                "请改用定位，或选择城市和区域。",
+            )
+        return not_found("address_not_found", ADDRESS_NOT_FOUND)
+
+    def _city_named(self, named: NamedRegions) -> GazetteerCity | None:
+        if named.city is None:
+            return None
+        wanted = short_name(named.city.name)
+        return next(
+            (
+                c
+                for c in self._cities.values()
+                if wanted in {short_name(n) for n in (c.name, *c.aliases)}
+            ),
+            None,
+        )
 
     @staticmethod
     def _matches(
         c: GazetteerCity, d: GazetteerDistrict, q: str
-    ) -> Iterable[tuple[Place, int, int]]:
-        district_hit = max(
-            (len(n) for n in _names(d.name, d.aliases, district=True) if n in q), default=0
-        )
+    ) -> Iterable[tuple[Place, int, int, tuple[int, int]]]:
+        district_names = [n for n in _names(d.name, d.aliases, district=True) if n in q]
+        district_hit = max((len(n) for n in district_names), default=0)
         if district_hit:
-            yield Place(f"{c.name}{d.name}", c.name, d.name, d.center, "district"), district_hit, 1
+            name = max(district_names, key=len)
+            place = Place(f"{c.name}{d.name}", c.name, d.name, d.center, "district")
+            yield place, district_hit, 1, _span(q, name)
         for lm in d.landmarks:
-            hit = max((len(n) for n in _names(lm.name, lm.aliases) if n in q), default=0)
-            if hit:
+            names = [n for n in _names(lm.name, lm.aliases) if n in q]
+            if names:
+                name = max(names, key=len)
                 # A landmark in the district the query also names beats one elsewhere.
                 yield (
                     Place(f"{c.name}{d.name}{lm.name}", c.name, d.name, lm.location, "landmark"),
-                    hit + district_hit,
+                    len(name) + district_hit,
                     2,
+                    _span(q, name),
                 )
+
+
+def _span(q: str, name: str) -> tuple[int, int]:
+    start = q.find(name)
+    return start, start + len(name)
 
 
 class GazetteerGeocoder(Geocoder):

@@ -11,15 +11,15 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from geopy.exc import GeopyError
 from geopy.geocoders.base import Geocoder
 from loguru import logger
 
 from bot.config import EntrySettings
 from bot.entry.channels import resolve_channel
-from bot.entry.errors import EntryError, bad_request, conflict, not_found
-from bot.entry.geocoding import Gazetteer, GazetteerGeocoder
+from bot.entry.errors import bad_request, conflict, not_found
+from bot.entry.geocoding import Gazetteer
 from bot.entry.joins import INVITE_ALPHABET, INVITE_CODE_LEN
+from bot.entry.locating import locate_address
 from bot.entry.overflow import Area, OverflowPlacement, district_area, grid_area
 from bot.entry.qrcodes import GroupQrCodes, render_svg
 from bot.entry.referral_codes import ReferralCodes
@@ -205,39 +205,14 @@ class EntryService:
             loc = place.location
             return loc.lat, loc.lon, loc.crs, place.label, district_area(req.city, req.district)
         assert req.address is not None
-        found = await self._geocode(req.address)
-        if found is None:
-            raise not_found(
-                "address_not_found",
-                "没有找到这个地址，请换个说法（例如“深圳南山科技园”），或选择城市和区域。",
-            )
-        raw = found.raw if isinstance(found.raw, dict) else {}
-        crs = (
-            "wgs84"
-            if isinstance(self._geocoder(), GazetteerGeocoder)
-            else self._settings.geocoder_crs
+        found = await asyncio.to_thread(
+            locate_address, self._geocoder(), req.address, crs=self._settings.geocoder_crs
         )
-        lat, lon = float(found.latitude), float(found.longitude)
-        if raw.get("district") and raw.get("city"):
-            area = district_area(raw["city"], raw["district"])
+        if found.city and found.district:
+            area = district_area(found.city, found.district)
         else:
-            area = grid_area(*to_wgs84(lat, lon, crs))
-        return lat, lon, crs, str(found.address), area
-
-    async def _geocode(self, address: str):  # noqa: ANN202 - a geopy Location or None
-        geocoder = self._geocoder()
-        try:
-            if isinstance(geocoder, GazetteerGeocoder):
-                return geocoder.geocode(address, exactly_one=True)
-            return await asyncio.to_thread(geocoder.geocode, address, exactly_one=True)
-        except GeopyError as exc:
-            # The error text may quote the request URL, i.e. the address typed: log the kind only.
-            logger.bind(error=type(exc).__name__).warning("entry: geocoder failed")
-            raise EntryError(
-                503,
-                "geocoder_unavailable",
-                "地址解析服务暂时不可用，请选择城市和区域，或稍后再试。",
-            ) from exc
+            area = grid_area(*to_wgs84(found.lat, found.lon, found.crs))
+        return found.lat, found.lon, found.crs, found.label, area
 
     # --- choose ----------------------------------------------------------------------------
 

@@ -8,9 +8,13 @@ import pytest
 from geopy.distance import geodesic
 from geopy.geocoders import Nominatim
 from geopy.geocoders.base import Geocoder
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.config import EntrySettings
+from bot.entry.errors import EntryError
 from bot.entry.geocoding import Gazetteer, GazetteerGeocoder, make_geocoder
+from bot.entry.locating import locate_address
 from bot.entry.overflow import grid_area
 from bot.opsdata.loader import load_opsdata
 from bot.routing import to_wgs84
@@ -84,3 +88,100 @@ def test_grid_areas_are_about_two_kilometres() -> None:
     a, b = grid_area(22.5401, 113.9301), grid_area(22.5409, 113.9309)
     assert a == b and a.key.startswith("grid:")
     assert grid_area(22.5601, 113.9301) != a
+
+
+# --- an address stays inside the city it names ------------------------------------------------
+
+
+def _refusal(gazetteer: Gazetteer, query: str) -> EntryError:
+    with pytest.raises(EntryError) as info:
+        gazetteer.locate(query)
+    assert info.value.status == 404
+    return info.value
+
+
+def test_an_address_in_a_city_the_gazetteer_lacks_is_refused_not_moved(
+    gazetteer: Gazetteer,
+) -> None:
+    # Observed: "北京朝阳区国贸" was placed at 深圳罗湖区国贸, and a Shenzhen group offered.
+    err = _refusal(gazetteer, "北京朝阳区国贸")
+    assert err.code == "city_not_covered"
+    assert "北京" in err.message and "深圳、广州、上海" in err.message
+    assert GazetteerGeocoder(gazetteer).geocode("北京朝阳区国贸") is None
+
+
+def test_a_city_alone_is_its_centre_or_a_clear_refusal(gazetteer: Gazetteer) -> None:
+    place = gazetteer.locate("广州市")
+    assert (place.label, place.kind) == ("广州", "city")
+    err = _refusal(gazetteer, "北京")
+    assert err.code == "city_not_covered" and "北京" in err.message
+
+
+def test_a_district_alone_is_placed_in_its_city_or_refused(gazetteer: Gazetteer) -> None:
+    place = gazetteer.locate("南山区")
+    assert (place.city, place.district, place.kind) == ("深圳", "南山区", "district")
+    # 朝阳区 is in 北京 (and 长春), never in 深圳: its 国贸 is not 深圳's 国贸.
+    err = _refusal(gazetteer, "朝阳区国贸")
+    assert err.code == "district_not_found" and "朝阳区" in err.message
+
+
+def test_a_named_district_beats_a_landmark_elsewhere_in_the_city(gazetteer: Gazetteer) -> None:
+    place = gazetteer.locate("南山区国贸")
+    assert (place.city, place.district) == ("深圳", "南山区")
+
+
+def test_a_province_with_no_covered_city_is_refused(gazetteer: Gazetteer) -> None:
+    assert _refusal(gazetteer, "浙江国贸").code == "province_not_covered"
+    place = gazetteer.locate("广东省深圳市罗湖区国贸")
+    assert place.label == "深圳罗湖区国贸"
+
+
+def test_a_city_name_inside_a_street_name_is_not_that_city(gazetteer: Gazetteer) -> None:
+    place = gazetteer.locate("北京路")  # a street in 广州越秀区, not the city 北京
+    assert (place.city, place.district) == ("广州", "越秀区")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    city=st.sampled_from(["北京", "杭州", "成都", "武汉", "南京市", "天津"]),
+    rest=st.sampled_from(["", "国贸", "科技园", "朝阳区国贸", "东门", "体育中心", "陆家嘴"]),
+)
+def test_no_address_naming_an_uncovered_city_is_placed_anywhere(
+    gazetteer: Gazetteer, city: str, rest: str
+) -> None:
+    with pytest.raises(EntryError):
+        gazetteer.locate(city + rest)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    city=st.sampled_from(["深圳", "广州", "上海"]),
+    rest=st.sampled_from(["", "国贸", "科技园", "东门", "体育中心", "陆家嘴", "北京路", "徐家汇"]),
+)
+def test_an_address_naming_a_covered_city_lands_in_it(
+    gazetteer: Gazetteer, city: str, rest: str
+) -> None:
+    assert gazetteer.locate(city + rest).city == city
+
+
+def test_locate_address_is_the_same_for_every_caller(gazetteer: Gazetteer) -> None:
+    found = locate_address(GazetteerGeocoder(gazetteer), "深圳南山科技园")
+    assert (found.city, found.district, found.crs) == ("深圳", "南山区", "wgs84")
+    with pytest.raises(EntryError, match="北京"):
+        locate_address(GazetteerGeocoder(gazetteer), "北京朝阳区国贸")
+
+
+class _Elsewhere(Geocoder):
+    """An online geocoder that places everything in 深圳 (as a poor service might)."""
+
+    def geocode(self, query: str, *, exactly_one: bool = True, timeout: object = None):  # noqa: ANN201
+        from geopy.location import Location as GeoLocation
+
+        return GeoLocation("国贸, 罗湖区, 深圳市, 广东省, 中国", (22.54, 114.12, 0.0), {})
+
+
+def test_an_online_answer_in_another_city_is_refused() -> None:
+    with pytest.raises(EntryError) as info:
+        locate_address(_Elsewhere(), "北京朝阳区国贸")
+    assert info.value.code == "address_elsewhere" and "北京" in info.value.message
+    assert locate_address(_Elsewhere(), "深圳国贸").lat == 22.54
