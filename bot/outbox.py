@@ -2,9 +2,18 @@
 
 Services enqueue :class:`OutboxItem` values with an idempotency key (for a campaign: campaign id
 + group id + occurrence); the key is unique in the database, so enqueueing again, in this process
-or after a restart, adds nothing. Delivery is paced per bot account (at most ``rate_per_minute``,
-plus random jitter), keeps marketing out of quiet hours, and retries :class:`GatewayError` with
-exponential backoff. Rows with status ``sent`` are the audit log.
+or after a restart, adds nothing. Delivery is paced per bot account (never above
+``rate_per_minute`` in any 60-second window, jitter drawn inside the interval: see
+:mod:`bot.pacing`), keeps marketing out of quiet hours, and retries :class:`GatewayError` with
+exponential backoff. Rows with status ``sent`` are the audit log; :meth:`Outbox.prune` removes
+(and optionally archives) those older than ``outbox.retention`` when ops run
+``qunfu outbox prune``, never by itself.
+
+Cost does not grow with history. Each account's pacing state is one row of ``outbox_pacing``,
+taken by compare-and-set in the same transaction that marks a row ``sending`` (the instant of
+that transaction is the gateway call pacing counts from). Claims and :meth:`Outbox.next_due`
+read pending rows through partial indexes (``WHERE status = 'pending'``), so a million sent
+rows cost nothing: see "Outbox at scale" in docs/design-notes.md for the query plans.
 
 Crash safety (at most once). A row is marked ``sending`` and committed *before* the gateway is
 called, then marked ``sent`` after. If the process dies in between we cannot know whether the
@@ -18,10 +27,13 @@ Database calls are short and synchronous; only ``gateway.perform`` is awaited.
 
 from __future__ import annotations
 
+import gzip
+import json
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -32,7 +44,8 @@ from sqlmodel import Session, col, select
 from bot.config import OutboxSettings, QuietHours
 from bot.events import Action, Invite, Remove, Say, room_conv
 from bot.gateways.base import ChatGateway, DeliveryUnknown, GatewayError
-from db.models import OutboxRow
+from bot.pacing import Pacer
+from db.models import OutboxPacing, OutboxRow
 from db.repositories import as_utc, insert_ignore_many
 from db.session import session_factory
 from scheduler.clock import SHANGHAI, Clock, aware
@@ -43,7 +56,13 @@ _ERROR_CHARS = 300
 
 
 _HOLD_WHILE_DOWN = timedelta(seconds=1)
-_SLICE = 500
+# Rows looked at per claim query: the first usually goes; more only when expired ones lead.
+_SLICE = 50
+_PRUNE_BATCH = 5000
+
+
+class _LostRace(Exception):
+    """Another process took the slot or the row first; the claim transaction rolls back."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +76,18 @@ class OutboxItem:
     group_id: str | None = None
     marketing: bool = False
     account: str = "bot"
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    """What :meth:`Outbox.prune` did (or, with ``dry_run``, would do)."""
+
+    rows: int
+    before: datetime
+    oldest: datetime | None
+    newest: datetime | None
+    archive: Path | None
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,9 +131,8 @@ class Outbox:
         self._settings = settings
         self._quiet = quiet
         self._clock = clock
-        self._interval = timedelta(seconds=60.0 / settings.rate_per_minute)
+        self._pacer = Pacer(settings.rate_per_minute, settings.jitter)
         self._rng = random.Random(settings.seed)
-        self._jitter: dict[str, tuple[datetime, timedelta]] = {}
         self._held_until: datetime | None = None
 
     # -- enqueue ---------------------------------------------------------------------------
@@ -127,6 +157,10 @@ class Outbox:
             added = insert_ignore_many(
                 s, OutboxRow, [_row_values(i, now) for i in by_key.values()], "key"
             )
+            accounts = sorted({i.account for i in by_key.values()})
+            # Every account with sends has a pacing row: next_due and claims start from them.
+            pacing = [{"account": a, "calls": 0} for a in accounts]
+            insert_ignore_many(s, OutboxPacing, pacing, "account")
             if also is not None:
                 also(s)
         for key in added:
@@ -139,26 +173,32 @@ class Outbox:
     # -- timing ----------------------------------------------------------------------------
 
     def next_due(self) -> datetime | None:
-        """The earliest instant something may be sent (pacing, retries, quiet hours), or None."""
+        """The earliest instant something may be sent (pacing, retries, quiet hours), or None.
+
+        One query: per pacing row (one per account), the earliest pending non-marketing and
+        marketing row, each an O(log n) lookup in ``ix_outbox_pending_due``.
+        """
         with self._sessions() as s:
-            stmt = (
-                select(
-                    OutboxRow.account, OutboxRow.marketing, sa.func.min(OutboxRow.next_attempt_at)
+            rows = s.execute(
+                sa.select(
+                    col(OutboxPacing.due_at),
+                    col(OutboxPacing.last_call_at),
+                    _earliest_pending(marketing=False),
+                    _earliest_pending(marketing=True),
                 )
-                .where(OutboxRow.status == "pending")
-                .group_by(col(OutboxRow.account), col(OutboxRow.marketing))
-            )
-            groups = s.exec(stmt).all()
-            slots = self._slots(s)
+            ).all()
         best: datetime | None = None
-        for account, marketing, earliest in groups:
-            when = as_utc(earliest)
-            slot = slots.get(account)
-            if slot is not None and slot > when:
-                when = slot
-            if marketing:
-                when = self._after_quiet(when)
-            best = when if best is None or when < best else best
+        for due_at, last_call_at, plain, marketing in rows:
+            gate = self._pacer.gate(due_at, last_call_at)
+            for earliest, is_marketing in ((plain, False), (marketing, True)):
+                if earliest is None:
+                    continue
+                when = as_utc(earliest)
+                if gate is not None and gate > when:
+                    when = gate
+                if is_marketing:
+                    when = self._after_quiet(when)
+                best = when if best is None or when < best else best
         if best is not None and self._held_until is not None and self._held_until > best:
             best = self._held_until
         return best.astimezone(SHANGHAI) if best is not None else None
@@ -166,7 +206,7 @@ class Outbox:
     # -- delivery --------------------------------------------------------------------------
 
     async def deliver_due(self, gateway: ChatGateway) -> list[OutboxRecord]:
-        """Send what is due now, oldest first, as pacing allows; returns what was sent.
+        """Send what is due now, oldest first per account, as pacing allows; returns what was sent.
 
         An account whose pacing slot has not come yet is skipped until the next call; so is a
         marketing item while quiet hours last. While the gateway says it cannot send (its
@@ -180,50 +220,117 @@ class Outbox:
             return []
         self._held_until = None
         with self._sessions() as s:
-            stmt = (
-                select(OutboxRow.id, OutboxRow.account, OutboxRow.marketing, OutboxRow.not_before)
-                .where(OutboxRow.status == "pending", OutboxRow.next_attempt_at <= now)
-                .order_by(col(OutboxRow.not_before), col(OutboxRow.id))
-                # Pacing lets few rows through per call; a backlog is read a slice at a time.
-                .limit(_SLICE)
-            )
-            candidates = s.exec(stmt).all()
-            slots = self._slots(s)
-        quiet_now = self._quiet.contains(now.astimezone(SHANGHAI).time())
-        blocked: set[str] = set()
-        sent: list[OutboxRecord] = []
-        for row_id, account, marketing, not_before in candidates:
-            allowed_from = self._after_quiet(as_utc(not_before)) if marketing else now
-            if marketing and now - allowed_from > self._settings.grace:
-                # Yesterday's lunch deal (held by an outage, not by quiet hours) is noise, not a
-                # perk: never sent, kept as a record.
-                self._finish(row_id, "failed", last_error="expired: later than outbox.grace")
-                logger.bind(outbox_id=row_id, account=account).warning(
-                    "outbox: marketing send expired after waiting past the grace period"
+            accounts = [
+                account
+                for account, due_at, last_call_at in s.execute(
+                    sa.select(
+                        col(OutboxPacing.account),
+                        col(OutboxPacing.due_at),
+                        col(OutboxPacing.last_call_at),
+                    ).order_by(col(OutboxPacing.account))
                 )
-                continue
-            if account in blocked or (marketing and quiet_now):
-                continue
-            slot = slots.get(account)
-            if slot is not None and slot > now:
-                blocked.add(account)
-                continue
-            started = self._clock.now()
-            record = await self._deliver_one(gateway, row_id, started)
-            if record is None:
-                continue
-            slots[account] = self._slot_after(account, started)
-            if record.status == "sent":
-                sent.append(record)
-            now = self._clock.now()
+                if (gate := self._pacer.gate(due_at, last_call_at)) is None or gate <= now
+            ]
+        sent: list[OutboxRecord] = []
+        for account in accounts:
+            while (row := self.claim(account)) is not None:
+                record = await self._deliver_one(gateway, row)
+                if record.status == "sent":
+                    sent.append(record)
         return sent
 
-    async def _deliver_one(
-        self, gateway: ChatGateway, row_id: int | None, started: datetime
-    ) -> OutboxRecord | None:
-        row = self._claim(row_id, started)
-        if row is None:
+    def claim(self, account: str) -> OutboxRow | None:
+        """Take ``account``'s pacing slot and its oldest sendable row, marked ``sending``.
+
+        Returns None when the account's slot has not come, nothing is sendable, or another
+        process won the slot or the row. Marketing rows past ``outbox.grace`` met on the way
+        are expired (status ``failed``, never sent). The clock's now is the gateway call the
+        slot is counted from: the caller calls the gateway right after.
+        """
+        now = self._clock.now()
+        quiet_now = self._quiet.contains(now.astimezone(SHANGHAI).time())
+        expired: list[int] = []
+        try:
+            with self._sessions() as s, s.begin():
+                pacing = s.get(OutboxPacing, account)
+                if pacing is None:
+                    return None
+                gate = self._pacer.gate(pacing.due_at, pacing.last_call_at)
+                if gate is not None and gate > now:
+                    return None
+                row_id = self._first_sendable(s, account, now, quiet_now, expired)
+                if row_id is None:
+                    return None
+                self._take_slot(s, pacing, now)
+                claimed = s.execute(
+                    sa.update(OutboxRow)
+                    .where(col(OutboxRow.id) == row_id, col(OutboxRow.status) == "pending")
+                    .values(status="sending", attempts=OutboxRow.attempts + 1, last_attempt_at=now)
+                    .returning(col(OutboxRow.id))
+                ).first()
+                if claimed is None:
+                    raise _LostRace
+                row = s.get(OutboxRow, row_id)
+        except _LostRace:
+            expired.clear()  # rolled back with the rest
             return None
+        finally:
+            for expired_id in expired:
+                logger.bind(outbox_id=expired_id, account=account).warning(
+                    "outbox: marketing send expired after waiting past the grace period"
+                )
+        return row
+
+    def _first_sendable(
+        self, s: Session, account: str, now: datetime, quiet_now: bool, expired: list[int]
+    ) -> int | None:
+        """The id of ``account``'s oldest row that may go now; expires stale marketing."""
+        while True:
+            stmt = (
+                select(OutboxRow.id, OutboxRow.marketing, OutboxRow.not_before)
+                .where(
+                    OutboxRow.status == "pending",
+                    OutboxRow.account == account,
+                    OutboxRow.next_attempt_at <= now,
+                )
+                # ix_outbox_pending_claim serves this order: no sort, whatever the backlog.
+                .order_by(col(OutboxRow.not_before), col(OutboxRow.id))
+                .limit(_SLICE)
+            )
+            if quiet_now:
+                stmt = stmt.where(col(OutboxRow.marketing).is_(False))
+            candidates = s.exec(stmt).all()
+            for row_id, marketing, not_before in candidates:
+                if marketing and now - self._after_quiet(as_utc(not_before)) > self._settings.grace:
+                    # Yesterday's lunch deal (held by an outage, not by quiet hours) is noise,
+                    # not a perk: never sent, kept as a record.
+                    s.execute(
+                        sa.update(OutboxRow)
+                        .where(col(OutboxRow.id) == row_id)
+                        .values(status="failed", last_error="expired: later than outbox.grace")
+                    )
+                    expired.append(row_id or 0)
+                    continue
+                return row_id
+            if len(candidates) < _SLICE:
+                return None
+
+    def _take_slot(self, s: Session, pacing: OutboxPacing, call: datetime) -> None:
+        """Advance the account's pacing row past ``call``; compare-and-set on ``calls``."""
+        slot, due = self._pacer.after_call(pacing.slot_at, call, self._rng.random())
+        took = s.execute(
+            sa.update(OutboxPacing)
+            .where(
+                col(OutboxPacing.account) == pacing.account,
+                col(OutboxPacing.calls) == pacing.calls,
+            )
+            .values(slot_at=slot, due_at=due, last_call_at=call, calls=pacing.calls + 1)
+            .returning(col(OutboxPacing.account))
+        ).first()
+        if took is None:
+            raise _LostRace
+
+    async def _deliver_one(self, gateway: ChatGateway, row: OutboxRow) -> OutboxRecord:
         action = _action(row)
         log = self._log(row.key, row.account, row.campaign_id, row.group_id)
         try:
@@ -241,18 +348,6 @@ class Outbox:
         record = self._finish(row.id, "sent", sent_at=self._clock.now())
         log.info("outbox: sent {} to {} {!r}", row.action, row.conversation, preview(row.text))
         return record
-
-    def _claim(self, row_id: int | None, now: datetime) -> OutboxRow | None:
-        with self._sessions() as s, s.begin():
-            result = s.execute(
-                sa.update(OutboxRow)
-                .where(col(OutboxRow.id) == row_id, col(OutboxRow.status) == "pending")
-                .values(status="sending", attempts=OutboxRow.attempts + 1, last_attempt_at=now)
-                .returning(col(OutboxRow.id))
-            )
-            if result.first() is None:
-                return None  # somebody else took it
-            return s.get(OutboxRow, row_id)
 
     def _failed_attempt(self, row: OutboxRow, exc: GatewayError, log: Any) -> OutboxRecord:
         if row.attempts >= self._settings.max_attempts:
@@ -280,29 +375,6 @@ class Outbox:
 
     # -- pacing and quiet hours ------------------------------------------------------------
 
-    def _slots(self, s: Session) -> dict[str, datetime]:
-        """Per account, the earliest instant its next send may go out."""
-        stmt = (
-            select(OutboxRow.account, sa.func.max(OutboxRow.last_attempt_at))
-            .where(col(OutboxRow.last_attempt_at).is_not(None))
-            .group_by(col(OutboxRow.account))
-        )
-        return {
-            account: self._slot_after(account, as_utc(last))
-            for account, last in s.exec(stmt)
-            if last is not None
-        }
-
-    def _slot_after(self, account: str, last: datetime) -> datetime:
-        # One jitter draw per (account, last send): next_due and deliver_due must agree.
-        last = last.astimezone(UTC)
-        cached = self._jitter.get(account)
-        if cached is None or cached[0] != last:
-            span = self._settings.jitter.total_seconds()
-            cached = (last, timedelta(seconds=self._rng.uniform(0, span) if span > 0 else 0))
-            self._jitter[account] = cached
-        return last + self._interval + cached[1]
-
     def _after_quiet(self, when: datetime) -> datetime:
         """``when``, or the end of the quiet hours it falls in."""
         local = when.astimezone(SHANGHAI)
@@ -328,6 +400,62 @@ class Outbox:
                     row.conversation,
                 )
             return [row.key for row in rows]
+
+    def prune(
+        self, before: datetime, archive: Path | None = None, *, dry_run: bool = False
+    ) -> PruneReport:
+        """Delete ``sent`` rows sent before ``before``; with ``archive``, append them there first.
+
+        The archive is JSON lines (every column; gzip when the name ends in ``.gz``), written and
+        flushed to disk batch by batch before that batch is deleted, so an interrupted prune
+        loses nothing (a rerun may archive a row twice; its ``key`` tells). Rows go in batches
+        of a few thousand, each its own short transaction, walking ``ix_outbox_status_sent_at``.
+        Pending, failed and uncertain rows are never pruned. A pruned row's idempotency key is
+        forgotten: keep the retention well beyond anything the scheduler could re-enqueue.
+        """
+        before = aware(before)
+        window = (col(OutboxRow.status) == "sent", col(OutboxRow.sent_at) < before)
+        with self._sessions() as s:
+            count, oldest, newest = s.execute(
+                sa.select(
+                    sa.func.count(), sa.func.min(OutboxRow.sent_at), sa.func.max(OutboxRow.sent_at)
+                ).where(*window)
+            ).one()
+        report = PruneReport(
+            rows=int(count),
+            before=before,
+            oldest=_local(oldest),
+            newest=_local(newest),
+            archive=archive,
+            dry_run=dry_run,
+        )
+        if dry_run or not count:
+            return report
+        table = OutboxRow.__table__  # type: ignore[attr-defined]
+        sink = _open_archive(archive) if archive is not None else None
+        try:
+            while True:
+                with self._sessions() as s, s.begin():
+                    rows = s.execute(
+                        sa.select(table)
+                        .where(*window)
+                        .order_by(col(OutboxRow.sent_at), col(OutboxRow.id))
+                        .limit(_PRUNE_BATCH)
+                    ).all()
+                    if not rows:
+                        break
+                    if sink is not None:
+                        for r in rows:
+                            sink.write(json.dumps(dict(r._mapping), default=_jsonable) + "\n")
+                        sink.flush()
+                    s.execute(sa.delete(table).where(table.c.id.in_([r.id for r in rows])))
+        finally:
+            if sink is not None:
+                sink.close()
+        logger.bind(rows=count, before=before.isoformat(), archive=str(archive or "")).info(
+            "outbox: pruned sent rows past the retention"
+        )
+        return report
 
     def requeue(self, key: str) -> bool:
         """Ops decision: send an ``uncertain`` or ``failed`` row again. True if requeued."""
@@ -386,6 +514,19 @@ class Outbox:
         return logger.bind(outbox_key=key, account=account, campaign=campaign, group=group)
 
 
+def _earliest_pending(*, marketing: bool) -> Any:
+    """Correlated with the pacing row: its account's earliest pending ``next_attempt_at``."""
+    return (
+        sa.select(sa.func.min(OutboxRow.next_attempt_at))
+        .where(
+            col(OutboxRow.status) == "pending",
+            col(OutboxRow.account) == col(OutboxPacing.account),
+            col(OutboxRow.marketing) == marketing,
+        )
+        .scalar_subquery()
+    )
+
+
 def _kind(action: Action) -> str:
     return {Say: "say", Invite: "invite", Remove: "remove"}[type(action)]
 
@@ -436,6 +577,20 @@ def _record(row: OutboxRow) -> OutboxRecord:
         marketing=row.marketing,
         last_error=row.last_error,
     )
+
+
+def _open_archive(path: Path) -> Any:
+    """Append-only text sink; ``.gz`` gets a gzip member per prune run."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".gz":
+        return gzip.open(path, "at", encoding="utf-8")
+    return path.open("a", encoding="utf-8")
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _local(dt: datetime | None) -> Any:

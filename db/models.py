@@ -48,6 +48,7 @@ def _json(*, default: Any) -> Any:
 
 
 OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "uncertain")
+PENDING = "status = 'pending'"
 OUTBOX_ACTIONS = ("say", "invite", "remove")
 OCCURRENCE_STATUSES = ("enqueued", "missed", "skipped")
 
@@ -134,6 +135,26 @@ class OutboxRow(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("key", name="uq_outbox_key"),
         sa.Index("ix_outbox_status_next_attempt", "status", "next_attempt_at"),
+        # Partial indexes over pending rows only: the claim and next_due touch O(log n) entries
+        # whatever the size of the audit log (see docs/design-notes.md, "Outbox at scale").
+        sa.Index(
+            "ix_outbox_pending_claim",
+            "account",
+            "not_before",
+            "id",
+            sqlite_where=sa.text(PENDING),
+            postgresql_where=sa.text(PENDING),
+        ),
+        sa.Index(
+            "ix_outbox_pending_due",
+            "account",
+            "marketing",
+            "next_attempt_at",
+            sqlite_where=sa.text(PENDING),
+            postgresql_where=sa.text(PENDING),
+        ),
+        # Audit by time and pruning past the retention.
+        sa.Index("ix_outbox_status_sent_at", "status", "sent_at"),
         sa.CheckConstraint(_in("status", OUTBOX_STATUSES), name="ck_outbox_status"),
         sa.CheckConstraint(_in("action", OUTBOX_ACTIONS), name="ck_outbox_action"),
     )
@@ -158,6 +179,24 @@ class OutboxRow(SQLModel, table=True):
     last_error: str | None = None
     created_at: datetime = _ts()
     sent_at: datetime | None = _ts(nullable=True)
+
+
+class OutboxPacing(SQLModel, table=True):
+    """Pacing state of one bot account: when its next send may go out.
+
+    ``slot_at`` is the start of the account's next pacing slot and ``due_at`` the instant inside
+    it, jitter included, from which the next gateway call may be made. ``last_call_at`` is the
+    last gateway call; ``calls`` counts them and doubles as a version for compare-and-set, so
+    two processes can never take the same slot.
+    """
+
+    __tablename__ = "outbox_pacing"
+
+    account: str = Field(primary_key=True, max_length=100)
+    slot_at: datetime | None = _ts(nullable=True)
+    due_at: datetime | None = _ts(nullable=True)
+    last_call_at: datetime | None = _ts(nullable=True)
+    calls: int = 0
 
 
 class Checkpoint(SQLModel, table=True):
@@ -244,6 +283,7 @@ TABLES = (
     "membership",
     "schedule_occurrence",
     "outbox",
+    "outbox_pacing",
     "checkpoint",
     "entry_visit",
     "group_qrcode",

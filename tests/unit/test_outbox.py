@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,6 +17,7 @@ from bot.config import OutboxSettings, QuietHours
 from bot.events import Action, Event, Invite, Say, room_conv
 from bot.gateways.base import DeliveryUnknown, GatewayError
 from bot.outbox import Outbox, OutboxItem, preview
+from bot.pacing import Pacer
 from db.session import make_engine, upgrade
 from scheduler.clock import SHANGHAI, VirtualClock
 
@@ -120,14 +123,75 @@ async def test_pacing_spaces_sends_by_rate(engine: Engine, clock: VirtualClock) 
     assert [r.key for r in outbox.audit()] == ["a", "b", "c"]
 
 
-async def test_jitter_is_seeded_and_bounded(engine: Engine, clock: VirtualClock) -> None:
+async def test_jitter_is_drawn_inside_the_interval(engine: Engine, clock: VirtualClock) -> None:
     outbox = make_outbox(engine, clock, rate_per_minute=6, jitter=timedelta(seconds=3), seed=7)
     gateway = RecordingGateway(clock)
-    outbox.enqueue([say(f"k{i}") for i in range(5)])
+    outbox.enqueue([say(f"k{i}") for i in range(30)])
     await run_until_idle(outbox, gateway, clock)
     times = [t for t, _ in gateway.sent]
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
-    assert all(10 <= g <= 13 for g in gaps) and len(set(gaps)) > 1
+    pacer = Pacer(6, timedelta(seconds=3))  # slots 10.5 s apart, a send 0-3 s into its slot
+    assert all(7.5 <= g <= 13.5 for g in gaps) and len(set(gaps)) > 1
+    # On average the interval, not the interval plus the mean jitter (11.5 s).
+    assert (times[-1] - times[0]) / len(gaps) <= pacer.interval
+    assert max(_sends_per_minute(times)) <= 6
+
+
+def _sends_per_minute(times: list[datetime]) -> list[int]:
+    """For each send, how many sends fall in the 60 seconds starting at it."""
+    return [
+        bisect.bisect_left(times, t + timedelta(seconds=60)) - i for i, t in enumerate(times)
+    ]
+
+
+async def test_a_500_group_push_at_20_a_minute_takes_25_minutes_and_never_exceeds_the_rate(
+    engine: Engine, clock: VirtualClock
+) -> None:
+    """Shipped settings (20/min, 3 s jitter): 500 ÷ 20 = 25 min, within 5 %."""
+    outbox = make_outbox(engine, clock, rate_per_minute=20, jitter=timedelta(seconds=3), seed=1)
+    gateway = RecordingGateway(clock)
+    assert outbox.enqueue([say(f"lunch:{g:03d}", marketing=True) for g in range(500)]) == 500
+    await run_until_idle(outbox, gateway, clock, limit=2000)
+
+    times = [t for t, _ in gateway.sent]
+    assert len(times) == 500 and times == sorted(times)
+    assert max(_sends_per_minute(times)) <= 20  # every 60-second window, from real send times
+    took = times[-1] - T0
+    assert abs(took - timedelta(minutes=25)) <= timedelta(minutes=25) * 0.05, took
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rate=st.floats(min_value=0.5, max_value=120),
+    jitter=st.floats(min_value=0, max_value=30),
+    late=st.lists(st.floats(min_value=0, max_value=20), min_size=1, max_size=150),
+    draws=st.randoms(use_true_random=False),
+)
+def test_pacing_never_exceeds_the_rate_in_any_minute_however_late_calls_are(
+    rate: float, jitter: float, late: list[float], draws: Any
+) -> None:
+    """Calls happen at their gate or later (a busy loop); no 60 s window holds more than the cap."""
+    pacer = Pacer(rate, timedelta(seconds=jitter))
+    slot = due = last = None
+    times: list[datetime] = []
+    for delay in late:
+        gate = pacer.gate(due, last) or T0
+        call = gate + timedelta(seconds=delay if draws.random() < 0.5 else 0)
+        times.append(call)
+        slot, due = pacer.after_call(slot, call, draws.random())
+        last = call
+    assert max(_sends_per_minute(times)) <= pacer.cap
+    assert all(b - a >= pacer.min_gap for a, b in itertools.pairwise(times))
+
+
+def test_jitter_costs_the_rate_only_jitter_over_a_minute() -> None:
+    """A backlog drains at rate × 60 / (60 + jitter): 2.5 % below 20/min with the shipped 3 s."""
+    for rate, jitter in [(20, 3), (6, 3), (60, 0), (1, 10), (120, 1)]:
+        pacer = Pacer(rate, timedelta(seconds=jitter))
+        span = pacer.jitter_span.total_seconds()
+        assert span == min(jitter, 30 / rate)  # inside the interval: at most half of it
+        assert pacer.interval.total_seconds() == pytest.approx((60 + span) / rate, abs=1e-6)
+    assert Pacer(20, timedelta(seconds=3)).interval == timedelta(seconds=3.075)
 
 
 async def test_accounts_are_paced_independently(engine: Engine, clock: VirtualClock) -> None:
