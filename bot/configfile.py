@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from bot.config import Settings, settings_from_mapping
-from bot.opsdata.loader import load_opsdata
+from bot.opsdata.loader import read_opsdata
 from bot.opsdata.problems import (
     Loc,
     OpsDataError,
@@ -86,34 +86,77 @@ def _env_paths() -> dict[str, Loc]:
 
 
 def check_all(config_path: Path, now: datetime) -> list[Problem]:
-    """Everything ``qunfu check`` reports: config, then ops data, then templates.
+    """Everything ``qunfu check`` reports, in one run: config, ops data, templates, warnings.
 
-    Stops after the config problems when config.yaml is broken (the folders it names are then
-    unknown), and before the templates when the ops data is broken. Paths under the current
-    folder are shown relative to it.
+    Nothing hides anything else: a broken config.yaml is reported and the ops data is still
+    checked, in the folders it names when those can be read (else ``campaigns/`` and
+    ``templates/`` beside it); the ops data is read leniently (see
+    :func:`~bot.opsdata.loader.read_opsdata`), and templates and warnings are checked on the
+    part of it that is valid. Only a missing config.yaml stops there (the folders to check are
+    then a guess). Paths under the current folder are shown relative to it.
     """
+    if not config_path.is_file():
+        return _shown([Problem(config_path, 1, 1, "config file not found")])
+    problems: list[Problem] = []
+    settings: Settings | None
+    doc: YamlDoc | None
     try:
         settings, doc = _load(config_path)
     except OpsDataError as e:
-        return _shown(e.problems)
-    try:
-        ops = load_opsdata(settings.campaigns_dir, settings.templates_dir)
-    except OpsDataError as e:
-        return _shown(e.problems)
-    problems = check_templates(ops, now)
-    from bot.opsdata.lint import warnings
+        problems += e.problems
+        settings, doc = _salvage(config_path)
+    campaigns_dir, templates_dir = _folders(config_path, settings, doc)
+    loaded = read_opsdata(campaigns_dir, templates_dir)
+    ops = loaded.ops
+    if settings is not None and doc is not None:
+        welcome = settings.welcome.campaign
+        known = set(ops.campaigns) | loaded.written_ids.get("campaigns", frozenset())
+        if welcome is not None and welcome not in known:
+            problems.append(
+                doc.problem(
+                    ("welcome", "campaign"),
+                    f"unknown campaign {welcome!r}" + did_you_mean(welcome, known),
+                )
+            )
+    problems += loaded.problems
+    problems += check_templates(ops, now)
+    if settings is not None:
+        from bot.opsdata.lint import warnings
 
-    problems += warnings(ops, settings, now)
-    welcome = settings.welcome.campaign
-    if welcome is not None and welcome not in ops.campaigns:
-        problems.insert(
-            0,
-            doc.problem(
-                ("welcome", "campaign"),
-                f"unknown campaign {welcome!r}" + did_you_mean(welcome, ops.campaigns),
-            ),
-        )
+        problems += warnings(ops, settings, now)
     return _shown(problems)
+
+
+def _salvage(path: Path) -> tuple[Settings | None, YamlDoc | None]:
+    """The settings of a config.yaml that has errors, with each broken top-level key left at
+    its default; None when even that fails (a bad ``QUNFU_*`` variable, say)."""
+    try:
+        doc = read_yaml(path)
+    except OpsDataError:
+        doc = None
+    data = doc.data if doc is not None and isinstance(doc.data, dict) else {}
+    data = {k: v for k, v in data.items() if isinstance(k, str)}
+    for _ in range(2):
+        try:
+            return settings_from_mapping(data, base_dir=path.parent), doc
+        except ValidationError as e:
+            broken = {str(err["loc"][0]).lower() for err in e.errors() if err["loc"]}
+            data = {k: v for k, v in data.items() if k.lower() not in broken}
+    return None, doc
+
+
+def _folders(path: Path, settings: Settings | None, doc: YamlDoc | None) -> tuple[Path, Path]:
+    """The campaigns and templates folders to check, even when the config is broken."""
+    if settings is not None:
+        return settings.campaigns_dir, settings.templates_dir
+    base = path.parent.resolve()
+    data = doc.data if doc is not None and isinstance(doc.data, dict) else {}
+    folders = []
+    for key, default in (("campaigns_dir", "campaigns"), ("templates_dir", "templates")):
+        named = data.get(key)
+        folder = Path(named) if isinstance(named, str) and named.strip() else Path(default)
+        folders.append(folder if folder.is_absolute() else base / folder)
+    return folders[0], folders[1]
 
 
 def _shown(problems: list[Problem]) -> list[Problem]:

@@ -2,43 +2,33 @@
 
 Every ``*.yaml``/``*.yml`` file under the campaigns folder is read (files and folders whose
 name starts with a dot are skipped: editor backups, version control). Its top-level keys say
-what it holds: a single campaign (``id`` + ``kind``) or one of :data:`FILE_KINDS`. Every
+what it holds: a single campaign (``id`` + ``kind``), or any number of the sections of
+:data:`FILE_KINDS` (a directory file with ``groups:``, ``managers:`` and ``merchants:`` is
+normal). Every
 ``*.j2`` file under the templates folder becomes a template, named by its path relative to that
 folder (``meal.j2``, ``welcome/default.j2``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from bot.opsdata.bundle import OpsData, Source
-from bot.opsdata.models import (
-    FILE_KINDS,
-    CalendarFile,
-    CalendarOverrides,
-    Campaign,
-    CampaignList,
-    ChannelsFile,
-    FaqFile,
-    GazetteerFile,
-    GroupsFile,
-    ManagersFile,
-    MerchantsFile,
-    ReferralFile,
-)
+from bot.opsdata.models import FILE_KINDS, CalendarOverrides, Campaign
 from bot.opsdata.problems import (
     Loc,
     OpsDataError,
     Problem,
     YamlDoc,
     did_you_mean,
+    problems_from_errors,
     read_yaml,
-    validate,
+    unknown_key_message,
 )
 
 _YAML_SUFFIXES = (".yaml", ".yml")
@@ -53,20 +43,51 @@ class _Found:
     loc: Loc
 
 
+# The sections whose items carry an identity, as (what it is called, the key that names it).
+_IDENTIFIED = {
+    "campaigns": ("campaign", "id"),
+    "groups": ("group", "id"),
+    "merchants": ("merchant", "id"),
+    "managers": ("manager", "id"),
+    "gazetteer": ("gazetteer city", "name"),
+    "channels": ("channel", "id"),
+}
+# Sections that hold one mapping and may be written once in the whole of the ops data.
+_SINGLE = ("referral", "calendar")
+
+
 @dataclass
 class _Collected:
-    campaigns: list[_Found] = field(default_factory=list)
-    groups: list[_Found] = field(default_factory=list)
-    merchants: list[_Found] = field(default_factory=list)
-    managers: list[_Found] = field(default_factory=list)
-    faq: list[Any] = field(default_factory=list)
-    referral: list[_Found] = field(default_factory=list)
-    calendar: list[_Found] = field(default_factory=list)
-    gazetteer: list[_Found] = field(default_factory=list)
-    channels: list[_Found] = field(default_factory=list)
-    # Ids written in files that failed validation still count as known, so that one broken
+    """What the files hold, section by section (valid entities only), and what went wrong."""
+
+    sections: dict[str, list[_Found]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    # Ids written in items that failed validation still count as known, so that one broken
     # group does not also make every campaign targeting it "unknown".
     written_ids: dict[str, set[str]] = field(default_factory=dict)
+
+    def of(self, section: str) -> list[_Found]:
+        return self.sections.setdefault(section, [])
+
+
+@dataclass(frozen=True)
+class LoadedOpsData:
+    """The result of a lenient load: the valid part of the ops data and every problem.
+
+    ``ops`` holds the entities that are valid on their own and agree with the rest (a campaign
+    whose template is missing is left out); later checks (templates, warnings) run on it.
+    ``written_ids`` maps a section (``campaigns``, ``groups``, ...) to every id written in it,
+    valid or not, so a reference to a broken entity is not also reported as unknown.
+    """
+
+    ops: OpsData
+    problems: list[Problem]
+    written_ids: dict[str, frozenset[str]]
+
+    @property
+    def errors(self) -> list[Problem]:
+        """The problems that make the ops data unusable (everything but warnings)."""
+        return [p for p in self.problems if not p.is_warning]
 
 
 def load_opsdata(campaigns_dir: Path, templates_dir: Path) -> OpsData:
@@ -74,53 +95,68 @@ def load_opsdata(campaigns_dir: Path, templates_dir: Path) -> OpsData:
 
     Raises :class:`OpsDataError` listing every problem found (syntax, schema, and cross-file:
     duplicate ids, unknown templates, groups and managers, a second referral or calendar file).
+    A version with any error is rejected whole: hot reload keeps the last good one.
     """
-    problems: list[Problem] = []
-    templates, template_problems = load_templates(templates_dir)
-    problems += template_problems
+    loaded = read_opsdata(campaigns_dir, templates_dir)
+    if loaded.errors:
+        raise OpsDataError(loaded.problems)
+    return loaded.ops
+
+
+def read_opsdata(campaigns_dir: Path, templates_dir: Path) -> LoadedOpsData:
+    """Read the ops data leniently: every problem, and the entities that are valid.
+
+    A file that cannot be parsed is skipped; in a file that can, each section, and each item of
+    a list section, is validated on its own, so one mistake hides nothing else. This is what
+    ``qunfu check`` runs; :func:`load_opsdata` is the strict form the running bot uses.
+    """
     found = _Collected()
+    templates, template_problems = load_templates(templates_dir)
+    found.problems += template_problems
     if not campaigns_dir.is_dir():
-        problems.append(Problem(campaigns_dir, 1, 1, "campaigns folder not found"))
+        found.problems.append(Problem(campaigns_dir, 1, 1, "campaigns folder not found"))
     else:
         for path in _files(campaigns_dir, _YAML_SUFFIXES):
-            try:
-                _read_file(path, found)
-            except OpsDataError as e:
-                problems += e.problems
+            _read_file(path, found)
     base = campaigns_dir.parent
-    campaigns = _unique(found.campaigns, "campaign", base, problems)
-    groups = _unique(found.groups, "group", base, problems)
-    merchants = _unique(found.merchants, "merchant", base, problems)
-    managers = _unique(found.managers, "manager", base, problems)
-    referral = _single(found.referral, "referral", base, problems)
-    calendar = _single(found.calendar, "calendar", base, problems)
-    cities = _unique(found.gazetteer, "gazetteer city", base, problems, key="name")
-    channels = _unique(found.channels, "channel", base, problems)
-    problems += _unknown_templates(found.campaigns, templates, templates_dir)
-    problems += _unknown_target_groups(
-        found.campaigns, set(groups) | found.written_ids.get("groups", set())
-    )
-    problems += _unknown_managers(
-        found.groups, set(managers) | found.written_ids.get("managers", set())
-    )
-    if problems:
-        unique = dict.fromkeys(problems)  # keeps the order problems were found in, for ties
-        raise OpsDataError(sorted(unique, key=lambda p: (str(p.path), p.line, p.col)))
-    return OpsData(
+    unique = {
+        section: _unique(found.of(section), what, base, found.problems, key=key)
+        for section, (what, key) in _IDENTIFIED.items()
+    }
+    single = {
+        section: _single(found.of(section), section, base, found.problems) for section in _SINGLE
+    }
+    groups_known = set(unique["groups"]) | found.written_ids.get("groups", set())
+    managers_known = set(unique["managers"]) | found.written_ids.get("managers", set())
+    missing = _unknown_templates(unique["campaigns"], templates, templates_dir, found.problems)
+    found.problems += _unknown_target_groups(unique["campaigns"].values(), groups_known)
+    found.problems += _unknown_managers(unique["groups"].values(), managers_known)
+    campaigns = {k: f for k, f in unique["campaigns"].items() if k not in missing}
+    referral, calendar = single["referral"], single["calendar"]
+    ops = OpsData(
         campaigns={k: f.value for k, f in campaigns.items()},
-        groups={k: f.value for k, f in groups.items()},
-        merchants={k: f.value for k, f in merchants.items()},
-        managers={k: f.value for k, f in managers.items()},
-        faq=tuple(found.faq),
+        groups={k: f.value for k, f in unique["groups"].items()},
+        merchants={k: f.value for k, f in unique["merchants"].items()},
+        managers={k: f.value for k, f in unique["managers"].items()},
+        faq=tuple(f.value for f in found.of("faq")),
         referral=referral.value if referral else None,
         calendar=calendar.value if calendar else CalendarOverrides(),
         templates=templates,
-        gazetteer={k: f.value for k, f in cities.items()},
-        channels={k: f.value for k, f in channels.items()},
+        gazetteer={k: f.value for k, f in unique["gazetteer"].items()},
+        channels={k: f.value for k, f in unique["channels"].items()},
         campaigns_dir=campaigns_dir,
         templates_dir=templates_dir,
         campaign_sources={k: Source(f.doc, f.loc) for k, f in campaigns.items()},
     )
+    in_order = dict.fromkeys(found.problems)  # keeps the order problems were found in, for ties
+    problems = sorted(in_order, key=lambda p: (str(p.path), p.line, p.col))
+    written = {
+        section: frozenset(ids | {str(k) for k in unique.get(section, {})})
+        for section, ids in found.written_ids.items()
+    }
+    for section, entities in unique.items():
+        written.setdefault(section, frozenset(entities))
+    return LoadedOpsData(ops, problems, written)
 
 
 def load_templates(templates_dir: Path) -> tuple[dict[str, str], list[Problem]]:
@@ -193,66 +229,97 @@ def _accepted_keys() -> str:
 
 
 def _read_file(path: Path, found: _Collected) -> None:
-    doc = read_yaml(path)
+    try:
+        doc = read_yaml(path)
+    except OpsDataError as e:
+        found.problems += e.problems
+        return
     data = doc.data
     if data is None:
         return
     if not isinstance(data, dict):
-        raise OpsDataError(
-            [Problem(path, 1, 1, "expected a mapping at the top level: " + _accepted_keys())]
+        found.problems.append(
+            Problem(path, 1, 1, "expected a mapping at the top level: " + _accepted_keys())
         )
-    kinds = [k for k in data if k in FILE_KINDS]
-    if not kinds and ("id" in data or "kind" in data):
-        found.campaigns.append(_Found(validate(doc, Campaign), doc, ()))
         return
-    if not kinds:
+    sections = [k for k in data if k in FILE_KINDS]
+    if not sections and ("id" in data or "kind" in data):
+        _read_items(doc, "campaigns", Campaign, [((), data)], found)
+        return
+    if not sections:
         hints = [h for h in (did_you_mean(str(k), FILE_KINDS) for k in data) if h]
         message = f"not an ops data file: expected {_accepted_keys()}"
-        raise OpsDataError([Problem(path, 1, 1, message + (hints[0] if hints else ""))])
-    if len(kinds) > 1:
-        raise OpsDataError(
-            [
-                doc.problem(
-                    (kinds[1],),
-                    f"`{kinds[1]}:` belongs in a file of its "
-                    f"own; this file already holds `{kinds[0]}:`",
-                    at_key=True,
-                )
-            ]
-        )
-    items = data[kinds[0]]
-    if isinstance(items, list):
-        found.written_ids.setdefault(kinds[0], set()).update(
-            item["id"]
-            for item in items
-            if isinstance(item, dict) and isinstance(item.get("id"), str)
-        )
-    _collect(kinds[0], doc, validate(doc, FILE_KINDS[kinds[0]]), found)
+        found.problems.append(Problem(path, 1, 1, message + (hints[0] if hints else "")))
+        return
+    for key in data:
+        if key not in FILE_KINDS:
+            found.problems.append(
+                doc.problem((key,), unknown_key_message(key, list(FILE_KINDS)), at_key=True)
+            )
+    for section in sections:
+        _read_section(doc, section, found)
 
 
-def _collect(kind: str, doc: YamlDoc, model: BaseModel, found: _Collected) -> None:
-    if isinstance(model, CampaignList):
-        found.campaigns += [_Found(c, doc, ("campaigns", i)) for i, c in enumerate(model.campaigns)]
-    elif isinstance(model, GroupsFile):
-        found.groups += [_Found(g, doc, ("groups", i)) for i, g in enumerate(model.groups)]
-    elif isinstance(model, MerchantsFile):
-        found.merchants += [_Found(m, doc, ("merchants", i)) for i, m in enumerate(model.merchants)]
-    elif isinstance(model, ManagersFile):
-        found.managers += [_Found(m, doc, ("managers", i)) for i, m in enumerate(model.managers)]
-    elif isinstance(model, FaqFile):
-        found.faq += model.faq
-    elif isinstance(model, ReferralFile):
-        found.referral.append(_Found(model.referral, doc, ("referral",)))
-    elif isinstance(model, CalendarFile):
-        found.calendar.append(_Found(model.calendar, doc, ("calendar",)))
-    elif isinstance(model, GazetteerFile):
-        found.gazetteer += [_Found(c, doc, ("gazetteer", i)) for i, c in enumerate(model.gazetteer)]
-    elif isinstance(model, ChannelsFile):
-        found.channels += [_Found(c, doc, ("channels", i)) for i, c in enumerate(model.channels)]
-    else:  # a kind added to FILE_KINDS without a home in OpsData yet
-        raise OpsDataError(
-            [doc.problem((kind,), f"`{kind}:` files are not supported yet", at_key=True)]
+def _read_section(doc: YamlDoc, section: str, found: _Collected) -> None:
+    """Validate one top-level section; a list section item by item."""
+    model = FILE_KINDS[section]
+    value = doc.data[section]
+    item_model = _item_model(model, section)
+    if item_model is not None and isinstance(value, list):
+        if section in _IDENTIFIED:
+            key = _IDENTIFIED[section][1]
+            found.written_ids.setdefault(section, set()).update(
+                item[key]
+                for item in value
+                if isinstance(item, dict) and isinstance(item.get(key), str)
+            )
+        _read_items(
+            doc, section, item_model, [((section, i), v) for i, v in enumerate(value)], found
         )
+        return
+    try:
+        whole = model.model_validate({section: value})
+    except ValidationError as e:
+        found.problems += problems_from_errors(doc, model, e.errors(include_url=False))
+        return
+    if item_model is not None:  # a list written some other way that pydantic still accepts
+        kept = found.of(section)
+        kept += [_Found(v, doc, (section, i)) for i, v in enumerate(getattr(whole, section))]
+        return
+    if section not in _SINGLE:  # a kind added to FILE_KINDS without a home in OpsData yet
+        found.problems.append(
+            doc.problem((section,), f"`{section}:` sections are not supported yet", at_key=True)
+        )
+        return
+    found.of(section).append(_Found(getattr(whole, section), doc, (section,)))
+
+
+def _read_items(
+    doc: YamlDoc,
+    section: str,
+    model: type[BaseModel],
+    items: list[tuple[Loc, Any]],
+    found: _Collected,
+) -> None:
+    """Validate each item on its own: a broken one is reported and left out, the rest kept."""
+    kept = found.of(section)
+    for loc, item in items:
+        try:
+            kept.append(_Found(model.model_validate(item), doc, loc))
+        except ValidationError as e:
+            found.problems += problems_from_errors(
+                doc, model, e.errors(include_url=False), base=loc
+            )
+
+
+def _item_model(model: type[BaseModel], section: str) -> type[BaseModel] | None:
+    """The model of one item when ``section`` is a list (``groups: [...]``), else None."""
+    annotation = model.model_fields[section].annotation
+    if get_origin(annotation) is list:
+        (item,) = get_args(annotation)
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            return item
+    return None
 
 
 # --- cross-file checks ----------------------------------------------------------------------
@@ -270,21 +337,30 @@ def _where(found: _Found, loc: Loc, base: Path) -> str:
 def _unique(
     items: list[_Found], what: str, base: Path, problems: list[Problem], key: str = "id"
 ) -> dict[str, _Found]:
-    by_id: dict[str, _Found] = {}
+    """The first of each id; an id written twice is a problem at every place it is written,
+    each naming the other places."""
+    by_id: dict[str, list[_Found]] = {}
     for item in items:
-        ident = getattr(item.value, key)
-        first = by_id.get(ident)
-        if first is None:
-            by_id[ident] = item
+        by_id.setdefault(getattr(item.value, key), []).append(item)
+    for ident, places in by_id.items():
+        if len(places) < 2:
             continue
+        first, *others = places
+        also = ", ".join(_where(o, (key,), base) for o in others)
         problems.append(
-            item.doc.problem(
-                item.loc + (key,),
+            first.doc.problem(
+                first.loc + (key,), f"duplicate {what} {key} {ident!r} (also defined at {also})"
+            )
+        )
+        problems += [
+            o.doc.problem(
+                o.loc + (key,),
                 f"duplicate {what} {key} {ident!r} (already defined at "
                 f"{_where(first, (key,), base)})",
             )
-        )
-    return by_id
+            for o in others
+        ]
+    return {ident: places[0] for ident, places in by_id.items()}
 
 
 def _single(items: list[_Found], key: str, base: Path, problems: list[Problem]) -> _Found | None:
@@ -292,7 +368,8 @@ def _single(items: list[_Found], key: str, base: Path, problems: list[Problem]) 
         problems.append(
             extra.doc.problem(
                 extra.loc,
-                f"only one `{key}:` file is allowed; the first is at {_where(items[0], (), base)}",
+                f"only one `{key}:` section is allowed; the first is at "
+                f"{_where(items[0], (), base)}",
                 at_key=True,
             )
         )
@@ -300,20 +377,26 @@ def _single(items: list[_Found], key: str, base: Path, problems: list[Problem]) 
 
 
 def _unknown_templates(
-    campaigns: list[_Found], templates: dict[str, str], templates_dir: Path
-) -> list[Problem]:
-    return [
+    campaigns: dict[str, _Found],
+    templates: dict[str, str],
+    templates_dir: Path,
+    problems: list[Problem],
+) -> set[str]:
+    """Ids of the campaigns whose template does not exist; each is reported at `template:`."""
+    missing = {k for k, c in campaigns.items() if c.value.template not in templates}
+    problems += [
         c.doc.problem(
             c.loc + ("template",),
             f"template {c.value.template!r} not found in {templates_dir.name}/"
             + did_you_mean(c.value.template, templates),
         )
-        for c in campaigns
-        if c.value.template not in templates
+        for k, c in campaigns.items()
+        if k in missing
     ]
+    return missing
 
 
-def _unknown_target_groups(campaigns: list[_Found], groups: set[str]) -> list[Problem]:
+def _unknown_target_groups(campaigns: Iterable[_Found], groups: set[str]) -> list[Problem]:
     problems = []
     for c in campaigns:
         for i, gid in enumerate(c.value.targets.groups):
@@ -327,7 +410,7 @@ def _unknown_target_groups(campaigns: list[_Found], groups: set[str]) -> list[Pr
     return problems
 
 
-def _unknown_managers(groups: list[_Found], managers: set[str]) -> list[Problem]:
+def _unknown_managers(groups: Iterable[_Found], managers: set[str]) -> list[Problem]:
     return [
         g.doc.problem(
             g.loc + ("manager",),

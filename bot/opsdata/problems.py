@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.constructor import DuplicateKeyError
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.error import YAMLError
+
+from bot.opsdata.yaml_aliases import BoundedYAML
+from bot.opsdata.yaml_syntax import explain
 
 Loc = tuple[Any, ...]
 M = TypeVar("M", bound=BaseModel)
@@ -129,8 +130,10 @@ def _known_prefix(positions: dict[Loc, tuple[int, int]], loc: Loc) -> Loc:
 def read_yaml(path: Path) -> YamlDoc:
     """Read one YAML file (YAML 1.2: ``11:30`` and ``on`` stay text, dates become ``date``).
 
-    Raises :class:`OpsDataError` for a file that cannot be read or parsed, at the error's
-    position. An empty file gives ``data=None``.
+    Raises :class:`OpsDataError` for a file that cannot be read or parsed, at the line to edit
+    and in plain words (see :mod:`bot.opsdata.yaml_syntax`); aliases that expand past a limit
+    are such an error too (see :mod:`bot.opsdata.yaml_aliases`). An empty file gives
+    ``data=None``.
     """
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -141,35 +144,16 @@ def read_yaml(path: Path) -> YamlDoc:
     except OSError as e:
         raise OpsDataError([Problem(path, 1, 1, f"cannot read the file: {e.strerror}")]) from None
     try:
-        node = YAML(typ="rt").load(text)
+        node = BoundedYAML(len(text)).load(text)
     except YAMLError as e:
-        raise OpsDataError([_syntax_problem(path, e)]) from None
+        line, col, message = explain(e, text)
+        raise OpsDataError([Problem(path, line, col, message)]) from None
     doc = YamlDoc(path, _plain(node))
     if isinstance(node, (CommentedMap, CommentedSeq)):
         start = (node.lc.line + 1, node.lc.col + 1)
         doc.keys[()] = doc.values[()] = start
         _record(node, (), doc)
     return doc
-
-
-def _syntax_problem(path: Path, e: YAMLError) -> Problem:
-    if not isinstance(e, MarkedYAMLError) or e.problem_mark is None:
-        return Problem(path, 1, 1, f"YAML syntax error: {e}")
-    line, col = e.problem_mark.line + 1, e.problem_mark.column + 1
-    problem = (e.problem or "").strip()
-    if isinstance(e, DuplicateKeyError):
-        return Problem(
-            path,
-            line,
-            col,
-            problem.replace("found ", "", 1) + "; a key may appear only once in a mapping",
-        )
-    message = f"YAML syntax error: {problem}"
-    if e.context and e.context_mark is not None:
-        message += f" ({e.context}, which started at line {e.context_mark.line + 1})"
-    if "\\t" in problem:
-        message += "; indent with spaces, not tabs"
-    return Problem(path, line, col, message)
 
 
 def _record(node: Any, loc: Loc, doc: YamlDoc) -> None:

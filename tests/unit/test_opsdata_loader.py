@@ -9,6 +9,9 @@ from textwrap import dedent
 import pytest
 
 from bot.opsdata import OpsDataError, OpsDataSource, Problem, load_opsdata, read_yaml
+from bot.opsdata.loader import read_opsdata
+from bot.opsdata.models import FILE_KINDS
+from bot.opsdata.yaml_aliases import ALIAS_EXPANSION_LIMIT
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "opsdata"
 
@@ -65,8 +68,9 @@ def test_yaml_syntax_error_points_at_the_line_and_column(ops: tuple[Path, Path])
     campaigns, templates = ops
     write(campaigns, {"groups.yaml": "groups:\n  - id: a\n    name: [unclosed\n"})
     (p,) = problems(campaigns, templates)
-    assert (p.path, p.line) == (campaigns / "groups.yaml", 4)
-    assert "YAML syntax error" in p.message and "line 3" in p.message
+    # At the `[` that is never closed, not at the end of the file where the parser gave up.
+    assert (p.path, p.line, p.col) == (campaigns / "groups.yaml", 3, 11)
+    assert "not closed" in p.message and "']'" in p.message
 
 
 def test_unknown_key_gives_its_exact_position_and_a_suggestion(ops: tuple[Path, Path]) -> None:
@@ -144,7 +148,7 @@ def test_unknown_template_suggests_the_closest_name(ops: tuple[Path, Path]) -> N
     assert p.message == "template 'mael.j2' not found in templates/ (did you mean 'meal.j2'?)"
 
 
-def test_duplicate_ids_across_files_name_the_first_one(ops: tuple[Path, Path]) -> None:
+def test_duplicate_ids_across_files_are_reported_at_both_places(ops: tuple[Path, Path]) -> None:
     campaigns, templates = ops
     write(
         campaigns,
@@ -156,13 +160,22 @@ def test_duplicate_ids_across_files_name_the_first_one(ops: tuple[Path, Path]) -
         },
     )
     found = {p.path.name: p for p in problems(campaigns, templates)}
-    assert set(found) == {"lunch-copy.yaml", "more-groups.yml"}
+    assert set(found) == {"lunch.yaml", "lunch-copy.yaml", "groups.yaml", "more-groups.yml"}
+    assert str(found["lunch.yaml"]).endswith(
+        "a/lunch.yaml:1:5: duplicate campaign id 'lunch-deals' "
+        "(also defined at campaigns/b/lunch-copy.yaml:1)"
+    )
     assert str(found["lunch-copy.yaml"]).endswith(
         "b/lunch-copy.yaml:1:5: duplicate campaign id 'lunch-deals' "
         "(already defined at campaigns/a/lunch.yaml:1)"
     )
-    assert found["more-groups.yml"].message == (
-        "duplicate group id 'sz-nanshan-kjy' (already defined at campaigns/groups.yaml:2)"
+    assert (found["groups.yaml"].line, found["groups.yaml"].message) == (
+        2,
+        "duplicate group id 'sz-nanshan-kjy' (also defined at campaigns/more-groups.yml:2)",
+    )
+    assert (found["more-groups.yml"].line, found["more-groups.yml"].message) == (
+        2,
+        "duplicate group id 'sz-nanshan-kjy' (already defined at campaigns/groups.yaml:2)",
     )
 
 
@@ -206,7 +219,10 @@ def test_duplicate_yaml_key_is_a_problem(ops: tuple[Path, Path]) -> None:
     campaigns, templates = ops
     write(campaigns, {"lunch.yaml": CAMPAIGN + "kind: daily\n"})
     (p,) = problems(campaigns, templates)
-    assert p.line == 7 and "duplicate key" in p.message
+    assert (p.line, p.col) == (7, 1)
+    assert p.message == (
+        "the key 'kind' appears twice in this mapping (first on line 3); keep only one of them"
+    )
 
 
 def test_yaml_keeps_plain_types_and_positions(tmp_path: Path) -> None:
@@ -244,3 +260,146 @@ def test_reload_runs_the_extra_check(ops: tuple[Path, Path]) -> None:
     source = OpsDataSource(campaigns, templates, check=lambda data: [complaint])
     assert source.reload() == (None, [complaint])
     assert source.current is None
+
+
+DIRECTORY = """\
+groups:
+  - id: sz-nanshan-kjy
+    name: 深圳南山科技园福利1群
+    city: 深圳
+    location: {lat: 22.5405, lon: 113.9345}
+    manager: cm-li
+managers:
+  - {id: cm-li, name: 李经理, contact: wx-cm-li}
+merchants:
+  - id: qingfeng
+    name: 庆丰包子铺
+    category: 早餐
+    location: {lat: 22.5430, lon: 113.9339}
+    offer: 满20减8
+"""
+
+
+def test_a_directory_file_holds_groups_managers_and_merchants(ops: tuple[Path, Path]) -> None:
+    campaigns, templates = ops
+    write(campaigns, {"directory.yaml": DIRECTORY, "lunch.yaml": CAMPAIGN})
+    data = load_opsdata(campaigns, templates)
+    assert set(data.groups) == {"sz-nanshan-kjy"}
+    assert set(data.managers) == {"cm-li"}
+    assert set(data.merchants) == {"qingfeng"}
+
+
+def test_an_unknown_section_beside_known_ones_gets_a_suggestion(ops: tuple[Path, Path]) -> None:
+    campaigns, templates = ops
+    write(campaigns, {"directory.yaml": DIRECTORY.replace("managers:", "manegers:")})
+    found = [(p.line, p.col, p.message) for p in problems(campaigns, templates)]
+    assert (7, 1, "unknown key 'manegers' (did you mean 'managers'?)") in found
+    # The groups and merchants of the file are still read: only the manager is unknown.
+    assert (6, 14, "unknown manager 'cm-li'") in found
+
+
+def test_an_id_written_twice_in_one_file_is_reported_at_both_places(
+    ops: tuple[Path, Path],
+) -> None:
+    campaigns, templates = ops
+    twice = DIRECTORY + "  - {id: qingfeng, name: 又一家, category: 午餐, offer: x,\n"
+    twice += "     location: {lat: 22.54, lon: 113.93}}\n"
+    write(campaigns, {"directory.yaml": twice})
+    found = [(p.line, p.col, p.message) for p in problems(campaigns, templates)]
+    assert found == [
+        (10, 9, "duplicate merchant id 'qingfeng' (also defined at campaigns/directory.yaml:15)"),
+        (
+            15,
+            10,
+            "duplicate merchant id 'qingfeng' (already defined at campaigns/directory.yaml:10)",
+        ),
+    ]
+
+
+def test_a_broken_campaign_in_a_list_hides_nothing_of_the_next(ops: tuple[Path, Path]) -> None:
+    campaigns, templates = ops
+    write(
+        campaigns,
+        {
+            "more.yaml": """\
+        campaigns:
+          - id: a
+            name: A
+            kind: wekly
+            schedule: {at: "09:00", days: [mon]}
+            template: welcome.j2
+          - id: b
+            name: B
+            kind: welcome
+            template: welcom.j2
+          - id: c
+            name: C
+            kind: welcome
+            template: welcome.j2
+        """
+        },
+    )
+    loaded = read_opsdata(campaigns, templates)
+    assert [(p.line, p.col) for p in loaded.problems] == [(4, 11), (10, 15)]
+    assert "did you mean 'welcome.j2'" in loaded.problems[1].message
+    # The lenient result keeps what is valid, with where each campaign was written.
+    assert set(loaded.ops.campaigns) == {"c"}
+    assert loaded.ops.campaign_sources["c"].loc == ("campaigns", 2)
+    assert loaded.written_ids["campaigns"] == {"a", "b", "c"}
+
+
+def test_normal_anchors_and_merges_keep_working(ops: tuple[Path, Path]) -> None:
+    campaigns, templates = ops
+    write(
+        campaigns,
+        {
+            "groups.yaml": """\
+        defaults: &defaults
+          city: 深圳
+          capacity: 300
+        groups:
+          - <<: *defaults
+            id: a
+            name: A
+            location: {lat: 22.5, lon: 113.9}
+          - <<: *defaults
+            id: b
+            name: B
+            location: {lat: 22.6, lon: 113.9}
+            capacity: 400
+        """
+        },
+    )
+    found = problems(campaigns, templates)
+    # `defaults:` is not a section; the groups that use it still load.
+    assert [(p.line, p.message) for p in found] == [
+        (1, "unknown key 'defaults'; expected one of: " + ", ".join(FILE_KINDS))
+    ]
+    loaded = read_opsdata(campaigns, templates)
+    assert {g.id: (g.city, g.capacity) for g in loaded.ops.groups.values()} == {
+        "a": ("深圳", 300),
+        "b": ("深圳", 400),
+    }
+
+
+LAUGHS = Path(__file__).parent.parent / "fixtures" / "billion-laughs"
+
+
+def test_a_campaign_whose_aliases_expand_to_millions_is_one_error_at_the_alias(
+    ops: tuple[Path, Path],
+) -> None:
+    campaigns, templates = ops
+    text = (LAUGHS / "campaign.yaml").read_text("utf-8")
+    assert len(text.encode()) < 600  # ten million values once expanded
+    write(campaigns, {"lol.yaml": text, "lunch.yaml": CAMPAIGN})
+    (p,) = problems(campaigns, templates)
+    assert (p.path.name, p.line, p.col) == ("lol.yaml", 12, 38)
+    assert p.message.startswith(f"aliases expand past {ALIAS_EXPANSION_LIMIT:,} values")
+
+
+def test_an_alias_inside_its_own_anchor_is_an_error(ops: tuple[Path, Path]) -> None:
+    campaigns, templates = ops
+    write(campaigns, {"lunch.yaml": CAMPAIGN + "data: &d {again: *d}\n"})
+    (p,) = problems(campaigns, templates)
+    assert (p.line, p.col) == (7, 18)
+    assert "alias *d is inside the part its anchor &d marks" in p.message
