@@ -72,6 +72,16 @@ def merchant_categories(campaign: Campaign) -> list[str] | None:
     return None
 
 
+def planner_data_keys(kind: str) -> frozenset[str]:
+    """The ``data`` keys the planner itself may read for a campaign of ``kind``.
+
+    Any campaign may list merchant ``category`` / ``categories``, and then its ``radius_m`` and
+    ``limit`` choose them; a meal campaign also names its ``meal``. Templates read the others.
+    """
+    keys = {"category", "categories", "radius_m", "limit"}
+    return frozenset(keys | {"meal"} if kind in MERCHANT_KINDS else keys)
+
+
 class CampaignPlanner:
     """Computes when campaigns fire and what each targeted group receives."""
 

@@ -8,7 +8,6 @@ text.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 import traceback
@@ -25,7 +24,8 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from bot.opsdata.bundle import OpsData
 from bot.opsdata.models import WEEKDAY_ZH, WEEKDAYS, Campaign
-from bot.opsdata.problems import Problem
+from bot.opsdata.problems import Problem, did_you_mean
+from bot.template_names import ANYTHING, Record, TemplateNames, TemplateUse, shape_of
 
 _SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -119,6 +119,11 @@ class TemplateRenderer:
         """Every template name, sorted."""
         return sorted(self._templates)
 
+    @property
+    def environment(self) -> SandboxedEnvironment:
+        """The sandbox templates run in: its filters, tests and globals are what they may use."""
+        return self._env
+
     def compile(self, name: str) -> Template:
         """The compiled template; raise :class:`TemplateRenderError` if missing or malformed."""
         if name not in self._compiled:
@@ -198,11 +203,18 @@ class TemplateRenderer:
 
 
 def _did_you_mean(word: str, choices: Any) -> str:
-    guess = difflib.get_close_matches(word, [str(c) for c in choices], n=1)
-    return f" (did you mean {guess[0]!r}?)" if guess else ""
+    return did_you_mean(word, [str(c) for c in choices])
 
 
-# --- checking templates against a sample context --------------------------------------------
+# --- checking templates: every branch against context shapes, then a sample render ---------
+
+_SAMPLE_GROUP = {
+    "id": "sample-group",
+    "name": "深圳南山科技园福利1群",
+    "city": "深圳",
+    "district": "南山区",
+    "tags": ["office"],
+}
 
 
 def sample_context(campaign: Campaign, opsdata: OpsData, now: datetime) -> dict[str, Any]:
@@ -212,27 +224,22 @@ def sample_context(campaign: Campaign, opsdata: OpsData, now: datetime) -> dict[
     merchants, members and perks are fictional but shaped exactly like the real ones.
     """
     targeted = opsdata.target_groups(campaign)
+    group = _SAMPLE_GROUP
     if targeted:
         g = targeted[0]
-        group = {
-            "id": g.id,
-            "name": g.name,
-            "city": g.city,
-            "district": g.district,
-            "tags": list(g.tags),
-        }
-    else:
-        group = {
-            "id": "sample-group",
-            "name": "深圳南山科技园福利1群",
-            "city": "深圳",
-            "district": "南山区",
-            "tags": ["office"],
-        }
+        group = {"id": g.id, "name": g.name, "city": g.city, "district": g.district}
+        group["tags"] = list(g.tags)
+    identity = {"id": campaign.id, "name": campaign.name, "kind": campaign.kind}
+    return _sample(group, identity, dict(campaign.data), now)
+
+
+def _sample(
+    group: dict[str, Any], campaign: dict[str, Any], data: dict[str, Any], now: datetime
+) -> dict[str, Any]:
     return {
         "group": group,
-        "campaign": {"id": campaign.id, "name": campaign.name, "kind": campaign.kind},
-        "data": dict(campaign.data),
+        "campaign": campaign,
+        "data": data,
         "now": now if now.tzinfo else now.replace(tzinfo=_SHANGHAI),
         "merchants": [
             {
@@ -277,34 +284,90 @@ def sample_context(campaign: Campaign, opsdata: OpsData, now: datetime) -> dict[
     }
 
 
-def check_templates(opsdata: OpsData, now: datetime) -> list[Problem]:
-    """Compile every template and render every campaign's with its sample context.
+def context_shape(context: Mapping[str, Any], *, any_data: bool = False) -> Record:
+    """The shape of a template context; ``any_data``: every ``data`` key is allowed."""
+    shape = shape_of(context)
+    assert isinstance(shape, Record)
+    if not any_data:
+        return shape
+    return Record(tuple((k, ANYTHING if k == "data" else s) for k, s in shape.fields))
 
-    Each failure is a problem at the template file and failing line (column 1), naming the
-    campaigns that use it, e.g. ``templates/meal.j2:3:1: undefined variable 'merchnts'
+
+def _generic_shape(now: datetime) -> Record:
+    """The context any campaign provides, whatever its data (for templates no campaign uses)."""
+    identity = {"id": "sample", "name": "示例", "kind": "daily"}
+    return context_shape(_sample(_SAMPLE_GROUP, identity, {}, now), any_data=True)
+
+
+def template_data_use(opsdata: OpsData, name: str, now: datetime) -> TemplateUse | None:
+    """Which ``data`` keys template ``name`` reads (with what it includes); None if unknown."""
+    checker = TemplateNames(TemplateRenderer(opsdata.templates).environment, opsdata.templates)
+    if checker.parse(name) is None:
+        return None
+    return checker.check(name, _generic_shape(now))
+
+
+def check_templates(opsdata: OpsData, now: datetime) -> list[Problem]:
+    """Check every template on every branch, against the context of the campaigns using it.
+
+    Each name, attribute, item, filter and test a template uses, in any branch, loop or macro,
+    is checked against the shape of each campaign's context (once per template and distinct
+    context shape, never per group); an unused template is checked against the context every
+    campaign provides. Then each campaign's template is rendered with its sample context, for
+    the failures only running finds (a filter given a wrong value). Each failure is a problem
+    at the template file, line and column, naming the campaigns whose context lacks the name,
+    e.g. ``templates/meal.j2:3:6: undefined variable 'merchnts' (did you mean 'merchants'?)
     (campaign lunch-deals)``.
     """
     base = opsdata.templates_dir or Path(".")
     renderer = TemplateRenderer(opsdata.templates)
-    failures: dict[tuple[str, int, str], list[str]] = {}
+    checker = TemplateNames(renderer.environment, opsdata.templates)
+    failures: dict[tuple[str, int, int, str], list[str]] = {}
+
+    def report(name: str, line: int, col: int, message: str, campaigns: list[str]) -> None:
+        users = failures.setdefault((name, line, col, message), [])
+        users += [c for c in campaigns if c not in users]
+
     for name in renderer.names:
         try:
             renderer.compile(name)
         except TemplateRenderError as e:
-            failures.setdefault((e.name, e.line, e.message), [])
-    for campaign in sorted(opsdata.campaigns.values(), key=lambda c: c.id):
-        if campaign.template not in opsdata.templates:
-            continue  # the loader reports it at the campaign's `template:` key
+            report(e.name, e.line, 1, e.message, [])
+
+    campaigns = sorted(opsdata.campaigns.values(), key=lambda c: c.id)
+    samples = {
+        c.id: sample_context(c, opsdata, now) for c in campaigns if c.template in renderer.names
+    }
+    by_shape: dict[tuple[str, Record], list[str]] = {}
+    for campaign in campaigns:
+        if campaign.id in samples:  # else the loader reports it at the campaign's `template:`
+            key = (campaign.template, context_shape(samples[campaign.id]))
+            by_shape.setdefault(key, []).append(campaign.id)
+    found_at: set[tuple[str, int, str]] = set()
+    for (name, shape), ids in by_shape.items():
+        for p in checker.check(name, shape).problems:
+            report(p.template, p.line, p.col, p.message, ids)
+            found_at.update((p.template, p.line, c) for c in ids)
+    used = {c.template for c in campaigns}
+    included = {r for n in renderer.names for r in checker.references(n)}
+    for name in renderer.names:
+        if name not in used and name not in included:
+            for p in checker.check(name, _generic_shape(now)).problems:
+                report(p.template, p.line, p.col, p.message, [])
+
+    for campaign in campaigns:
+        if campaign.id not in samples:
+            continue
         try:
-            renderer.render(campaign.template, sample_context(campaign, opsdata, now))
+            renderer.render(campaign.template, samples[campaign.id])
         except TemplateRenderError as e:
-            users = failures.setdefault((e.name, e.line, e.message), [])
-            if campaign.id not in users:
-                users.append(campaign.id)
+            if (e.name, e.line, campaign.id) not in found_at:  # the AST said it better already
+                report(e.name, e.line, 1, e.message, [campaign.id])
+
     problems = []
-    for (name, line, message), users in failures.items():
+    for (name, line, col, message), users in failures.items():
         if users:
             label = "campaign" if len(users) == 1 else "campaigns"
             message = f"{message} ({label} {', '.join(users)})"
-        problems.append(Problem(base / name, max(line, 1), 1, message))
-    return sorted(problems, key=lambda p: (str(p.path), p.line, p.message))
+        problems.append(Problem(base / name, max(line, 1), col, message))
+    return sorted(problems, key=lambda p: (str(p.path), p.line, p.col, p.message))

@@ -28,3 +28,12 @@ def warnings(ops: OpsData, settings: Settings, now: datetime) -> list[Problem]:
     for check in CHECKS:
         found += check(ops, settings, now)
     return sorted(dict.fromkeys(found), key=lambda p: (str(p.path), p.line, p.col, p.message))
+
+
+def _unused_data_keys(ops: OpsData, settings: Settings, now: datetime) -> list[Problem]:
+    from bot.data_keys import unused_data_keys  # late: only a check pulls in the planner
+
+    return unused_data_keys(ops, settings, now)
+
+
+CHECKS.append(_unused_data_keys)

@@ -107,7 +107,7 @@ def test_check_reports_template_file_line_and_campaign() -> None:
     }
     problems = check_templates(replace(ops, templates=templates), NOW)
     assert [str(p.relative_to(FIXTURES)) for p in problems] == [
-        "templates/meal.j2:3:1: undefined variable 'merchnts' (did you mean 'merchants'?) "
+        "templates/meal.j2:3:4: undefined variable 'merchnts' (did you mean 'merchants'?) "
         "(campaign lunch-deals)",
         "templates/unused.j2:1:1: template syntax error: Expected an expression, "
         "got 'end of statement block'",
