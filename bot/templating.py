@@ -25,7 +25,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from bot.opsdata.bundle import OpsData
 from bot.opsdata.models import WEEKDAY_ZH, WEEKDAYS, Campaign
 from bot.opsdata.problems import Problem, did_you_mean
-from bot.template_names import ANYTHING, Record, TemplateNames, TemplateUse, shape_of
+from bot.template_names import TemplateNames, TemplateUse
+from bot.template_shapes import ANYTHING, Record, shape_of
 
 _SHANGHAI = ZoneInfo("Asia/Shanghai")
 
