@@ -26,6 +26,14 @@ app.add_typer(outbox_app, name="outbox")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Path to config.yaml.")]
 DEFAULT_CONFIG = Path("config.yaml")
+DemoOpt = Annotated[
+    bool,
+    typer.Option(
+        "--demo",
+        help="Read the database the demo run writes (demo.db beside database.url's file) "
+        "instead of database.url.",
+    ),
+]
 
 
 @app.callback()
@@ -235,18 +243,29 @@ def route(
 
 def _member_counts(settings, ops) -> dict[str, int]:  # noqa: ANN001
     """Live member counts from the database when it exists, else the directory's."""
+    from bot.runner import shown_database
     from db.repositories import GroupRepo
     from db.session import make_engine
 
     url = settings.database.url
+    directory = {g.id: g.members for g in ops.groups.values()}
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
-        return {g.id: g.members for g in ops.groups.values()}
+        typer.echo(
+            f"member counts from the groups directory ({shown_database(url)} does not exist yet)",
+            err=True,
+        )
+        return directory
     try:
         engine = make_engine(url)
         counts = GroupRepo(engine).member_counts()
         engine.dispose()
     except Exception:  # no schema yet: the directory's counts are the best we know
-        return {g.id: g.members for g in ops.groups.values()}
+        typer.echo(
+            f"member counts from the groups directory ({shown_database(url)} has no tables yet)",
+            err=True,
+        )
+        return directory
+    typer.echo(f"member counts from {shown_database(url)} (database.url)", err=True)
     return {g.id: counts.get(g.id, g.members) for g in ops.groups.values()}
 
 
@@ -281,6 +300,7 @@ def funnel(
     to: Annotated[str, typer.Option("--to", help="Last visit day, YYYY-MM-DD.")],
     config: ConfigOpt = DEFAULT_CONFIG,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+    demo: DemoOpt = False,
 ) -> None:
     """The entry funnel per channel for visits on these days (Asia/Shanghai)."""
     from bot.app import _ensure_sqlite_dir, load_ops
@@ -302,9 +322,10 @@ def funnel(
         ops = load_ops(settings)
     except OpsDataError as exc:
         _fail(exc.problems)
-    _ensure_sqlite_dir(settings.database.url)
-    upgrade(settings.database.url)
-    engine = make_engine(settings.database.url)
+    url = _database_url(settings, demo)
+    _ensure_sqlite_dir(url)
+    upgrade(url)
+    engine = make_engine(url)
     try:
         rows = EntryFunnel(EntryRepo(engine), RealClock(), settings.entry.retention).report(
             first, last, {c.id: c.name for c in ops.channels.values()}
@@ -328,16 +349,50 @@ def funnel(
     typer.echo(format_table(rows))
 
 
-def _outbox(config: Path):  # noqa: ANN202 - Outbox, imported lazily
+def _database_url(settings, demo: bool) -> str:  # noqa: ANN001 - Settings, imported lazily
+    """The database a command reads, said on stderr with how to read the other one.
+
+    A demo run (``./run.sh``) writes its own fresh database, not database.url; a reader that
+    silently picked the other one would show zeros for everything the demo just did.
+    """
+    from bot.runner import demo_database_url, shown_database
+
+    demo_url = demo_database_url(settings)
+    demo_file = Path(demo_url.removeprefix("sqlite:///"))
+    if demo:
+        if not demo_file.exists():
+            typer.echo(
+                f"--demo: there is no demo database at {shown_database(demo_url)} yet; "
+                "a demo run (./run.sh or qunfu run) writes it",
+                err=True,
+            )
+            raise typer.Exit(1)
+        typer.echo(
+            f"reading {shown_database(demo_url)}, the last demo run's database "
+            f"(without --demo: {shown_database(settings.database.url)}, database.url)",
+            err=True,
+        )
+        return demo_url
+    hint = (
+        f"; the demo run writes {shown_database(demo_url)}: add --demo to read it"
+        if demo_file.exists()
+        else ""
+    )
+    typer.echo(f"reading {shown_database(settings.database.url)} (database.url){hint}", err=True)
+    return str(settings.database.url)
+
+
+def _outbox(config: Path, demo: bool = False):  # noqa: ANN202 - Outbox, imported lazily
     from bot.app import _ensure_sqlite_dir
     from bot.outbox import Outbox
     from db.session import make_engine, upgrade
     from scheduler.clock import RealClock
 
     settings = _settings(config)
-    _ensure_sqlite_dir(settings.database.url)
-    upgrade(settings.database.url)
-    engine = make_engine(settings.database.url)
+    url = _database_url(settings, demo)
+    _ensure_sqlite_dir(url)
+    upgrade(url)
+    engine = make_engine(url)
     return Outbox(engine, settings.outbox, settings.quiet_hours, RealClock())
 
 
@@ -358,9 +413,9 @@ def _record_json(r) -> dict:  # noqa: ANN001
 
 
 @outbox_app.command("status")
-def outbox_status(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+def outbox_status(config: ConfigOpt = DEFAULT_CONFIG, demo: DemoOpt = False) -> None:
     """How many sends are pending, sent, failed or uncertain."""
-    counts = _outbox(config).status_counts()
+    counts = _outbox(config, demo).status_counts()
     for status in ("pending", "sending", "sent", "failed", "uncertain"):
         typer.echo(f"{status:<10} {counts.get(status, 0)}")
 
@@ -370,6 +425,7 @@ def outbox_list(
     status: Annotated[str, typer.Option(help="pending | sent | failed | uncertain")] = "uncertain",
     config: ConfigOpt = DEFAULT_CONFIG,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+    demo: DemoOpt = False,
 ) -> None:
     """Sends in one status, oldest first (default: uncertain, which wait for a decision)."""
     if status not in ("pending", "sending", "sent", "failed", "uncertain"):
@@ -377,7 +433,7 @@ def outbox_list(
             f"--status: expected pending, sent, failed or uncertain, got {status!r}", err=True
         )
         raise typer.Exit(1)
-    for r in _outbox(config).with_status(status):  # type: ignore[arg-type]
+    for r in _outbox(config, demo).with_status(status):  # type: ignore[arg-type]
         record = _record_json(r)
         if as_json:
             typer.echo(json.dumps(record, ensure_ascii=False, default=str))
@@ -390,6 +446,7 @@ def outbox_list(
 def outbox_audit(
     since: Annotated[str | None, typer.Option(help="From this day, YYYY-MM-DD.")] = None,
     config: ConfigOpt = DEFAULT_CONFIG,
+    demo: DemoOpt = False,
 ) -> None:
     """The audit log: every send, with what, to whom, when and from which campaign (JSON lines)."""
     from scheduler.clock import SHANGHAI
@@ -403,29 +460,76 @@ def outbox_audit(
     except ValueError:
         typer.echo(f"--since: expected a date as YYYY-MM-DD, got {since!r}", err=True)
         raise typer.Exit(1) from None
-    for r in _outbox(config).audit(start):
+    for r in _outbox(config, demo).audit(start):
         typer.echo(json.dumps(_record_json(r), ensure_ascii=False, default=str))
 
 
 @outbox_app.command("requeue")
-def outbox_requeue(key: str, config: ConfigOpt = DEFAULT_CONFIG) -> None:
+def outbox_requeue(key: str, config: ConfigOpt = DEFAULT_CONFIG, demo: DemoOpt = False) -> None:
     """Send an uncertain or failed row again (after checking it did not arrive)."""
-    if not _outbox(config).requeue(key):
+    if not _outbox(config, demo).requeue(key):
         typer.echo(f"no uncertain or failed send with key {key!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"requeued {key}; the running bot sends it shortly", err=True)
+
+
+@outbox_app.command("prune")
+def outbox_prune(
+    before: Annotated[
+        str | None,
+        typer.Option(help="Sent before this day, YYYY-MM-DD; default: now − outbox.retention."),
+    ] = None,
+    archive: Annotated[
+        Path | None,
+        typer.Option(help="First append the rows to this JSON-lines file (.gz: gzipped)."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go.")] = False,
+    config: ConfigOpt = DEFAULT_CONFIG,
+) -> None:
+    """Remove (optionally archive) sent rows older than the retention; says what it did."""
+    from scheduler.clock import SHANGHAI, RealClock
+
+    retention = _settings(config).outbox.retention
+    limit = RealClock().now() - retention
+    try:
+        cutoff = (
+            datetime.combine(date.fromisoformat(before), datetime.min.time(), SHANGHAI)
+            if before
+            else limit
+        )
+    except ValueError:
+        typer.echo(f"--before: expected a date as YYYY-MM-DD, got {before!r}", err=True)
+        raise typer.Exit(1) from None
+    if cutoff > limit:
+        # Pruning forgets idempotency keys: rows inside the retention stay.
+        typer.echo(
+            f"--before {before}: inside outbox.retention ({retention.days} days); "
+            f"the latest allowed is {limit.astimezone(SHANGHAI).date()}",
+            err=True,
+        )
+        raise typer.Exit(1)
+    report = _outbox(config).prune(cutoff, archive, dry_run=dry_run)
+    when = report.before.astimezone(SHANGHAI).isoformat(timespec="seconds")
+    if not report.rows:
+        typer.echo(f"nothing to prune: no sent rows before {when}")
+        return
+    span = f"{report.oldest:%Y-%m-%d} .. {report.newest:%Y-%m-%d}"
+    verb = "would prune" if dry_run else "pruned"
+    where = f"; archived to {archive}" if archive and not dry_run else ""
+    typer.echo(f"{verb} {report.rows} sent rows sent before {when} ({span}){where}")
 
 
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOpt = DEFAULT_CONFIG) -> None:
     """Apply database migrations up to the newest."""
     from bot.app import _ensure_sqlite_dir
+    from bot.runner import shown_database
     from db.session import upgrade
 
     settings = _settings(config)
     _ensure_sqlite_dir(settings.database.url)
     upgrade(settings.database.url)
-    typer.echo("database is up to date", err=True)
+    typer.echo(f"database {shown_database(settings.database.url)} is up to date", err=True)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -70,6 +70,10 @@ class OutboxSettings(_Section):
     max_backoff: Duration = timedelta(minutes=10)
     grace: Duration = timedelta(hours=1)
     seed: int | None = Field(default=None, description="fixed jitter seed (simulation)")
+    retention: Duration = Field(
+        default=timedelta(days=180),
+        description="sent rows older than this are pruned by `qunfu outbox prune`, never by itself",
+    )
 
 
 class RoutingSettings(_Section):

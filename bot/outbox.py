@@ -285,22 +285,38 @@ class Outbox:
         self, s: Session, account: str, now: datetime, quiet_now: bool, expired: list[int]
     ) -> int | None:
         """The id of ``account``'s oldest row that may go now; expires stale marketing."""
+        after: tuple[datetime, int] | None = None
         while True:
             stmt = (
-                select(OutboxRow.id, OutboxRow.marketing, OutboxRow.not_before)
+                select(
+                    OutboxRow.id,
+                    OutboxRow.marketing,
+                    OutboxRow.not_before,
+                    OutboxRow.next_attempt_at,
+                )
                 .where(
                     OutboxRow.status == "pending",
                     OutboxRow.account == account,
-                    OutboxRow.next_attempt_at <= now,
+                    # not_before, not next_attempt_at: a range on the claim index's own order,
+                    # so the planner walks ix_outbox_pending_claim with no sort (next_attempt_at
+                    # is never earlier than not_before; retries waiting out a backoff are skipped
+                    # below, and there are few).
+                    col(OutboxRow.not_before) <= now,
                 )
-                # ix_outbox_pending_claim serves this order: no sort, whatever the backlog.
                 .order_by(col(OutboxRow.not_before), col(OutboxRow.id))
                 .limit(_SLICE)
             )
             if quiet_now:
-                stmt = stmt.where(col(OutboxRow.marketing).is_(False))
+                stmt = stmt.where(col(OutboxRow.marketing) == False)  # noqa: E712 - SQL
+            if after is not None:
+                stmt = stmt.where(
+                    sa.tuple_(col(OutboxRow.not_before), col(OutboxRow.id)) > sa.tuple_(*after)
+                )
             candidates = s.exec(stmt).all()
-            for row_id, marketing, not_before in candidates:
+            for row_id, marketing, not_before, next_attempt_at in candidates:
+                after = (not_before, row_id or 0)
+                if as_utc(next_attempt_at) > now:
+                    continue
                 if marketing and now - self._after_quiet(as_utc(not_before)) > self._settings.grace:
                     # Yesterday's lunch deal (held by an outage, not by quiet hours) is noise,
                     # not a perk: never sent, kept as a record.

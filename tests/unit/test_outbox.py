@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import bisect
+import gzip
 import itertools
-from collections.abc import AsyncIterator, Iterator
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
@@ -139,9 +143,7 @@ async def test_jitter_is_drawn_inside_the_interval(engine: Engine, clock: Virtua
 
 def _sends_per_minute(times: list[datetime]) -> list[int]:
     """For each send, how many sends fall in the 60 seconds starting at it."""
-    return [
-        bisect.bisect_left(times, t + timedelta(seconds=60)) - i for i, t in enumerate(times)
-    ]
+    return [bisect.bisect_left(times, t + timedelta(seconds=60)) - i for i, t in enumerate(times)]
 
 
 async def test_a_500_group_push_at_20_a_minute_takes_25_minutes_and_never_exceeds_the_rate(
@@ -374,3 +376,70 @@ async def test_what_caused_a_send_commits_with_it_or_not_at_all(
     seen: list[object] = []
     assert outbox.enqueue([say("welcome")], also=seen.append) == 1
     assert outbox.get("welcome") is not None and len(seen) == 1
+
+
+def _statements(engine: Engine, run: Callable[[], object]) -> list[tuple[str, Any]]:
+    """The SELECTs ``run`` sends to the database, with their parameters."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(_c: object, _cur: object, stmt: str, params: Any, _ctx: object, _m: bool) -> None:
+        if stmt.lstrip().upper().startswith("SELECT"):
+            seen.append((stmt, params))
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        run()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def _plan(engine: Engine, stmt: str, params: Any) -> str:
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + stmt, params).all()
+            return "\n".join(str(r[-1]) for r in rows)
+        # A tiny table makes any scan cheap: forbid scans so only a usable index can be chosen.
+        conn.exec_driver_sql("SET enable_seqscan = off")
+        return "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + stmt, params).all())
+
+
+def test_next_due_and_a_claim_read_the_outbox_only_through_indexes(
+    engine: Engine, clock: VirtualClock
+) -> None:
+    """No full scan of the outbox: history (sent rows) never enters the cost."""
+    outbox = make_outbox(engine, clock)
+    outbox.enqueue([say("a"), say("b", marketing=True)])
+    statements = _statements(engine, outbox.next_due) + _statements(
+        engine, lambda: outbox.claim("bot")
+    )
+    outbox_reads = [(s, p) for s, p in statements if "FROM outbox " in s + " "]
+    assert len(outbox_reads) >= 2
+    for stmt, params in outbox_reads:
+        plan = _plan(engine, stmt, params)
+        assert "SCAN outbox\n" not in plan + "\n" and "Seq Scan on outbox " not in plan, plan
+        assert any(i in plan for i in ("ix_outbox_pending", "PRIMARY KEY", "outbox_pkey")), plan
+
+
+async def test_prune_archives_then_removes_old_sent_rows_only(
+    engine: Engine, clock: VirtualClock, tmp_path: Path
+) -> None:
+    outbox, gateway = make_outbox(engine, clock, rate_per_minute=600), RecordingGateway(clock)
+    outbox.enqueue([say("old-1"), say("old-2")])
+    await run_until_idle(outbox, gateway, clock)
+    clock.set(T0 + timedelta(days=200))
+    outbox.enqueue([say("new"), say("waiting", T0 + timedelta(days=300))])
+    await outbox.deliver_due(gateway)
+    cutoff = T0 + timedelta(days=20)
+
+    dry = outbox.prune(cutoff, dry_run=True)
+    assert (dry.rows, outbox.status_counts()) == (2, {"sent": 3, "pending": 1})
+    archive = tmp_path / "outbox-archive.jsonl.gz"
+    report = outbox.prune(cutoff, archive)
+    assert report.rows == 2 and report.oldest == T0 and report.archive == archive
+    assert outbox.status_counts() == {"sent": 1, "pending": 1}
+    with gzip.open(archive, "rt", encoding="utf-8") as f:
+        archived = [json.loads(line) for line in f]
+    assert [r["key"] for r in archived] == ["old-1", "old-2"]
+    assert archived[0]["status"] == "sent" and archived[0]["text"] == "午餐优惠"
+    assert outbox.prune(cutoff).rows == 0
