@@ -128,6 +128,7 @@ class _Walk:
         self._stack: list[str] = []
         self._guards: frozenset[_Path] = frozenset()
         self._visits: dict[tuple[str, int, str], int] = {}
+        self._conditional = 0  # > 0 inside a branch, loop or macro body
         self.use = TemplateUse()
 
     # --- templates and statements -----------------------------------------------------------
@@ -159,7 +160,7 @@ class _Walk:
                 self._stmt(node)
         # A macro body runs when called, by then every name set around it exists.
         for macro in macros:
-            with self._scope():
+            with self._scope(conditional=True):
                 for arg in macro.args:
                     self._bind(arg.name, ANYTHING)
                 self._stmts(macro.body)
@@ -189,7 +190,7 @@ class _Walk:
         elif isinstance(node, nodes.CallBlock):
             self._expr(node.call)
             self._exprs(node.defaults)
-            with self._scope():
+            with self._scope(conditional=True):
                 for arg in node.args:
                     self._bind(arg.name, ANYTHING)
                 self._stmts(node.body)
@@ -230,13 +231,14 @@ class _Walk:
             item = iterable.item
         elif isinstance(iterable, Record) or iterable == Scalar(str):
             item = Scalar(str)  # a mapping yields its keys, a string its characters
-        with self._scope():
+        with self._scope(conditional=True):
             self._assign(node.target, item)
             if node.test is not None:
                 self._expr(node.test)
             self._bind("loop", Scalar(LoopContext))
             self._stmts(node.body)
-        self._stmts(node.else_)
+        with self._guarding(frozenset()):
+            self._stmts(node.else_)
 
     def _include(self, node: nodes.Include | nodes.Extends) -> None:
         names = _literal_names(node.template)
@@ -247,6 +249,12 @@ class _Walk:
         if not found:
             if not getattr(node, "ignore_missing", False):
                 self._template_not_found(node, names[0])
+            return
+        if found[0] in self._stack and not self._conditional:
+            # Always including itself never ends; inside an {% if %} it may be a bounded tree.
+            chain = " -> ".join([*self._stack[self._stack.index(found[0]) :], found[0]])
+            pattern = rf"(['\"]{re.escape(found[0])}['\"])"
+            self._problem(node, pattern, f"templates include each other without end: {chain}")
             return
         self.template(found[0], with_context=getattr(node, "with_context", True))
 
@@ -543,20 +551,26 @@ class _Walk:
     # --- scopes, guards and problems --------------------------------------------------------
 
     @contextmanager
-    def _scope(self) -> Iterator[None]:
+    def _scope(self, *, conditional: bool = False) -> Iterator[None]:
+        """A new scope for names; ``conditional``: its body may run zero times."""
         self._scopes.append({})
+        self._conditional += conditional
         try:
             yield
         finally:
+            self._conditional -= conditional
             self._scopes.pop()
 
     @contextmanager
     def _guarding(self, paths: frozenset[_Path]) -> Iterator[None]:
+        """A branch: it may not run, and ``paths`` are known to be defined in it."""
         saved = self._guards
         self._guards = saved | paths
+        self._conditional += 1
         try:
             yield
         finally:
+            self._conditional -= 1
             self._guards = saved
 
     def _bind(self, name: str, shape: Shape) -> None:
@@ -566,6 +580,7 @@ class _Walk:
 
     def _assign(self, target: nodes.Node, shape: Shape) -> None:
         if isinstance(target, nodes.Name):
+            self._visit(target, _name_pattern(target.name))  # keeps later columns in step
             self._bind(target.name, shape)
         elif isinstance(target, nodes.Tuple):
             for item in target.items:

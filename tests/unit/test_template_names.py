@@ -257,3 +257,15 @@ def test_keys_the_template_reads_on_any_branch_are_used(tmp_path: Path) -> None:
     # A template that uses `data` as a whole may read any key: no warning can be sure.
     whole = {**ops.templates, "daily.j2": "{% for k, v in data.items() %}{{ k }}{% endfor %}"}
     assert unused_data_keys(replace(ops, templates=whole), None, NOW) == []
+
+
+def test_templates_that_always_include_each_other_are_an_error_not_a_crash() -> None:
+    loop_a = "{% include 'b.j2' %}"
+    loop_b = "{{ group.name }}\n{% include 'meal.j2' %}"
+    assert problems(loop_a, **{"b.j2": loop_b}) == [
+        "templates/b.j2:2:12: templates include each other without end: "
+        "meal.j2 -> b.j2 -> meal.j2 (campaign lunch-deals)"
+    ]
+    # Inside an {% if %} the recursion may end: not reported from the AST.
+    bounded = "{% if now.hour > 30 %}{% include 'meal.j2' %}{% endif %}{{ group.name }}"
+    assert problems(bounded) == []
