@@ -29,6 +29,7 @@ from bot.entry import (
     make_geocoder,
 )
 from bot.entry.referral_codes import referral_secret
+from bot.entry.waitlist import Waitlist
 from bot.events import Event
 from bot.gateways.base import ChatGateway
 from bot.opsdata.bundle import OpsData
@@ -39,7 +40,7 @@ from bot.routing import GroupIndex
 from bot.scheduling import CampaignScheduler
 from bot.templating import check_templates
 from bot.welcome import WelcomeService
-from db.entry_repositories import EntryRepo, QrCodeRepo, ReferralCodeRepo
+from db.entry_repositories import EntryRepo, QrCodeRepo, ReferralCodeRepo, SeatsRepo, WaitlistRepo
 from db.repositories import CheckpointRepo, GroupRepo, MembershipRepo, OccurrenceRepo
 from db.session import make_engine, upgrade
 from scheduler.clock import Clock, RealClock
@@ -69,6 +70,14 @@ class Qunfu:
         self.memberships = MembershipRepo(self.engine)
         self.outbox = Outbox(self.engine, settings.outbox, settings.quiet_hours, clock)
         self.outbox.recover()
+        self.seats = SeatsRepo(self.engine)
+        self.waitlist_repo = WaitlistRepo(self.engine)
+        self.waitlist = Waitlist(
+            self.waitlist_repo,
+            self.outbox,
+            radius_m=settings.entry.overflow_radius_m or settings.routing.radius_m,
+            account=settings.bot.id,
+        )
         self._wake = asyncio.Event()
         self._planner: CampaignPlanner | None = None
         self._index: GroupIndex | None = None
@@ -109,6 +118,8 @@ class Qunfu:
             limit=settings.routing.limit,
             placement=self.placement,
             joins=EntryJoins(self.visits, settings.entry.match_window),
+            waitlist=self.waitlist,
+            seats=self.seats,
         )
 
     def _build_entry(self, settings: Settings, clock: Clock, gateway: ChatGateway) -> None:
@@ -182,10 +193,27 @@ class Qunfu:
         self._ops = ops
         self._gazetteer = Gazetteer(ops.gazetteer)
         self._geocoder = make_geocoder(self.settings.entry, self._gazetteer)
+        before = self.seats.seats()
         self.groups.sync(ops.groups.values())
+        self._tell_waitlist(ops, before)
         map_rooms = getattr(self.gateway, "map_rooms", None)
         if callable(map_rooms):
             map_rooms({g.id: g.room for g in ops.groups.values() if g.room})
+
+    def _tell_waitlist(self, ops: OpsData, before: dict[str, tuple[int, int]]) -> None:
+        """Groups new to the directory, or given room by a bigger capacity, may end a wait."""
+        if not self.waitlist.has_waiting():
+            return
+        after = self.seats.seats()
+        opened = [
+            g
+            for g in ops.groups.values()
+            if g.id in after
+            and after[g.id][0] < after[g.id][1]
+            and (g.id not in before or before[g.id][0] >= before[g.id][1])
+        ]
+        members = {g.id: after[g.id][0] for g in opened}
+        self.waitlist.opened(opened, members, self.clock.now())
 
     def reload(self) -> list[str]:
         """Re-read ops data; a broken edit is reported and the last good data stays live."""

@@ -16,7 +16,8 @@ from loguru import logger
 
 from bot.campaigns import CampaignPlanner
 from bot.entry.joins import EntryJoins, InviteRequest
-from bot.entry.overflow import OverflowPlacement, grid_area
+from bot.entry.overflow import OverflowPlacement, Placement, grid_area
+from bot.entry.waitlist import Waitlist
 from bot.events import (
     Event,
     Invite,
@@ -28,10 +29,12 @@ from bot.events import (
     contact_conv,
     room_conv,
 )
+from bot.opsdata.models import WelfareGroup
 from bot.outbox import Outbox, OutboxItem
 from bot.privacy import mask
-from bot.replies import answer_faq, format_route_offer
+from bot.replies import already_in, answer_faq, format_placement
 from bot.routing import GroupIndex, RouteResult, to_wgs84
+from db.entry_repositories import SeatsRepo
 from db.repositories import GroupRepo, MembershipRepo
 from scheduler.clock import Clock
 
@@ -63,6 +66,8 @@ class Dispatcher:
         limit: int,
         placement: OverflowPlacement | None = None,
         joins: EntryJoins | None = None,
+        waitlist: Waitlist | None = None,
+        seats: SeatsRepo | None = None,
     ) -> None:
         self._planner = planner
         self._index = index
@@ -76,6 +81,8 @@ class Dispatcher:
         self._offers = RouteOffers()
         self._placement = placement
         self._joins = joins
+        self._waitlist = waitlist
+        self._seats = seats
 
     def handle(self, event: Event) -> None:
         """Act on one event; errors are logged with a reason, never raised."""
@@ -116,41 +123,66 @@ class Dispatcher:
                 self._joins.link(matched, membership.id)
 
     def _left(self, event: MemberLeft) -> None:
+        group = self._planner().ops.groups.get(event.room_id)
+        row = self._groups.get(event.room_id) if group and self._waitlist else None
+        was_full = row is not None and group is not None and row.member_count >= group.capacity
         for member_id in event.member_ids:
             self._memberships.leave(event.room_id, member_id, event.at)
+        # Only a group crossing from full to room can help anyone waiting: one row read per
+        # leave, and the waitlist is looked at only on that crossing.
+        if was_full and group is not None and self._waitlist is not None:
+            after = self._groups.get(event.room_id)
+            if after is not None and after.member_count < group.capacity:
+                self._waitlist.opened([group], {group.id: after.member_count}, event.at)
 
     # --- private chat: routing -----------------------------------------------------------------
 
     def _location(self, event: LocationShared) -> None:
         if event.room_id is not None:
             return
+        person = event.sender.id
+        key = f"loc:{person}:{event.at.isoformat()}"
         try:
-            results = self.route(event.lat, event.lon, event.crs)
+            placed = self.placement(event.lat, event.lon, event.crs, person)
         except ValueError as exc:
-            logger.bind(contact=mask(event.sender.id)).warning("location rejected: {}", exc)
-            self._reply(
-                event.sender.id,
-                event.at,
-                "抱歉，没能识别这个位置，请重新发送一次位置。",
-                f"loc:{event.sender.id}:{event.at.isoformat()}",
-            )
+            logger.bind(contact=mask(person)).warning("location rejected: {}", exc)
+            self._reply(person, event.at, "抱歉，没能识别这个位置，请重新发送一次位置。", key)
             return
-        self._offers.offers[event.sender.id] = [r.group.id for r in results]
+        # Someone already in a group nearby is served: no promise, no waitlist row for them.
+        waiting = placed.overflow and not placed.already and self._waitlist is not None
+        if waiting:
+            assert self._waitlist is not None
+            self._waitlist.wait(person, event.lat, event.lon, event.crs, event.at)
+        self._offers.offers[person] = [r.group.id for r in placed.results]
         self._reply(
-            event.sender.id,
-            event.at,
-            format_route_offer(results),
-            f"loc:{event.sender.id}:{event.at.isoformat()}",
+            person, event.at, format_placement(placed, self._radius(), waiting=waiting), key
         )
 
-    def route(self, lat: float, lon: float, crs: str = "gcj02") -> list[RouteResult]:
-        """Nearest groups with room, within the radius; nearest beyond it if none is.
+    def _radius(self) -> float:
+        return self._placement.radius_m if self._placement is not None else self._radius_m
 
-        With an overflow placement, an area with no room also raises the ops alert.
-        """
+    def _groups_of(self, person_id: str) -> list[WelfareGroup]:
+        """The welfare groups ``person_id`` is in now."""
+        if self._seats is None:
+            return []
+        groups = self._planner().ops.groups
+        return [groups[g] for g in sorted(self._seats.groups_of(person_id)) if g in groups]
+
+    def _is_member(self, person_id: str, group_id: str) -> bool:
+        return self._seats is not None and group_id in self._seats.groups_of(person_id)
+
+    def placement(self, lat: float, lon: float, crs: str, person_id: str) -> Placement:
+        """Groups to offer ``person_id`` at a point: never one they are in; nearest with room
+        within the radius, else nearest beyond it (the overflow alert is raised then)."""
+        mine = self._groups_of(person_id)
         if self._placement is not None:
             area = grid_area(*to_wgs84(lat, lon, crs))
-            return self._placement.place(lat, lon, crs, area, limit=self._limit).results
+            return self._placement.place(lat, lon, crs, area, limit=self._limit, exclude=mine)
+        results = [r for r in self.route(lat, lon, crs) if r.group not in mine]
+        return Placement(results, False, grid_area(*to_wgs84(lat, lon, crs)))
+
+    def route(self, lat: float, lon: float, crs: str = "gcj02") -> list[RouteResult]:
+        """Nearest groups with room, within the radius; nearest beyond it if none is."""
         counts = self._groups.member_counts()
         index = self._index()
         results = index.nearest(
@@ -188,6 +220,9 @@ class Dispatcher:
                 group_id = offered[n - 1]
                 group = self._planner().ops.groups[group_id]
                 name = group.name
+                if self._is_member(event.sender.id, group_id):
+                    self._reply(event.sender.id, event.at, already_in([name]), key)
+                    return
                 if self._groups.member_counts().get(group_id, group.members) >= group.capacity:
                     self._reply(
                         event.sender.id,
@@ -228,6 +263,14 @@ class Dispatcher:
                 event.sender.id,
                 event.at,
                 f"没有找到入群码 {request.code}，请回到入群页面重新选择，或直接发送位置给我。",
+                key,
+            )
+            return
+        if self._is_member(event.sender.id, group.id):
+            self._reply(
+                event.sender.id,
+                event.at,
+                already_in([group.name]) + "如需加入附近其他福利群，请发送您的位置。",
                 key,
             )
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from bot.entry.overflow import Placement
 from bot.opsdata.models import FaqEntry
 from bot.routing import RouteResult
 from bot.templating import distance
@@ -12,12 +13,51 @@ from bot.templating import distance
 def format_route_offer(results: list[RouteResult]) -> str:
     """The answer to a shared location: nearest groups with room, with distances."""
     if not results:
-        return "抱歉，您附近暂时没有可加入的福利群，我们已记录您的位置，新群开通后第一时间通知您。"
+        return "抱歉，暂时没有可以加入的福利群。"
     lines = ["为您找到附近有空位的福利群："]
-    for i, r in enumerate(results, 1):
-        seats = f"{r.members}/{r.group.capacity}人"
-        lines.append(f"{i}. {r.group.name}（{distance(r.distance_m)}，{seats}）")
+    lines.extend(_offer_lines(results))
+    return "\n".join(lines)
+
+
+def _offer_lines(results: list[RouteResult]) -> list[str]:
+    lines = [
+        f"{i}. {r.group.name}（{distance(r.distance_m)}，{r.members}/{r.group.capacity}人）"
+        for i, r in enumerate(results, 1)
+    ]
     lines.append("回复序号即可收到入群邀请。")
+    return lines
+
+
+def already_in(names: Iterable[str]) -> str:
+    """Telling someone they are already in these groups."""
+    return "您已在" + "".join(f"「{n}」" for n in names) + "群中，无需重复加入。"
+
+
+def format_placement(placed: Placement, radius_m: float, *, waiting: bool) -> str:
+    """The answer to a shared location, saying plainly which case it is.
+
+    Groups the person is in are named, never offered. "No group near you" and "every group
+    near you is full" are different answers, and a message is promised only when ``waiting``
+    (the person is on the waitlist for this area).
+    """
+    lines = [already_in(r.group.name for r in placed.already)] if placed.already else []
+    other = "其他" if placed.already else ""
+    if not placed.overflow:
+        lines.append(f"为您找到附近{other}有空位的福利群：")
+        lines.extend(_offer_lines(placed.results))
+        return "\n".join(lines)
+    radius = distance(radius_m)
+    if placed.nearby == "full":
+        lines.append(f"您附近{radius}内的{placed.full_nearby}个{other}福利群都已满员。")
+    else:
+        lines.append(f"您附近{radius}内还没有{other}福利群。")
+    if waiting:
+        lines.append("已为您登记，附近一有可以加入的群，我会第一时间私信通知您。")
+    if placed.results:
+        lines.append("您也可以先加入稍远一些的群：")
+        lines.extend(_offer_lines(placed.results))
+    else:
+        lines.append("目前暂时没有其他可以加入的群。")
     return "\n".join(lines)
 
 

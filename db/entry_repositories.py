@@ -1,4 +1,5 @@
-"""Repositories for the entry path: live-code visits (the funnel), group QR codes, referral codes.
+"""Repositories for the entry path: live-code visits (the funnel), group QR codes, referral codes,
+the waitlist, and which groups a person is in.
 
 Same conventions as :mod:`db.repositories`: a repository takes a Session (the caller commits) or
 an Engine (each call is its own transaction); datetimes in and out are aware (UTC out).
@@ -6,13 +7,21 @@ an Engine (each call is its own transaction); datetimes in and out are aware (UT
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from db.models import EntryVisit, GroupQrCode, Membership, ReferralCode
+from db.models import (
+    EntryVisit,
+    GroupQrCode,
+    Membership,
+    ReferralCode,
+    WaitlistEntry,
+    WelfareGroupRow,
+)
 from db.repositories import _Repo, insert_ignore, utc
 
 
@@ -223,3 +232,124 @@ class ReferralCodeRepo(_Repo):
         )
         with self._session() as s:
             return s.exec(stmt).first()
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A person waiting for a group with room near a WGS-84 point."""
+
+    id: int
+    contact: str
+    lat: float
+    lon: float
+    radius_m: float
+    waiting_since: datetime
+
+
+_IN_CHUNK = 500  # bound the IN (...) lists: SQLite and PostgreSQL both take this comfortably
+
+
+class WaitlistRepo(_Repo):
+    """People promised a message when a group with room opens near them (one row per area)."""
+
+    def wait(
+        self, contact: str, area: str, lat: float, lon: float, radius_m: float, at: datetime
+    ) -> bool:
+        """Put ``contact`` on the list for ``area``; True when they were not already waiting.
+
+        Someone told before and waiting again has their row reopened from ``at``.
+        """
+        at = utc(at)
+        values = {
+            "contact": contact,
+            "area": area,
+            "lat": lat,
+            "lon": lon,
+            "radius_m": radius_m,
+            "channel": "chat",
+            "created_at": at,
+            "waiting_since": at,
+        }
+        with self._session() as s:
+            if insert_ignore(s, WaitlistEntry, values, ("contact", "area")):
+                return True
+            row = s.exec(
+                select(WaitlistEntry).where(
+                    WaitlistEntry.contact == contact, WaitlistEntry.area == area
+                )
+            ).one()
+            if row.notified_at is None:
+                return False
+            row.lat, row.lon, row.radius_m = lat, lon, radius_m
+            row.waiting_since, row.notified_at, row.notified_group = at, None, None
+            return True
+
+    def any_waiting(self) -> bool:
+        """Whether anyone at all is waiting (a cheap check before looking by area)."""
+        stmt = select(WaitlistEntry.id).where(col(WaitlistEntry.notified_at).is_(None)).limit(1)
+        with self._session() as s:
+            return s.exec(stmt).first() is not None
+
+    def waiting_in(self, areas: Iterable[str]) -> list[Waiting]:
+        """Everyone still waiting in these areas (by the area index, never a full scan)."""
+        keys = sorted(set(areas))
+        found: list[Waiting] = []
+        with self._session() as s:
+            for i in range(0, len(keys), _IN_CHUNK):
+                stmt = (
+                    select(WaitlistEntry)
+                    .where(
+                        col(WaitlistEntry.area).in_(keys[i : i + _IN_CHUNK]),
+                        col(WaitlistEntry.notified_at).is_(None),
+                    )
+                    .order_by(col(WaitlistEntry.id))
+                )
+                found.extend(
+                    Waiting(r.id or 0, r.contact, r.lat, r.lon, r.radius_m, r.waiting_since)
+                    for r in s.exec(stmt)
+                )
+        return found
+
+    def notified(self, ids: Iterable[int], group_id: str, at: datetime) -> int:
+        """Mark rows as told about ``group_id``; returns how many were still waiting."""
+        ids = list(ids)
+        if not ids:
+            return 0
+        with self._session() as s:
+            result = s.execute(
+                sa.update(WaitlistEntry)
+                .where(col(WaitlistEntry.id).in_(ids), col(WaitlistEntry.notified_at).is_(None))
+                .values(notified_at=utc(at), notified_group=group_id)
+                .returning(col(WaitlistEntry.id))
+            )
+            return len(result.all())
+
+    def of_contact(self, contact: str) -> list[WaitlistEntry]:
+        """Every row of one person (for ops and tests)."""
+        with self._session() as s:
+            stmt = select(WaitlistEntry).where(WaitlistEntry.contact == contact)
+            return list(s.exec(stmt.order_by(col(WaitlistEntry.id))))
+
+
+class SeatsRepo(_Repo):
+    """Which groups a person is in, and each group's seats: the questions routing asks."""
+
+    def groups_of(self, person_id: str) -> set[str]:
+        """The groups ``person_id`` is in now (open memberships)."""
+        stmt = select(Membership.group_id).where(
+            Membership.person_id == person_id, col(Membership.left_at).is_(None)
+        )
+        with self._session() as s:
+            return set(s.exec(stmt))
+
+    def seats(self) -> dict[str, tuple[int, int]]:
+        """``group id -> (members, capacity)`` as stored, for every known group."""
+        stmt = select(WelfareGroupRow.id, WelfareGroupRow.member_count, WelfareGroupRow.capacity)
+        with self._session() as s:
+            return {gid: (members, capacity) for gid, members, capacity in s.exec(stmt)}
+
+    def members(self, group_id: str) -> int | None:
+        """The stored member count of one group, or None for an unknown group."""
+        with self._session() as s:
+            row = s.get(WelfareGroupRow, group_id)
+            return row.member_count if row is not None else None

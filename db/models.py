@@ -277,6 +277,38 @@ class ReferralCode(SQLModel, table=True):
     issued_at: datetime = _ts()
 
 
+WAITLIST_CHANNELS = ("chat",)
+
+
+class WaitlistEntry(SQLModel, table=True):
+    """Someone promised a private message when a group with room opens within ``radius_m``.
+
+    ``area`` is the ~2 km grid cell of the point (bot.entry.overflow.grid_area), so a group that
+    opens looks up only the cells its radius touches. One row per person per area; a person
+    told and waiting again reopens the row (``waiting_since`` moves, ``notified_at`` clears).
+    ``lat``/``lon`` are WGS-84.
+    """
+
+    __tablename__ = "entry_waitlist"
+    __table_args__ = (
+        sa.UniqueConstraint("contact", "area", name="uq_entry_waitlist_contact_area"),
+        sa.Index("ix_entry_waitlist_area_notified", "area", "notified_at"),
+        sa.CheckConstraint(_in("channel", WAITLIST_CHANNELS), name="ck_entry_waitlist_channel"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact: str = Field(max_length=100)
+    area: str = Field(max_length=100)
+    lat: float
+    lon: float
+    radius_m: float
+    channel: str = Field(default="chat", max_length=16)
+    created_at: datetime = _ts()
+    waiting_since: datetime = _ts()
+    notified_at: datetime | None = _ts(nullable=True)
+    notified_group: str | None = Field(default=None, max_length=100)
+
+
 TABLES = (
     "welfare_group",
     "person",
@@ -288,4 +320,5 @@ TABLES = (
     "entry_visit",
     "group_qrcode",
     "referral_code",
+    "entry_waitlist",
 )

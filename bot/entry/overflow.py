@@ -12,12 +12,13 @@ of 0.02 degrees (about 2 km) around the point. Distances come from :mod:`bot.rou
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
 
 from loguru import logger
 
 from bot.events import Say, contact_conv
+from bot.opsdata.models import WelfareGroup
 from bot.outbox import Outbox, OutboxItem
 from bot.routing import GroupIndex, RouteResult
 from bot.templating import distance as format_distance
@@ -50,11 +51,20 @@ def grid_area(lat_wgs84: float, lon_wgs84: float) -> Area:
 
 @dataclass(frozen=True)
 class Placement:
-    """Groups to offer, nearest first; ``overflow`` when none within the radius had room."""
+    """Groups to offer, nearest first; ``overflow`` when none within the radius could take
+    the person.
+
+    ``nearby`` says what the radius holds for them: ``room`` (the offers), ``full`` (groups, all
+    full: ``full_nearby`` of them) or ``none`` (no group at all). ``already`` lists the groups
+    within the radius the person is in; they are never offered.
+    """
 
     results: list[RouteResult]
     overflow: bool
     area: Area
+    nearby: str = "room"
+    full_nearby: int = 0
+    already: list[RouteResult] = field(default_factory=list)
 
 
 class OverflowPlacement:
@@ -86,26 +96,67 @@ class OverflowPlacement:
         return self._radius_m
 
     def place(
-        self, lat: float, lon: float, crs: str, area: Area, *, limit: int | None = None
+        self,
+        lat: float,
+        lon: float,
+        crs: str,
+        area: Area,
+        *,
+        limit: int | None = None,
+        exclude: Collection[WelfareGroup] = (),
     ) -> Placement:
-        """Nearest groups with room for a point; raises ``ValueError`` for an invalid point."""
+        """Nearest groups with room for a point; raises ``ValueError`` for an invalid point.
+
+        ``exclude``: the groups the person is already in; never offered, listed in ``already``
+        when within the radius.
+        """
         limit = self._limit if limit is None else limit
         counts = self._groups.member_counts()
         index = self._index()
+        mine = {g.id for g in exclude}
+        # The index knows nothing of people: ask for enough to still have `limit` after dropping.
         near = index.nearest(
-            lat, lon, crs, limit=limit, member_counts=counts, radius_m=self._radius_m
+            lat, lon, crs, limit=limit + len(mine), member_counts=counts, radius_m=self._radius_m
         )
-        if near:
-            return Placement(near, False, area)
-        beyond = index.nearest(lat, lon, crs, limit=limit, member_counts=counts)
+        already = self._already(exclude, lat, lon, crs)
+        offers = [r for r in near if r.group.id not in mine][:limit]
+        if offers:
+            return Placement(offers, False, area, "room", 0, already)
+        beyond = [
+            r
+            for r in index.nearest(lat, lon, crs, limit=limit + len(mine), member_counts=counts)
+            if r.group.id not in mine
+        ][:limit]
         every = dict.fromkeys(counts, 0)  # every group "has room": counts the full ones too
-        full_nearby = len(
-            index.nearest(
-                lat, lon, crs, limit=_FULL_SCAN_LIMIT, member_counts=every, radius_m=self._radius_m
-            )
+        within = index.nearest(
+            lat,
+            lon,
+            crs,
+            limit=_FULL_SCAN_LIMIT + len(mine),
+            member_counts=every,
+            radius_m=self._radius_m,
         )
-        self._alert(area, full_nearby, beyond[0] if beyond else None)
-        return Placement(beyond, True, area)
+        full_nearby = sum(1 for r in within if r.group.id not in mine)
+        if not near:  # nobody at all can join within the radius: the area needs a new group
+            self._alert(area, len(within), beyond[0] if beyond else None)
+        return Placement(
+            beyond, True, area, "full" if full_nearby else "none", full_nearby, already
+        )
+
+    def _already(
+        self, groups: Collection[WelfareGroup], lat: float, lon: float, crs: str
+    ) -> list[RouteResult]:
+        if not groups:
+            return []
+        # A handful of groups: a throwaway index keeps distances in bot.routing.
+        return GroupIndex(groups).nearest(
+            lat,
+            lon,
+            crs,
+            limit=len(groups),
+            member_counts={g.id: 0 for g in groups},
+            radius_m=self._radius_m,
+        )
 
     def _alert(self, area: Area, full_nearby: int, offered: RouteResult | None) -> None:
         now = self._clock.now()

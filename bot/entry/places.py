@@ -72,15 +72,15 @@ def _mention(text: str, name: object, pos: object) -> NamedRegion | None:
     if not isinstance(name, str) or not name or name == "市辖区":
         return None
     try:
-        pos = int(pos)  # type: ignore[call-overload]  # numpy integers from the DataFrame
+        at = int(pos)  # type: ignore[call-overload]  # numpy integers from the DataFrame
     except (TypeError, ValueError):
         return None
-    if pos < 0:
+    if at < 0:
         return None
     for written in (name, short_name(name), short_district(name)):
-        if text.startswith(written, pos):
-            return NamedRegion(name, pos, pos + len(written))
-    return NamedRegion(name, pos, pos + len(short_name(name)))
+        if text.startswith(written, at):
+            return NamedRegion(name, at, at + len(written))
+    return NamedRegion(name, at, at + len(short_name(name)))
 
 
 def named_regions(text: str) -> NamedRegions:

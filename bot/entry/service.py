@@ -20,12 +20,13 @@ from bot.entry.errors import bad_request, conflict, not_found
 from bot.entry.geocoding import Gazetteer
 from bot.entry.joins import INVITE_ALPHABET, INVITE_CODE_LEN
 from bot.entry.locating import locate_address
-from bot.entry.overflow import Area, OverflowPlacement, district_area, grid_area
+from bot.entry.overflow import Area, OverflowPlacement, Placement, district_area, grid_area
 from bot.entry.qrcodes import GroupQrCodes, render_svg
 from bot.entry.referral_codes import ReferralCodes
 from bot.entry.requests import RouteRequest
 from bot.opsdata.bundle import OpsData
 from bot.routing import to_wgs84
+from bot.templating import distance
 from db.entry_repositories import EntryRepo
 from db.models import EntryVisit
 from db.repositories import GroupRepo
@@ -60,6 +61,9 @@ class RouteAnswer:
     overflow: bool
     radius_m: float
     offers: list[GroupOffer]
+    nearby: str = "room"
+    full_nearby: int = 0
+    notice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -192,6 +196,30 @@ class EntryService:
             placed.overflow,
             self._placement.radius_m,
             offers,
+            placed.nearby,
+            placed.full_nearby,
+            self._notice(placed),
+        )
+
+    def _notice(self, placed: Placement) -> str | None:
+        """What the page says when nothing within the radius can take the visitor.
+
+        The page does not know who the visitor is, so it cannot promise a message: it says how
+        to get on the waitlist (share the location with the bot in a private chat).
+        """
+        if not placed.overflow:
+            return None
+        radius = distance(self._placement.radius_m)
+        if placed.nearby == "full":
+            head = f"您附近{radius}内的{placed.full_nearby}个福利群都已满员"
+        else:
+            head = f"您附近{radius}内还没有福利群"
+        further = "，为您推荐稍远一些的群。" if placed.results else "。"
+        return (
+            head
+            + further
+            + f"想在附近有群可加入时收到通知，请在微信中私信「{self._bot_name}」发送您的位置，"
+            "登记后我们会第一时间通知您。"
         )
 
     async def _locate(self, req: RouteRequest) -> tuple[float, float, str, str, Area]:

@@ -471,3 +471,59 @@ async def test_distances_are_worded_by_the_server_as_in_chats(rig: Rig) -> None:
     assert [g["distance_text"] for g in body["groups"]] == [
         distance(g["distance_m"]) for g in body["groups"]
     ]
+
+
+# --- routing that respects people (issue 7) ------------------------------------------------
+
+
+async def test_an_address_in_another_city_is_refused_never_placed_elsewhere(rig: Rig) -> None:
+    # Observed: "北京朝阳区国贸" was placed at 深圳罗湖区国贸 and a Shenzhen group offered at 731 m.
+    r = await rig.route(address="北京朝阳区国贸")
+    assert r.status_code == 404, r.text
+    body = r.json()
+    assert body["error"] == "city_not_covered" and "北京" in body["message"]
+    assert "groups" not in body
+    city_only = await rig.route(address="北京")
+    assert city_only.status_code == 404 and city_only.json()["error"] == "city_not_covered"
+    district_only = await rig.route(address="朝阳区国贸")
+    assert district_only.status_code == 404
+    assert "朝阳区" in district_only.json()["message"]
+
+
+async def test_a_city_or_a_district_alone_is_placed_inside_it(rig: Rig) -> None:
+    city = (await rig.route(address="广州市")).json()
+    assert city["label"] == "广州" and city["groups"][0]["group"].startswith("gz-")
+    district = (await rig.route(address="南山区")).json()
+    assert district["label"] == "深圳南山区"
+    assert rig.visit(district["entry"]).area == "district:深圳:南山区"
+
+
+async def test_no_group_nearby_and_all_full_nearby_are_different_answers(rig: Rig) -> None:
+    none = (await rig.route(city="深圳", district="龙岗区")).json()
+    assert none["overflow"] is True and none["nearby"] == "none"
+    # Observed: "附近5.0公里内的福利群已满员…新群开通后会第一时间通知您" though none exists.
+    assert "还没有福利群" in none["notice"] and "满员" not in none["notice"]
+    # The page does not know who the visitor is: it says how to get on the waitlist.
+    assert "私信「群福助手」发送您的位置" in none["notice"]
+
+    rig.set_members("sz-baoan-xx", 500)
+    full = (await rig.route(lat=XIXIANG[0], lon=XIXIANG[1], crs="gcj02")).json()
+    assert full["nearby"] == "full" and full["full_nearby"] == 1
+    assert "1个福利群都已满员" in full["notice"] and "还没有" not in full["notice"]
+
+    room = (await rig.route(lat=KJY_WGS[0], lon=KJY_WGS[1])).json()
+    assert room["nearby"] == "room" and room["notice"] is None
+
+
+async def test_an_invite_code_for_a_group_the_person_is_in_is_not_used(rig: Rig) -> None:
+    rig.gateway.join("sz-futian-cbd", ["u1"])
+    await rig.settle()
+    entry = (await rig.route(address="福田CBD")).json()["entry"]
+    choice = (
+        await rig.http.post("/api/choose", json={"entry": entry, "group": "sz-futian-cbd"})
+    ).json()
+    rig.gateway.say("u1", f"入群 {choice['invite_code']}")
+    await rig.settle()
+    assert not [s for s in rig.gateway.transcript if s.action.__class__.__name__ == "Invite"]
+    texts = [getattr(s.action, "text", "") for s in rig.gateway.transcript]
+    assert any(t.startswith("您已在「深圳福田CBD福利1群」群中") for t in texts), texts

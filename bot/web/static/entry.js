@@ -54,9 +54,10 @@
     var list = $("results");
     list.replaceChildren();
     var notice = $("notice");
-    notice.hidden = !answer.overflow;
-    notice.textContent = answer.overflow
-      ? "附近" + answer.radius_text + "内的福利群已满员，为您推荐稍远一些的群，新群开通后会第一时间通知您。" : "";
+    // Worded by the server: "none near you" and "all full near you" are different answers, and
+    // the page never promises a message (it does not know who the visitor is).
+    notice.hidden = !answer.notice;
+    notice.textContent = answer.notice || "";
     if (!answer.groups.length) {
       showError("抱歉，暂时没有可加入的福利群，请稍后再试。");
       return;
