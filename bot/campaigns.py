@@ -7,7 +7,8 @@ what the bot sends.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from heapq import merge
@@ -43,6 +44,20 @@ class Delivery:
     def key(self) -> str:
         """Idempotency key: campaign + group + occurrence."""
         return f"{self.campaign.id}:{self.group.id}:{self.fire_at.isoformat()}"
+
+
+def send_summary(deliveries: Iterable[Delivery]) -> str:
+    """One line: how many sends, and how many per campaign, most first.
+
+    For example ``12 sends: lunch-deals 10, daily-checkin 2``; ``0 sends`` when there is none.
+    """
+    per_campaign = Counter(d.campaign.id for d in deliveries)
+    total = sum(per_campaign.values())
+    head = f"{total} send{'' if total == 1 else 's'}"
+    if not total:
+        return head
+    ranked = sorted(per_campaign.items(), key=lambda kv: (-kv[1], kv[0]))
+    return f"{head}: " + ", ".join(f"{cid} {n}" for cid, n in ranked)
 
 
 def group_context(group: WelfareGroup) -> dict[str, Any]:
@@ -101,6 +116,7 @@ class CampaignPlanner:
         self._merchant_radius_m = merchant_radius_m
         self._merchant_limit = merchant_limit
         self._targets: dict[str, list[WelfareGroup]] = {}
+        self._positions: dict[str, dict[str, int]] = {}
         self._perks: dict[tuple[str, date], list[dict[str, str]]] = {}
 
     @property
@@ -128,6 +144,25 @@ class CampaignPlanner:
         if campaign.id not in self._targets:
             self._targets[campaign.id] = self.ops.target_groups(campaign)
         return self._targets[campaign.id]
+
+    def spread_offset(self, campaign: Campaign, group: WelfareGroup) -> timedelta:
+        """How long after the fire time ``group``'s send falls within the campaign's spread.
+
+        A function of the group's place in the *whole* target list, so a group's send time is
+        the same whether a caller plans every group or only some (``qunfu preview --group``).
+        """
+        positions = self._positions.get(campaign.id)
+        if positions is None:
+            positions = {g.id: i for i, g in enumerate(self.targets(campaign))}
+            self._positions[campaign.id] = positions
+        i = positions.get(group.id)
+        if i is None:
+            return timedelta(0)
+        return campaign.schedule.spread * i / len(positions)
+
+    def merchant_radius_m(self, campaign: Campaign) -> float:
+        """The radius within which a merchant campaign looks for merchants (``data.radius_m``)."""
+        return float(campaign.data.get("radius_m", self._merchant_radius_m))
 
     def in_quiet_hours(self, campaign: Campaign, at: datetime) -> bool:
         """True when a marketing campaign would fire inside the quiet hours."""
@@ -162,7 +197,7 @@ class CampaignPlanner:
         }
         categories = merchant_categories(campaign)
         if categories is not None:
-            radius = float(campaign.data.get("radius_m", self._merchant_radius_m))
+            radius = self.merchant_radius_m(campaign)
             weekday = WEEKDAYS[fire_at.astimezone(SHANGHAI).weekday()]
             limit = int(campaign.data.get("limit", self._merchant_limit))
             # A slice of the neighbourhoods computed once for this ops-data version.
@@ -208,9 +243,7 @@ class CampaignPlanner:
     ) -> Iterator[Delivery]:
         """:meth:`deliveries` one group at a time, so a caller can pause between groups."""
         targeted = self.targets(campaign) if groups is None else groups
-        spread = campaign.schedule.spread
-        n = len(targeted)
-        for i, group in enumerate(targeted):
+        for group in targeted:
             ctx = self.context(campaign, group, fire_at)
             if ctx is None:
                 logger.bind(campaign=campaign.id, group=group.id).debug(
@@ -225,8 +258,9 @@ class CampaignPlanner:
                     "template failed for this group; skipped: {}", exc
                 )
                 continue
-            offset = spread * i / n if n else timedelta(0)
-            yield Delivery(fire_at, fire_at + offset, group, campaign, text)
+            yield Delivery(
+                fire_at, fire_at + self.spread_offset(campaign, group), group, campaign, text
+            )
 
     def plan(
         self, start: datetime, end: datetime, group_id: str | None = None

@@ -127,9 +127,9 @@ def preview(
     days: Annotated[int, typer.Option(min=1, max=366, help="How many days.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
 ) -> None:
-    """What would be sent, when and where, fully rendered."""
+    """What would be sent, when and where, fully rendered, after a one-line summary."""
     from bot.app import load_ops
-    from bot.campaigns import CampaignPlanner
+    from bot.campaigns import CampaignPlanner, send_summary
     from scheduler.clock import SHANGHAI, RealClock
 
     settings = _settings(config)
@@ -149,7 +149,10 @@ def preview(
         ops, settings.quiet_hours, merchant_radius_m=settings.routing.merchant_radius_m
     )
     start = datetime.combine(first, datetime.min.time(), SHANGHAI)
-    for d in planner.plan(start, start + timedelta(days=days), group):
+    deliveries = list(planner.plan(start, start + timedelta(days=days), group))
+    # The summary comes first; with --json it goes to stderr, so stdout stays one object a line.
+    typer.echo(send_summary(deliveries), err=as_json)
+    for d in deliveries:
         if as_json:
             typer.echo(
                 json.dumps(
@@ -167,6 +170,60 @@ def preview(
                 f"── {d.send_at:%Y-%m-%d %H:%M} {d.group.name} ({d.group.id}) · {d.campaign.id}"
             )
             typer.echo(d.text + "\n")
+
+
+@app.command()
+def explain(
+    campaign: Annotated[str, typer.Argument(help="Campaign id.")],
+    date_: Annotated[
+        str | None, typer.Option("--date", help="The day, YYYY-MM-DD (default: today).")
+    ] = None,
+    group: Annotated[str | None, typer.Option(help="Only this group id.")] = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+) -> None:
+    """Whether a campaign sends to each group on a day, at which times, and if not, why."""
+    from bot.app import load_ops
+    from bot.campaigns import CampaignPlanner
+    from bot.diagnosis import CampaignDiagnosis, explain_header, format_verdict
+    from bot.opsdata.problems import did_you_mean
+    from scheduler.clock import SHANGHAI, RealClock
+
+    settings = _settings(config)
+    try:
+        day = (
+            date.fromisoformat(date_) if date_ else RealClock().now().astimezone(SHANGHAI).date()
+        )
+    except ValueError:
+        typer.echo(f"--date: expected a date as YYYY-MM-DD, got {date_!r}", err=True)
+        raise typer.Exit(1) from None
+    try:
+        ops = load_ops(settings)
+    except OpsDataError as exc:
+        _fail(exc.problems)
+    if campaign not in ops.campaigns:
+        typer.echo(
+            f"unknown campaign {campaign!r}{did_you_mean(campaign, ops.campaigns)}; "
+            f"campaigns: {', '.join(sorted(ops.campaigns))}",
+            err=True,
+        )
+        raise typer.Exit(1)
+    if group is not None and group not in ops.groups:
+        typer.echo(f"--group: unknown group {group!r}{did_you_mean(group, ops.groups)}", err=True)
+        raise typer.Exit(1)
+    planner = CampaignPlanner(
+        ops, settings.quiet_hours, merchant_radius_m=settings.routing.merchant_radius_m
+    )
+    diagnosis = CampaignDiagnosis(planner)
+    chosen = [ops.groups[group]] if group is not None else None
+    verdicts = list(diagnosis.explain(ops.campaigns[campaign], day, chosen))
+    if as_json:
+        for v in verdicts:
+            typer.echo(json.dumps(v.as_json(), ensure_ascii=False))
+        return
+    typer.echo(explain_header(diagnosis, ops.campaigns[campaign], day, verdicts))
+    for v in verdicts:
+        typer.echo(format_verdict(v))
 
 
 @app.command()

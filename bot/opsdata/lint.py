@@ -37,3 +37,12 @@ def _unused_data_keys(ops: OpsData, settings: Settings, now: datetime) -> list[P
 
 
 CHECKS.append(_unused_data_keys)
+
+
+def _silent_campaigns(ops: OpsData, settings: Settings, now: datetime) -> list[Problem]:
+    from bot.campaign_warnings import campaign_warnings  # late: only a check pulls in the planner
+
+    return campaign_warnings(ops, settings, now)
+
+
+CHECKS.append(_silent_campaigns)
