@@ -4,10 +4,12 @@ Points arrive in the coordinate system they were taken in (WeChat shares GCJ-02,
 BD-09, GPS uses WGS-84). Everything is converted to WGS-84 once per ops-data version, with
 numpy over whole arrays (:func:`to_wgs84_many`, the formulas of ``prcoords``), then:
 
-* points become unit vectors (the ellipsoid's surface normals, the "n-vectors" of the geodetic
-  latitude and longitude) in scipy's ``cKDTree``; the chord between two normals bounds the
-  geodesic between their points from below (see :func:`_chord_for`), so a ball or k-nearest
-  query on the tree never misses a true neighbour;
+* points become 3-D vectors in scipy's ``cKDTree``: their Earth-centred (ECEF) position on the
+  WGS-84 ellipsoid divided by the equatorial radius, so unit vectors at the equator and a hair
+  shorter towards the poles. A straight chord is never longer than a path on the surface, so
+  ``a * chord`` bounds the geodesic from below, tightly (0.03 % at 500 km, where a sphere of
+  the least radius of curvature is 0.7 % off): a ball or k-nearest query on the tree never misses
+  a true neighbour, and rarely has to look twice (see :func:`_chord_for`);
 * the few candidates are measured with PROJ's WGS-84 geodesic (``pyproj.Geod.inv``, Karney's
   algorithm in C, vectorised), so distances, and the order built from them, are exact rather
   than approximations. Ties in distance are broken by id.
@@ -48,11 +50,9 @@ _GEOD = Geod(ellps="WGS84")
 _WGS84_A = 6_378_137.0
 _WGS84_F = 1 / 298.257223563
 _WGS84_E2 = _WGS84_F * (2 - _WGS84_F)
-# Along any curve on the ellipsoid the surface normal turns at most by the largest principal
-# curvature per metre, 1 / (smallest radius of curvature) = 1 / (meridional radius at the
-# equator, a(1 - e²)). So a geodesic of s metres joins points whose normals are at most
-# s / _R_LOW radians apart: s >= _R_LOW * angle. A hair of slack covers float rounding.
-_R_LOW = _WGS84_A * (1 - _WGS84_E2) * (1 - 1e-9)
+# Relative slack on every bound, far above float rounding of coordinates and PROJ's geodesic
+# (nanometres) and far below anything that matters (a micrometre per kilometre).
+_SLACK = 1e-9
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -84,6 +84,8 @@ def to_wgs84(lat: float, lon: float, crs: str = "gcj02") -> tuple[float, float]:
 
 
 def _checked(name: str, value: object, limit: float) -> float:
+    if type(value) is float and -limit <= value <= limit:  # the usual case, checked cheaply
+        return value
     if isinstance(value, bool) or not isinstance(value, Real):
         raise ValueError(f"{name} must be a number of degrees, got {value!r}")
     v = float(value)
@@ -212,22 +214,36 @@ def _bored(
 # --- the spatial index ----------------------------------------------------------------------
 
 
-def _unit(lat: ArrayLike, lon: ArrayLike) -> F64:
-    """Surface normals of WGS-84 points as unit vectors, shape (n, 3) (or (3,) for one point)."""
-    phi, lam = np.radians(lat), np.radians(lon)
-    cos_phi = np.cos(phi)
-    return np.stack([cos_phi * np.cos(lam), cos_phi * np.sin(lam), np.sin(phi)], axis=-1)
+def _xyz(lat: ArrayLike, lon: ArrayLike) -> F64:
+    """ECEF positions of WGS-84 points (height 0) in units of the equatorial radius, (n, 3)."""
+    phi, lam = np.radians(np.atleast_1d(lat)), np.radians(np.atleast_1d(lon))
+    sin_phi, cos_phi = np.sin(phi), np.cos(phi)
+    n = 1 / np.sqrt(1 - _WGS84_E2 * sin_phi * sin_phi)  # prime vertical radius / a
+    return np.stack(
+        [n * cos_phi * np.cos(lam), n * cos_phi * np.sin(lam), n * (1 - _WGS84_E2) * sin_phi],
+        axis=-1,
+    )
+
+
+def _xyz_one(lat: float, lon: float) -> list[float]:
+    """:func:`_xyz` of one point, without numpy's per-call overhead (a query's hot path)."""
+    phi, lam = math.radians(lat), math.radians(lon)
+    sin_phi, cos_phi = math.sin(phi), math.cos(phi)
+    n = 1 / math.sqrt(1 - _WGS84_E2 * sin_phi * sin_phi)
+    return [n * cos_phi * math.cos(lam), n * cos_phi * math.sin(lam), n * (1 - _WGS84_E2) * sin_phi]
 
 
 def _chord_for(metres: float) -> float:
-    """A chord between normals that every point within ``metres`` (geodesic) lies inside."""
-    angle = min(metres / _R_LOW, math.pi)
-    return 2 * math.sin(angle / 2) * (1 + 1e-12) + 1e-15
+    """A chord (in tree units) that every point within ``metres`` geodesic lies inside.
+
+    The straight line between two points is never longer than the geodesic joining them.
+    """
+    return metres / _WGS84_A * (1 + _SLACK) + 1e-15
 
 
 def _metres_beyond(chord: float) -> float:
-    """Every point whose normal is at least ``chord`` away is at least this far (geodesic)."""
-    return _R_LOW * 2 * math.asin(min(1.0, chord / 2)) * (1 - 1e-12)
+    """Every point at least ``chord`` away (tree units) is at least this far, geodesic."""
+    return chord * _WGS84_A * (1 - _SLACK)
 
 
 def _geodesic(lat: float, lon: float, lats: F64, lons: F64) -> F64:
@@ -249,16 +265,16 @@ T = TypeVar("T")
 
 
 class _Points(Generic[T]):
-    """Items at WGS-84 points on a cKDTree of unit vectors, with exact geodesic re-ranking."""
+    """Items at WGS-84 points on a cKDTree, with exact geodesic re-ranking."""
 
     def __init__(self, items: Sequence[T], ids: Sequence[str], lat: F64, lon: F64) -> None:
         self.items = list(items)
         self.lat, self.lon = lat, lon
-        self.xyz = _unit(lat, lon).reshape(-1, 3)
-        self.tree = cKDTree(self.xyz)
+        self.tree = cKDTree(_xyz(lat, lon).reshape(-1, 3))
         # Rank of each id in sorted order: ties in distance are broken by it.
         self.rank = np.empty(len(ids), dtype=np.int64)
         self.rank[np.argsort(np.asarray(ids, dtype=object), kind="stable")] = np.arange(len(ids))
+        self.rank_list: list[int] = self.rank.tolist()
 
     def __len__(self) -> int:
         return len(self.items)
@@ -271,10 +287,10 @@ class _Points(Generic[T]):
 
     def within(self, lat: float, lon: float, radius_m: float) -> tuple[I64, F64]:
         """Every item within ``radius_m`` geodesic metres, nearest first (ties by id)."""
-        found = self.tree.query_ball_point(_unit(lat, lon), _chord_for(radius_m))
+        found = self.tree.query_ball_point(_xyz_one(lat, lon), _chord_for(radius_m))
         idx, metres = self.ranked(lat, lon, np.asarray(found, dtype=np.int64))
-        keep = metres <= radius_m
-        return idx[keep], metres[keep]
+        inside = metres <= radius_m
+        return idx[inside], metres[inside]
 
     def nearest(
         self,
@@ -283,42 +299,56 @@ class _Points(Generic[T]):
         *,
         limit: int,
         radius_m: float | None,
-        keep: Callable[[int], bool] | None,
-    ) -> tuple[I64, F64]:
-        """Up to ``limit`` kept items nearest to the point (indices, geodesic metres)."""
+        keep: Callable[[list[int]], list[int]] | None,
+    ) -> list[tuple[float, int, int]]:
+        """Up to ``limit`` items nearest to the point: ``(metres, id rank, index)``, nearest first.
+
+        ``keep`` filters a list of candidate indices (say, groups with room); it only ever sees
+        the few candidates, never every item.
+        """
         n = len(self.items)
         if limit <= 0 or n == 0:
-            return np.empty(0, dtype=np.int64), np.empty(0)
-        q = _unit(lat, lon)
-        bound = math.inf if radius_m is None else _chord_for(radius_m)
-        k = min(n, 2 * limit + 8)
+            return []
+        q = _xyz_one(lat, lon)
+        # A few more than asked: some may be filtered out (full groups), and the bound below
+        # needs one candidate beyond the answer. Too few costs a second, wider look, not a miss.
+        k = min(n, limit + 6)
         while True:
-            chords, found = self.tree.query(q, k=k, distance_upper_bound=bound)
-            chords, found = np.atleast_1d(chords), np.atleast_1d(found)
-            hit = found < n
-            exhausted = k == n or not hit.all()  # nothing unseen lies within the bound
-            idx = found[hit].astype(np.int64)
-            if keep is not None:
-                idx = idx[np.fromiter((keep(int(i)) for i in idx), dtype=bool, count=idx.size)]
-            idx, metres = self.ranked(lat, lon, idx)
-            if radius_m is not None:
-                inside = metres <= radius_m
-                idx, metres = idx[inside], metres[inside]
+            if radius_m is None:
+                chords, found = self.tree.query(q, k=k)
+            else:
+                chords, found = self.tree.query(q, k=k, distance_upper_bound=_chord_for(radius_m))
+            found_list = found.tolist() if k > 1 else [found]
+            exhausted = k == n or found_list[-1] == n  # nothing unseen lies within the bound
+            cand = [i for i in found_list if i < n]
+            best = self._measured(lat, lon, cand if keep is None else keep(cand), radius_m)
             if exhausted:
-                return idx[:limit], metres[:limit]
-            unseen_beyond = _metres_beyond(float(chords[-1]))
-            if idx.size >= limit:
-                kth = float(metres[limit - 1])
-                if kth < unseen_beyond:
-                    return idx[:limit], metres[:limit]
+                return best[:limit]
+            if len(best) >= limit:
+                kth = best[limit - 1][0]
+                if kth < _metres_beyond(float(chords[-1] if k > 1 else chords)):
+                    return best[:limit]
                 # Unseen items may still tie or beat the k-th: take every item that close.
-                idx = self.tree.query_ball_point(q, _chord_for(kth))
-                idx = np.asarray(idx, dtype=np.int64)
-                if keep is not None:
-                    idx = idx[np.fromiter((keep(int(i)) for i in idx), bool, count=idx.size)]
-                idx, metres = self.ranked(lat, lon, idx)
-                return idx[:limit], metres[:limit]
+                cand = self.tree.query_ball_point(q, _chord_for(kth))
+                return self._measured(lat, lon, cand if keep is None else keep(cand), kth)[:limit]
             k = min(n, k * 4)  # too many candidates were filtered out: look farther
+
+    def _measured(
+        self, lat: float, lon: float, idx: list[int], radius_m: float | None
+    ) -> list[tuple[float, int, int]]:
+        """``(metres, id rank, index)`` of ``idx`` within ``radius_m``, nearest first.
+
+        Plain lists: for the dozen candidates of a query they beat numpy's per-call overhead.
+        """
+        if not idx:
+            return []
+        arr = np.array(idx, dtype=np.int64)
+        metres = _geodesic(lat, lon, self.lat[arr], self.lon[arr]).tolist()
+        rank = self.rank_list
+        best = sorted(zip(metres, [rank[i] for i in idx], idx, strict=True))
+        if radius_m is not None:
+            best = [b for b in best if b[0] <= radius_m]
+        return best
 
 
 def _positions(locations: Sequence[Location]) -> tuple[F64, F64]:
@@ -353,6 +383,11 @@ class GroupIndex:
     def __init__(self, groups: Iterable[WelfareGroup]) -> None:
         items = list(groups)
         self._points = _points(items, [g.id for g in items], [g.location for g in items])
+        # Plain lists: a query reads a handful of entries, where Python lists beat numpy.
+        self._ids = [g.id for g in items]
+        self._members = [g.members for g in items]
+        self._capacity = [g.capacity for g in items]
+        self._room = [g.members < g.capacity for g in items]
 
     def __len__(self) -> int:
         return len(self._points)
@@ -378,17 +413,22 @@ class GroupIndex:
         wlat, wlon = to_wgs84(lat, lon, crs)
         counts = member_counts or {}
         groups = self._points.items
+        if counts:
+            ids, members, capacity = self._ids, self._members, self._capacity
 
-        def has_room(i: int) -> bool:
-            g = groups[i]
-            return counts.get(g.id, g.members) < g.capacity
+            def has_room(idx: list[int]) -> list[int]:
+                return [i for i in idx if counts.get(ids[i], members[i]) < capacity[i]]
+        else:
+            room = self._room
 
-        idx, metres = self._points.nearest(
-            wlat, wlon, limit=limit, radius_m=radius_m, keep=has_room
-        )
+            def has_room(idx: list[int]) -> list[int]:
+                return [i for i in idx if room[i]]
+
+        found = self._points.nearest(wlat, wlon, limit=limit, radius_m=radius_m, keep=has_room)
+        ids, members = self._ids, self._members
         return [
-            RouteResult(groups[i], float(d), counts.get(groups[i].id, groups[i].members))
-            for i, d in zip(idx.tolist(), metres.tolist(), strict=True)
+            RouteResult(groups[i], metres, counts.get(ids[i], members[i]) if counts else members[i])
+            for metres, _, i in found
         ]
 
 
@@ -535,7 +575,7 @@ class MerchantNeighbourhoods:
         rows, cols, dists = [], [], []
         for lo in range(0, len(self.groups), _CHUNK):
             glat, glon = self._glat[lo : lo + _CHUNK], self._glon[lo : lo + _CHUNK]
-            chunk = cKDTree(_unit(glat, glon).reshape(-1, 3))
+            chunk = cKDTree(_xyz(glat, glon).reshape(-1, 3))
             found = chunk.sparse_distance_matrix(pts.tree, chord, output_type="ndarray")
             g = found["i"].astype(np.int64)
             m = found["j"].astype(np.int64)
