@@ -36,6 +36,7 @@ from bot.opsdata.bundle import OpsData
 from bot.opsdata.loader import OpsDataSource
 from bot.opsdata.problems import OpsDataError
 from bot.outbox import Outbox
+from bot.referrals import build_referrals
 from bot.routing import GroupIndex
 from bot.scheduling import CampaignScheduler
 from bot.templating import check_templates
@@ -106,6 +107,7 @@ class Qunfu:
             account=settings.bot.id,
         )
         self._build_entry(settings, clock, gateway)
+        self.referrals, self.referral_intake = build_referrals(self)
         self.dispatcher = Dispatcher(
             self.planner,
             self.index,

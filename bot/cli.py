@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from bot.opsdata.problems import OpsDataError
+from bot.referrals.commands import referrals_app, rewards_app
 
 app = typer.Typer(
     help="群福 Qunfu: operations bot for bank community welfare groups.",
@@ -23,6 +24,8 @@ outbox_app = typer.Typer(
     help="The outbox: the audit log, and sends that need a decision.", no_args_is_help=True
 )
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(referrals_app, name="referrals")
+app.add_typer(rewards_app, name="rewards")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Path to config.yaml.")]
 DEFAULT_CONFIG = Path("config.yaml")

@@ -126,6 +126,25 @@ class SimulatorSettings(_Section):
     console: bool = True
 
 
+class ReferralSettings(_Section):
+    """Partner webhooks, fraud holds and reward fulfilment (docs/referrals.md).
+
+    Secrets are not here: ``QUNFU_REFERRAL_WEBHOOK_SECRET`` (comma-separated for rotation) signs
+    inbound events, ``QUNFU_REFERRAL_PUSH_SECRET`` (default: the first webhook secret) outbound
+    pushes.
+    """
+
+    tolerance: Duration = Field(
+        default=timedelta(seconds=300), description="signature age allowed, both directions"
+    )
+    burst_count: int = Field(default=5, ge=2, description="this many qualifying friends ...")
+    burst_window: Duration = Field(
+        default=timedelta(minutes=60), description="... within this span: rewards held for review"
+    )
+    push_url: str | None = Field(default=None, description="POST each payable reward here")
+    push_timeout: Duration = timedelta(seconds=10)
+
+
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8600, ge=0, le=65535)
@@ -162,6 +181,7 @@ class Settings(BaseSettings):
     entry: EntrySettings = EntrySettings()
     simulator: SimulatorSettings = SimulatorSettings()
     web: WebSettings = WebSettings()
+    referral: ReferralSettings = ReferralSettings()
     wechaty: WechatySettings = WechatySettings()
     log_level: str = "INFO"
     base_dir: Path = Field(default=Path("."), exclude=True)

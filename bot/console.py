@@ -29,6 +29,8 @@ def format_action(record: dict[str, Any]) -> str:
         head = f"[{at}] say → {record['to']}" + (f" {mentions}" if mentions else "")
         body = "\n".join("    " + line for line in record["text"].splitlines())
         return f"{head}\n{body}"
+    if record["action"] == "webhook":
+        return f"[{at}] webhook {record['path']} → {record['status']}"
     return f"[{at}] {record['action']} {record['contact']} → room:{record['room']}"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -65,8 +66,39 @@ class LeaveStep(_Step):
 
 
 class WebhookStep(_Step):
+    """An inbound HTTP event: ``json`` (or a raw ``body`` with ``headers``), optionally signed.
+
+    ``sign: true`` adds ``X-Qunfu-Signature`` made with the configured webhook secret at the
+    virtual clock's time; ``referrer: CONTACT_ID`` fills ``json.referral_code`` with that
+    contact's referral code (issued on the spot if they have none).
+    """
+
     path: str
-    json_: dict[str, Any] = Field(default_factory=dict, alias="json")
+    json_: dict[str, Any] | None = Field(default=None, alias="json")
+    body: str | None = None
+    headers: dict[str, str] = {}
+    sign: bool = False
+    referrer: str | None = None
+
+    @model_validator(mode="after")
+    def _one_body(self) -> WebhookStep:
+        if self.json_ is not None and self.body is not None:
+            raise ValueError("a webhook step has `json` or `body`, not both")
+        if self.referrer is not None and self.body is not None:
+            raise ValueError("`referrer` fills json.referral_code: use `json`, not `body`")
+        return self
+
+
+@dataclass(frozen=True)
+class WebhookCall:
+    """A webhook step as the transcript shows it: where it was posted and the status it got."""
+
+    at: datetime
+    path: str
+    status: int
+
+
+Transcribed = SentAction | WebhookCall
 
 
 Instant = Annotated[datetime, BeforeValidator(lambda v: v)]
@@ -111,9 +143,11 @@ def load_scenario(path: Path) -> tuple[Scenario, list[tuple[int, int]]]:
     return scenario, step_pos
 
 
-def action_record(sent: SentAction) -> dict[str, Any]:
+def action_record(sent: Transcribed) -> dict[str, Any]:
     """A transcript line in the contract's JSON shape."""
     at = sent.at.isoformat()
+    if isinstance(sent, WebhookCall):
+        return {"at": at, "action": "webhook", "path": sent.path, "status": sent.status}
     a = sent.action
     if isinstance(a, Say):
         return {"at": at, "action": "say", "to": a.to, "text": a.text, "mentions": list(a.mentions)}
@@ -146,8 +180,9 @@ class Simulation:
         for group in self.bot.planner().ops.groups.values():
             self.gateway.add_room(group.id, group.name)
         self._positions = step_positions or []
+        self._webhooks: list[tuple[int, WebhookCall]] = []
 
-    async def run(self) -> list[SentAction]:
+    async def run(self) -> list[Transcribed]:
         """Play every step; return the transcript."""
         try:
             for i, step in enumerate(self.scenario.steps):
@@ -159,7 +194,20 @@ class Simulation:
         finally:
             self.bot.close()
             self._tmp.cleanup()
-        return self.gateway.transcript
+        return self.transcript()
+
+    def transcript(self) -> list[Transcribed]:
+        """The bot's actions with the webhook calls in the order they happened."""
+        merged: list[Transcribed] = []
+        calls = iter(self._webhooks)
+        nxt = next(calls, None)
+        for i, sent in enumerate([*self.gateway.transcript, None]):
+            while nxt is not None and nxt[0] <= i:
+                merged.append(nxt[1])
+                nxt = next(calls, None)
+            if sent is not None:
+                merged.append(sent)
+        return merged
 
     async def _play(self, step: Step) -> None:
         g = self.gateway
@@ -183,14 +231,34 @@ class Simulation:
             await self.advance_to(self.clock.now())
 
     async def _webhook(self, hook: WebhookStep) -> None:
-        """POST the step's JSON to the bot's own web app, in process, as a partner would."""
+        """POST the step's body to the bot's own web app, in process, as a partner would."""
+        import json
+
         import httpx
 
+        from bot.referrals.signatures import HEADER, sign, webhook_secrets
         from bot.web.app import create_app
 
+        data = dict(hook.json_ or {})
+        if hook.referrer is not None:
+            self.gateway.person(hook.referrer)  # an unknown contact is a located scenario error
+            data["referral_code"] = self.bot.referral_codes.issue(hook.referrer, self.clock.now())
+        body = (
+            hook.body.encode()
+            if hook.body is not None
+            else json.dumps(data, ensure_ascii=False).encode()
+        )
+        headers = {"content-type": "application/json", **hook.headers}
+        if hook.sign:
+            keys = webhook_secrets(self.bot.settings)
+            if not keys:
+                raise ValueError("`sign: true` needs QUNFU_REFERRAL_WEBHOOK_SECRET")
+            headers[HEADER] = sign(keys[0], body, self.clock.now())
         transport = httpx.ASGITransport(app=create_app(self.bot))
         async with httpx.AsyncClient(transport=transport, base_url="http://qunfu.sim") as client:
-            response = await client.post(hook.path, json=hook.json_)
+            response = await client.post(hook.path, content=body, headers=headers)
+        call = WebhookCall(self.clock.now(), hook.path, response.status_code)
+        self._webhooks.append((len(self.gateway.transcript), call))
         if response.status_code in (404, 405):
             raise ValueError(f"no webhook is served at {hook.path!r}")
         if response.status_code >= 400:
@@ -259,14 +327,14 @@ def scenario_settings(scenario: Scenario, scenario_path: Path, config: Path | No
     return load_settings(config or Path("config.yaml"))
 
 
-async def simulate(path: Path, config: Path | None = None) -> list[SentAction]:
+async def simulate(path: Path, config: Path | None = None) -> list[Transcribed]:
     """Load and play a scenario; raise OpsDataError with positions on bad input."""
     scenario, positions = load_scenario(path)
     settings = scenario_settings(scenario, path, config)
     return await Simulation(scenario, path, settings, positions).run()
 
 
-def iter_records(transcript: list[SentAction]) -> Iterator[dict[str, Any]]:
+def iter_records(transcript: list[Transcribed]) -> Iterator[dict[str, Any]]:
     """Transcript records in time order."""
     for sent in sorted(transcript, key=lambda s: s.at):
         yield action_record(sent)

@@ -309,6 +309,92 @@ class WaitlistEntry(SQLModel, table=True):
     notified_group: str | None = Field(default=None, max_length=100)
 
 
+REFERRAL_EVENT_TYPES = ("application_submitted", "application_approved", "card_activated")
+REFERRAL_EVENT_SOURCES = ("webhook", "import")
+REWARD_STATUSES = ("pending", "held", "sent", "confirmed", "rejected")
+
+
+class ReferralEventRow(SQLModel, table=True):
+    """One partner conversion event, kept whether or not it counted (``outcome`` says why).
+
+    ``event_id`` is unique: a replay inserts nothing. ``wins`` marks the applicant's first valid
+    qualifying event (by ``occurred_at``, then ``event_id``); only those can count for a referrer.
+    """
+
+    __tablename__ = "referral_event"
+    __table_args__ = (
+        sa.UniqueConstraint("event_id", name="uq_referral_event_event_id"),
+        sa.Index("ix_referral_event_referrer", "referrer_id", "wins", "occurred_at"),
+        sa.Index("ix_referral_event_applicant", "applicant", "type"),
+        sa.Index("ix_referral_event_outcome", "outcome", "referrer_id"),
+        sa.CheckConstraint(_in("type", REFERRAL_EVENT_TYPES), name="ck_referral_event_type"),
+        sa.CheckConstraint(_in("source", REFERRAL_EVENT_SOURCES), name="ck_referral_event_source"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(max_length=200)
+    type: str = Field(max_length=32)
+    referral_code: str = Field(max_length=40)
+    referrer_id: str = Field(max_length=100)
+    applicant: str = Field(max_length=200)
+    referrer_applicant: str | None = Field(default=None, max_length=200)
+    occurred_at: datetime = _ts()
+    received_at: datetime = _ts()
+    source: str = Field(default="webhook", max_length=16)
+    wins: bool = False
+    outcome: str = Field(default="", max_length=32)
+
+
+class ReferralReward(SQLModel, table=True):
+    """A tier reached by a referrer: at most one row per (referrer, tier), ever."""
+
+    __tablename__ = "referral_reward"
+    __table_args__ = (
+        sa.UniqueConstraint("referrer_id", "tier", name="uq_referral_reward_referrer_tier"),
+        sa.Index("ix_referral_reward_status", "status", "next_attempt_at"),
+        sa.Index("ix_referral_reward_reached", "reached_at"),
+        sa.CheckConstraint(_in("status", REWARD_STATUSES), name="ck_referral_reward_status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    referrer_id: str = Field(max_length=100)
+    tier: int
+    reward: str
+    status: str = Field(max_length=16)
+    held_reason: str = ""
+    reached_at: datetime = _ts()
+    reached_by: str = Field(max_length=200)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    decided_by: str | None = Field(default=None, max_length=100)
+    decided_at: datetime | None = _ts(nullable=True)
+    decision_note: str = ""
+    attempts: int = 0
+    next_attempt_at: datetime | None = _ts(nullable=True)
+    last_error: str = ""
+
+
+class ReferralRewardHistory(SQLModel, table=True):
+    """Every status change of a reward: who, when, from what to what, and why.
+
+    No foreign key: a reward withdrawn before any payment (a recount moved its friend to another
+    referrer) is deleted, and its history stays as the record that it existed.
+    """
+
+    __tablename__ = "referral_reward_history"
+    __table_args__ = (sa.Index("ix_referral_reward_history_reward", "reward_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    reward_id: int
+    referrer_id: str = Field(max_length=100)
+    tier: int
+    from_status: str | None = Field(default=None, max_length=16)
+    to_status: str = Field(max_length=16)
+    at: datetime = _ts()
+    by: str = Field(default="system", max_length=100)
+    note: str = ""
+
+
 TABLES = (
     "welfare_group",
     "person",
@@ -321,4 +407,7 @@ TABLES = (
     "group_qrcode",
     "referral_code",
     "entry_waitlist",
+    "referral_event",
+    "referral_reward",
+    "referral_reward_history",
 )

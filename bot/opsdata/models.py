@@ -225,13 +225,27 @@ class ReferralTier(_Strict):
     reward: str
 
 
+ReferralEventType = Literal["application_submitted", "application_approved", "card_activated"]
+
+
+class ReferralCaps(_Strict):
+    """Most friends counted for one referrer: per window, and per calendar month (Shanghai)."""
+
+    per_referrer: int | None = Field(default=None, ge=0)
+    per_referrer_per_month: int | None = Field(default=None, ge=0)
+
+
 class ReferralProgramme(_Strict):
-    """Tiered referral rewards: more qualified friends, bigger reward."""
+    """Tiered referral rewards: more qualified friends, bigger reward.
+
+    ``window_days`` opens at a referrer's first counted friend; friends qualifying later than
+    that do not count (docs/referrals.md).
+    """
 
     tiers: list[ReferralTier]
     window_days: int = Field(default=90, ge=1)
-    qualifying_event: str = "card_approved"
-    caps: dict[str, int] = {}
+    qualifying_event: ReferralEventType = "application_approved"
+    caps: ReferralCaps = ReferralCaps()
 
     @field_validator("tiers")
     @classmethod

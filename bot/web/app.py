@@ -42,7 +42,7 @@ def create_app(bot: Qunfu) -> FastAPI:
             "outbox": {"pending": b.outbox.pending_count()},
         }
 
-    for module_name in ("bot.web.entry", "bot.web.simulator_page"):
+    for module_name in ("bot.web.entry", "bot.web.simulator_page", "bot.web.webhooks"):
         with contextlib.suppress(ModuleNotFoundError):
             module = __import__(module_name, fromlist=["router"])
             app.include_router(module.router)

@@ -1,0 +1,282 @@
+"""Storage of the referral ledger: events, rewards and reward history, in SQLAlchemy Core.
+
+The ledger writes inside one transaction per event (:class:`ReferralStore` takes the open
+connection). Plain Core statements, not ORM objects: the webhook path runs once per partner
+event and reads only the rows of one applicant and one referrer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+from sqlalchemy.dialects import postgresql, sqlite
+
+from db.models import ReferralEventRow, ReferralReward, ReferralRewardHistory
+from db.repositories import utc
+
+EVENTS: sa.Table = ReferralEventRow.__table__  # type: ignore[attr-defined]
+REWARDS: sa.Table = ReferralReward.__table__  # type: ignore[attr-defined]
+HISTORY: sa.Table = ReferralRewardHistory.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An applicant's valid qualifying event, as counting across referrers needs it."""
+
+    id: int
+    event_id: str
+    referrer_id: str
+    occurred_at: datetime
+    wins: bool
+
+
+@dataclass(frozen=True)
+class RewardRow:
+    """A reward as stored."""
+
+    id: int
+    referrer_id: str
+    tier: int
+    reward: str
+    status: str
+    held_reason: str
+    reached_at: datetime
+    reached_by: str
+    created_at: datetime
+    updated_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_note: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str
+
+
+def _reward(row: Any) -> RewardRow:
+    return RewardRow(**{f: row._mapping[f] for f in RewardRow.__dataclass_fields__})
+
+
+def lock_key(name: str) -> int:
+    """A signed 64-bit key for ``pg_advisory_xact_lock`` (a collision only serialises more)."""
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class ReferralStore:
+    """The ledger's reads and writes inside one open transaction (the caller commits)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.dialect = conn.dialect.name
+
+    def _insert(self, table: sa.Table) -> Any:
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    # --- events ----------------------------------------------------------------------------
+
+    def insert_event(self, values: dict[str, Any]) -> int | None:
+        """Insert an event unless its ``event_id`` is stored; the new row id, or None (replay).
+
+        On SQLite this is the transaction's first statement, so it takes the write lock before
+        anything is read and the rest of the transaction sees a stable database.
+        """
+        stmt = (
+            self._insert(EVENTS)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(EVENTS.c.id)
+        )
+        row = self.conn.execute(stmt).first()
+        return None if row is None else int(row[0])
+
+    def lock(self, names: Iterable[str]) -> None:
+        """Serialise writers on these names until commit (PostgreSQL; SQLite has one writer)."""
+        if self.dialect != "postgresql":
+            return
+        for name in sorted(set(names)):
+            self.conn.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_key(name))))
+
+    def candidates(self, applicant: str, event_type: str) -> list[Candidate]:
+        """The applicant's valid events of the qualifying type (self-referrals left out)."""
+        e = EVENTS.c
+        rows = self.conn.execute(
+            sa.select(e.id, e.event_id, e.referrer_id, e.occurred_at, e.wins).where(
+                e.applicant == applicant,
+                e.type == event_type,
+                sa.or_(e.referrer_applicant.is_(None), e.referrer_applicant != e.applicant),
+            )
+        )
+        return [Candidate(*r) for r in rows]
+
+    def set_event(self, ids: Sequence[int], **values: Any) -> None:
+        """Update events by row id."""
+        if ids:
+            self.conn.execute(sa.update(EVENTS).where(EVENTS.c.id.in_(ids)).values(**values))
+
+    def winners_of(self, referrer_id: str) -> list[tuple[int, str, datetime, str]]:
+        """(id, event_id, occurred_at, outcome) of the referrer's applicant-winning events."""
+        e = EVENTS.c
+        rows = self.conn.execute(
+            sa.select(e.id, e.event_id, e.occurred_at, e.outcome).where(
+                e.referrer_id == referrer_id, e.wins.is_(True)
+            )
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    # --- rewards ---------------------------------------------------------------------------
+
+    def rewards_of(self, referrer_id: str) -> list[RewardRow]:
+        """The referrer's rewards, by tier."""
+        rows = self.conn.execute(
+            sa.select(REWARDS).where(REWARDS.c.referrer_id == referrer_id).order_by(REWARDS.c.tier)
+        )
+        return [_reward(r) for r in rows]
+
+    def insert_reward(self, values: dict[str, Any]) -> int | None:
+        """Insert a reward unless (referrer, tier) exists; the new id, or None."""
+        stmt = (
+            self._insert(REWARDS)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["referrer_id", "tier"])
+            .returning(REWARDS.c.id)
+        )
+        row = self.conn.execute(stmt).first()
+        return None if row is None else int(row[0])
+
+    def update_reward(self, reward_id: int, only_if: Sequence[str], **values: Any) -> bool:
+        """Update a reward when its status is one of ``only_if``; True when it was."""
+        result = self.conn.execute(
+            sa.update(REWARDS)
+            .where(REWARDS.c.id == reward_id, REWARDS.c.status.in_(only_if))
+            .values(**values)
+        )
+        return bool(result.rowcount)
+
+    def delete_reward(self, reward_id: int) -> None:
+        """Remove an unpaid, undecided reward (a recount took its tier away)."""
+        self.conn.execute(sa.delete(REWARDS).where(REWARDS.c.id == reward_id))
+
+    def reward(self, reward_id: int) -> RewardRow | None:
+        """One reward by id."""
+        row = self.conn.execute(sa.select(REWARDS).where(REWARDS.c.id == reward_id)).first()
+        return None if row is None else _reward(row)
+
+    def add_history(
+        self,
+        reward: RewardRow | tuple[int, str, int],
+        from_status: str | None,
+        to_status: str,
+        at: datetime,
+        by: str = "system",
+        note: str = "",
+    ) -> None:
+        """Record one status change of a reward."""
+        rid, referrer, tier = (
+            (reward.id, reward.referrer_id, reward.tier)
+            if isinstance(reward, RewardRow)
+            else reward
+        )
+        self.conn.execute(
+            sa.insert(HISTORY).values(
+                reward_id=rid,
+                referrer_id=referrer,
+                tier=tier,
+                from_status=from_status,
+                to_status=to_status,
+                at=utc(at),
+                by=by[:100],
+                note=note,
+            )
+        )
+
+
+class ReferralQueries:
+    """Read-only questions for commands, reports and chat handlers (each its own connection)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def counted(self, referrer_id: str) -> int:
+        """How many friends count for the referrer."""
+        e = EVENTS.c
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count()).where(
+                        e.referrer_id == referrer_id, e.wins.is_(True), e.outcome == "counted"
+                    )
+                ).scalar_one()
+            )
+
+    def window_opened(self, referrer_id: str) -> datetime | None:
+        """When the referrer's first friend counted (their window opened)."""
+        e = EVENTS.c
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(sa.func.min(e.occurred_at)).where(
+                    e.referrer_id == referrer_id, e.outcome == "counted"
+                )
+            ).scalar_one_or_none()
+
+    def leaderboard(self, limit: int) -> list[tuple[str, int]]:
+        """(referrer, friends counted), most first; ties go to whoever got there first."""
+        e = EVENTS.c
+        n = sa.func.count().label("n")
+        last = sa.func.max(e.occurred_at)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(e.referrer_id, n)
+                .where(e.outcome == "counted")
+                .group_by(e.referrer_id)
+                .order_by(n.desc(), last.asc(), e.referrer_id)
+                .limit(limit)
+            )
+            return [(r[0], int(r[1])) for r in rows]
+
+    def rewards(
+        self,
+        *,
+        referrer_id: str | None = None,
+        statuses: Sequence[str] | None = None,
+        reached_from: datetime | None = None,
+        reached_to: datetime | None = None,
+        due_before: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[RewardRow]:
+        """Rewards matching every filter given, oldest first."""
+        r = REWARDS.c
+        stmt = sa.select(REWARDS).order_by(r.reached_at, r.id)
+        if referrer_id is not None:
+            stmt = stmt.where(r.referrer_id == referrer_id)
+        if statuses is not None:
+            stmt = stmt.where(r.status.in_(statuses))
+        if reached_from is not None:
+            stmt = stmt.where(r.reached_at >= utc(reached_from))
+        if reached_to is not None:
+            stmt = stmt.where(r.reached_at < utc(reached_to))
+        if due_before is not None:
+            stmt = stmt.where(r.next_attempt_at.is_not(None), r.next_attempt_at <= utc(due_before))
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self.engine.connect() as conn:
+            return [_reward(row) for row in conn.execute(stmt)]
+
+    def history(self, reward_id: int) -> list[dict[str, Any]]:
+        """A reward's status changes, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(HISTORY).where(HISTORY.c.reward_id == reward_id).order_by(HISTORY.c.id)
+            )
+            return [dict(row._mapping) for row in rows]
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every event with its outcome (tests and audits; ordered by event_id)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(EVENTS).order_by(EVENTS.c.event_id))
+            return [dict(row._mapping) for row in rows]
