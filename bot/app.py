@@ -29,6 +29,7 @@ from bot.entry import (
     make_geocoder,
 )
 from bot.entry.referral_codes import referral_secret
+from bot.entry.seats import MemberCounts
 from bot.entry.waitlist import Waitlist
 from bot.events import Event
 from bot.gateways.base import ChatGateway
@@ -72,6 +73,8 @@ class Qunfu:
         self.outbox = Outbox(self.engine, settings.outbox, settings.quiet_hours, clock)
         self.outbox.recover()
         self.seats = SeatsRepo(self.engine)
+        # Live member counts in memory (routing, entry API, private chat); see bot/entry/seats.py.
+        self.member_counts = MemberCounts(self.groups)
         self.waitlist_repo = WaitlistRepo(self.engine)
         self.waitlist = Waitlist(
             self.waitlist_repo,
@@ -122,6 +125,7 @@ class Qunfu:
             joins=EntryJoins(self.visits, settings.entry.match_window),
             waitlist=self.waitlist,
             seats=self.seats,
+            counts=self.member_counts,
         )
 
     def _build_entry(self, settings: Settings, clock: Clock, gateway: ChatGateway) -> None:
@@ -130,7 +134,7 @@ class Qunfu:
         self.visits = EntryRepo(self.engine)
         self.placement = OverflowPlacement(
             self.index,
-            self.groups,
+            self.member_counts,
             self.outbox,
             clock,
             radius_m=entry.overflow_radius_m or settings.routing.radius_m,
@@ -150,7 +154,7 @@ class Qunfu:
             referrals=self.referral_codes,
             placement=self.placement,
             qrcodes=self.qrcodes,
-            groups=self.groups,
+            counts=self.member_counts,
             clock=clock,
             settings=entry,
             bot_name=settings.bot.name,
@@ -197,6 +201,7 @@ class Qunfu:
         self._geocoder = make_geocoder(self.settings.entry, self._gazetteer)
         before = self.seats.seats()
         self.groups.sync(ops.groups.values())
+        self.member_counts.reload()  # groups new to the directory come with seeded counts
         self._tell_waitlist(ops, before)
         map_rooms = getattr(self.gateway, "map_rooms", None)
         if callable(map_rooms):

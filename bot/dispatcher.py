@@ -17,6 +17,7 @@ from loguru import logger
 from bot.campaigns import CampaignPlanner
 from bot.entry.joins import EntryJoins, InviteRequest
 from bot.entry.overflow import OverflowPlacement, Placement, grid_area
+from bot.entry.seats import MemberCounts
 from bot.entry.waitlist import Waitlist
 from bot.events import (
     Event,
@@ -68,6 +69,7 @@ class Dispatcher:
         joins: EntryJoins | None = None,
         waitlist: Waitlist | None = None,
         seats: SeatsRepo | None = None,
+        counts: MemberCounts | None = None,
     ) -> None:
         self._planner = planner
         self._index = index
@@ -83,6 +85,8 @@ class Dispatcher:
         self._joins = joins
         self._waitlist = waitlist
         self._seats = seats
+        # Live counts in memory, kept right here after every join and leave.
+        self._counts = counts if counts is not None else MemberCounts(groups)
 
     def handle(self, event: Event) -> None:
         """Act on one event; errors are logged with a reason, never raised."""
@@ -108,32 +112,39 @@ class Dispatcher:
         if event.room_id not in self._planner().ops.groups:
             logger.bind(room=event.room_id).warning("join in a room that is not a welfare group")
             return
-        for person in event.members:
-            if person.id == self._bot_id:
-                continue
-            matched = self._joins.match(event.room_id, person.id, event.at) if self._joins else None
-            membership = self._memberships.join(
-                event.room_id,
-                person,
-                event.at,
-                event.inviter_id,
-                channel=matched.channel if matched else None,
-            )
-            if matched is not None and self._joins is not None:
-                self._joins.link(matched, membership.id)
+        try:
+            for person in event.members:
+                if person.id == self._bot_id:
+                    continue
+                matched = (
+                    self._joins.match(event.room_id, person.id, event.at) if self._joins else None
+                )
+                membership = self._memberships.join(
+                    event.room_id,
+                    person,
+                    event.at,
+                    event.inviter_id,
+                    channel=matched.channel if matched else None,
+                )
+                if matched is not None and self._joins is not None:
+                    self._joins.link(matched, membership.id)
+        finally:  # joins already written before a failure still count
+            self._counts.refresh([event.room_id])
 
     def _left(self, event: MemberLeft) -> None:
         group = self._planner().ops.groups.get(event.room_id)
-        row = self._groups.get(event.room_id) if group and self._waitlist else None
-        was_full = row is not None and group is not None and row.member_count >= group.capacity
-        for member_id in event.member_ids:
-            self._memberships.leave(event.room_id, member_id, event.at)
-        # Only a group crossing from full to room can help anyone waiting: one row read per
-        # leave, and the waitlist is looked at only on that crossing.
+        was_full = group is not None and self._counts.get(group.id, group.members) >= group.capacity
+        try:
+            for member_id in event.member_ids:
+                self._memberships.leave(event.room_id, member_id, event.at)
+        finally:  # leaves already written before a failure still count
+            self._counts.refresh([event.room_id])
+        # Only a group crossing from full to room can help anyone waiting: the waitlist is
+        # looked at only on that crossing.
         if was_full and group is not None and self._waitlist is not None:
-            after = self._groups.get(event.room_id)
-            if after is not None and after.member_count < group.capacity:
-                self._waitlist.opened([group], {group.id: after.member_count}, event.at)
+            after = self._counts.get(group.id, group.members)
+            if after < group.capacity:
+                self._waitlist.opened([group], {group.id: after}, event.at)
 
     # --- private chat: routing -----------------------------------------------------------------
 
@@ -183,7 +194,7 @@ class Dispatcher:
 
     def route(self, lat: float, lon: float, crs: str = "gcj02") -> list[RouteResult]:
         """Nearest groups with room, within the radius; nearest beyond it if none is."""
-        counts = self._groups.member_counts()
+        counts = self._counts.member_counts()
         index = self._index()
         results = index.nearest(
             lat, lon, crs, limit=self._limit, member_counts=counts, radius_m=self._radius_m
@@ -223,7 +234,7 @@ class Dispatcher:
                 if self._is_member(event.sender.id, group_id):
                     self._reply(event.sender.id, event.at, already_in([name]), key)
                     return
-                if self._groups.member_counts().get(group_id, group.members) >= group.capacity:
+                if self._counts.get(group_id, group.members) >= group.capacity:
                     self._reply(
                         event.sender.id,
                         event.at,
@@ -274,7 +285,7 @@ class Dispatcher:
                 key,
             )
             return
-        if self._groups.member_counts().get(group.id, group.members) >= group.capacity:
+        if self._counts.get(group.id, group.members) >= group.capacity:
             self._reply(
                 event.sender.id,
                 event.at,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -37,8 +38,36 @@ class VisitFacts:
     left_at: datetime | None
 
 
+@dataclass(frozen=True)
+class Located:
+    """Where a visitor was placed: how they said it, the WGS-84 point, the area, overflow."""
+
+    how: str
+    lat: float
+    lon: float
+    area: str
+    overflow: bool
+
+    def values(self) -> dict[str, Any]:
+        """The visit columns this sets (the point rounded to about 100 m: no more is kept)."""
+        return {
+            "located_how": self.how,
+            "lat": round(self.lat, 3),
+            "lon": round(self.lon, 3),
+            "area": self.area[:100],
+            "overflow": self.overflow,
+        }
+
+
+_VISITS = EntryVisit.__table__  # type: ignore[attr-defined]
+
+
 class EntryRepo(_Repo):
-    """Visits to live codes and how far each went: located, group chosen, joined."""
+    """Visits to live codes and how far each went: located, group chosen, joined.
+
+    The hot path (a page visit, a location given) is one plain INSERT or UPDATE each, never an
+    ORM object loaded and flushed: the entry API writes once per request.
+    """
 
     def create(
         self,
@@ -48,41 +77,51 @@ class EntryRepo(_Repo):
         *,
         ref_code: str | None = None,
         referrer_id: str | None = None,
+        located: Located | None = None,
     ) -> EntryVisit:
+        """Record a visit, already located when ``located`` is given: one INSERT."""
+        at = utc(at)
+        values: dict[str, Any] = {
+            "id": visit_id,
+            "channel": channel,
+            "ref_code": ref_code,
+            "referrer_id": referrer_id,
+            "visited_at": at,
+            "overflow": False,
+        }
+        if located is not None:
+            values.update(located.values(), located_at=at)
         with self._session() as s:
-            row = EntryVisit(
-                id=visit_id,
-                channel=channel,
-                ref_code=ref_code,
-                referrer_id=referrer_id,
-                visited_at=utc(at),
-            )
-            s.add(row)
-            s.flush()
-            return row
+            s.execute(sa.insert(_VISITS).values(**values))
+        return EntryVisit(**values)
+
+    def relocate(self, visit_id: str, channel: str, at: datetime, located: Located) -> bool:
+        """Record where the visitor of an open visit is (a second try updates it): one UPDATE.
+
+        The first location time is kept. False when no visit ``visit_id`` of ``channel`` exists.
+        """
+        first = sa.func.coalesce(
+            _VISITS.c.located_at, sa.literal(utc(at), _VISITS.c.located_at.type)
+        )
+        stmt = (
+            sa.update(_VISITS)
+            .where(_VISITS.c.id == visit_id, _VISITS.c.channel == channel)
+            .values(located_at=first, **located.values())
+            .returning(_VISITS.c.id)
+        )
+        with self._session() as s:
+            return s.execute(stmt).first() is not None
+
+    def channel_of(self, visit_id: str) -> str | None:
+        """The channel a visit came through; None for an unknown visit."""
+        with self._session() as s:
+            return s.execute(
+                sa.select(_VISITS.c.channel).where(_VISITS.c.id == visit_id)
+            ).scalar_one_or_none()
 
     def get(self, visit_id: str) -> EntryVisit | None:
         with self._session() as s:
             return s.get(EntryVisit, visit_id)
-
-    def located(
-        self,
-        visit_id: str,
-        at: datetime,
-        how: str,
-        lat: float,
-        lon: float,
-        area: str,
-        overflow: bool,
-    ) -> None:
-        """Record (or update, for a second try) where the visitor is."""
-        with self._session() as s:
-            row = s.get(EntryVisit, visit_id)
-            if row is None:
-                raise LookupError(visit_id)
-            row.located_at = row.located_at or utc(at)
-            row.located_how, row.lat, row.lon = how, round(lat, 3), round(lon, 3)
-            row.area, row.overflow = area[:100], overflow
 
     def chosen(
         self, visit_id: str, group_id: str, at: datetime, method: str, invite_code: str | None

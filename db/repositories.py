@@ -169,9 +169,15 @@ class GroupRepo(_Repo):
             return s.get(WelfareGroupRow, group_id)
 
     def member_counts(self) -> dict[str, int]:
-        """Current member count of every known group."""
+        """Current member count of every known group (plain rows: one per group)."""
         with self._session() as s:
             return dict(s.exec(select(WelfareGroupRow.id, WelfareGroupRow.member_count)).all())
+
+    def member_count(self, group_id: str) -> int | None:
+        """Current member count of one group; None for a group not synced."""
+        stmt = select(WelfareGroupRow.member_count).where(WelfareGroupRow.id == group_id)
+        with self._session() as s:
+            return s.exec(stmt).first()
 
 
 class MembershipRepo(_Repo):

@@ -12,8 +12,9 @@ of 0.02 degrees (about 2 km) around the point. Distances come from :mod:`bot.rou
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from loguru import logger
 
@@ -22,11 +23,16 @@ from bot.opsdata.models import WelfareGroup
 from bot.outbox import Outbox, OutboxItem
 from bot.routing import GroupIndex, RouteResult
 from bot.templating import distance as format_distance
-from db.repositories import GroupRepo
 from scheduler.clock import SHANGHAI, Clock
 
 GRID_DEG = 0.02
 _FULL_SCAN_LIMIT = 50
+
+
+class Counts(Protocol):
+    """Live member counts: :class:`bot.entry.seats.MemberCounts` (in memory) is the one used."""
+
+    def member_counts(self) -> Mapping[str, int]: ...
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,7 @@ class OverflowPlacement:
     def __init__(
         self,
         index: Callable[[], GroupIndex],
-        groups: GroupRepo,
+        counts: Counts,
         outbox: Outbox,
         clock: Clock,
         *,
@@ -83,7 +89,10 @@ class OverflowPlacement:
         account: str,
     ) -> None:
         self._index = index
-        self._groups = groups
+        self._counts = counts
+        # "Every group has room", for counting the full ones nearby: built again only when the
+        # set of groups changes (the counts object is replaced then), not per request.
+        self._none_full: tuple[Mapping[str, int] | None, dict[str, int]] = (None, {})
         self._outbox = outbox
         self._clock = clock
         self._radius_m = radius_m
@@ -111,7 +120,7 @@ class OverflowPlacement:
         when within the radius.
         """
         limit = self._limit if limit is None else limit
-        counts = self._groups.member_counts()
+        counts = self._counts.member_counts()  # in memory: never a read of every group's row
         index = self._index()
         mine = {g.id for g in exclude}
         # The index knows nothing of people: ask for enough to still have `limit` after dropping.
@@ -127,7 +136,7 @@ class OverflowPlacement:
             for r in index.nearest(lat, lon, crs, limit=limit + len(mine), member_counts=counts)
             if r.group.id not in mine
         ][:limit]
-        every = dict.fromkeys(counts, 0)  # every group "has room": counts the full ones too
+        every = self._every_has_room(counts)
         within = index.nearest(
             lat,
             lon,
@@ -142,6 +151,11 @@ class OverflowPlacement:
         return Placement(
             beyond, True, area, "full" if full_nearby else "none", full_nearby, already
         )
+
+    def _every_has_room(self, counts: Mapping[str, int]) -> dict[str, int]:
+        if self._none_full[0] is not counts:
+            self._none_full = (counts, dict.fromkeys(counts, 0))
+        return self._none_full[1]
 
     def _already(
         self, groups: Collection[WelfareGroup], lat: float, lon: float, crs: str

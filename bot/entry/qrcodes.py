@@ -7,6 +7,7 @@ a visitor always has at least a day left. Payloads are rendered as SVG on the se
 
 from __future__ import annotations
 
+import asyncio
 import io
 from datetime import timedelta
 
@@ -33,7 +34,7 @@ class GroupQrCodes:
     async def payload(self, group_id: str) -> str:
         """The group's QR payload, refreshed through the gateway when missing or too old."""
         now = self._clock.now()
-        cached = self._repo.get(group_id)
+        cached = await asyncio.to_thread(self._repo.get, group_id)
         if cached is not None and now - cached.fetched_at < self._refresh_after:
             return cached.payload
         try:
@@ -41,7 +42,7 @@ class GroupQrCodes:
         except Exception as exc:
             logger.bind(group=group_id).opt(exception=exc).error("QR code refresh failed: {}", exc)
             raise EntryError(503, "qr_unavailable", "群二维码暂时获取不到，请稍后再试。") from exc
-        self._repo.put(group_id, payload, now)
+        await asyncio.to_thread(self._repo.put, group_id, payload, now)
         logger.bind(group=group_id).info("QR code {}", "fetched" if cached is None else "refreshed")
         return payload
 

@@ -2,6 +2,11 @@
 
 The web router (bot/web/entry.py) is a thin shell over :class:`EntryService`; every refusal is
 an :class:`~bot.entry.errors.EntryError` with a Chinese message.
+
+The async methods never do database work on the event loop: each request's placement and
+writes run in one worker thread (``asyncio.to_thread``). A route request writes its visit once
+(a new visit is inserted already located; a second try is one UPDATE), and member counts come
+from :class:`~bot.entry.seats.MemberCounts` in memory, never from a read of every group.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from loguru import logger
 
 from bot.config import EntrySettings
 from bot.entry.channels import resolve_channel
-from bot.entry.errors import bad_request, conflict, not_found
+from bot.entry.errors import EntryError, bad_request, conflict, not_found
 from bot.entry.geocoding import Gazetteer
 from bot.entry.joins import INVITE_ALPHABET, INVITE_CODE_LEN
 from bot.entry.locating import locate_address
@@ -24,12 +29,12 @@ from bot.entry.overflow import Area, OverflowPlacement, Placement, district_area
 from bot.entry.qrcodes import GroupQrCodes, render_svg
 from bot.entry.referral_codes import ReferralCodes
 from bot.entry.requests import RouteRequest
+from bot.entry.seats import MemberCounts
 from bot.opsdata.bundle import OpsData
 from bot.routing import to_wgs84
 from bot.templating import distance
-from db.entry_repositories import EntryRepo
+from db.entry_repositories import EntryRepo, Located
 from db.models import EntryVisit
-from db.repositories import GroupRepo
 from scheduler.clock import Clock
 
 
@@ -91,7 +96,7 @@ class EntryService:
         referrals: ReferralCodes,
         placement: OverflowPlacement,
         qrcodes: GroupQrCodes,
-        groups: GroupRepo,
+        counts: MemberCounts,
         clock: Clock,
         settings: EntrySettings,
         bot_name: str,
@@ -103,7 +108,7 @@ class EntryService:
         self._referrals = referrals
         self._placement = placement
         self._qrcodes = qrcodes
-        self._groups = groups
+        self._counts = counts
         self._clock = clock
         self._settings = settings
         self._bot_name = bot_name
@@ -114,8 +119,15 @@ class EntryService:
 
     # --- visit -----------------------------------------------------------------------------
 
-    def open_visit(self, channel_id: object, ref: object = None) -> EntryVisit:
-        """Record a page visit from a live-code link (channel and referral code checked)."""
+    async def visit(self, channel_id: object, ref: object = None) -> EntryVisit:
+        """:meth:`open_visit` off the event loop."""
+        return await asyncio.to_thread(self.open_visit, channel_id, ref)
+
+    def open_visit(
+        self, channel_id: object, ref: object = None, located: Located | None = None
+    ) -> EntryVisit:
+        """Record a page visit from a live-code link (channel and referral code checked), located
+        already when ``located`` is given. Database work: call from a worker thread."""
         channel = resolve_channel(self._ops().channels, channel_id)
         referrer = None
         if ref is not None and ref != "":
@@ -123,22 +135,34 @@ class EntryService:
             ref = str(ref).strip().upper()
         visit_id = secrets.token_urlsafe(12)
         visit = self._visits.create(
-            visit_id, channel.id, self._clock.now(), ref_code=ref or None, referrer_id=referrer
+            visit_id,
+            channel.id,
+            self._clock.now(),
+            ref_code=ref or None,
+            referrer_id=referrer,
+            located=located,
         )
         logger.bind(entry=visit_id, channel=channel.id, referral=referrer is not None).info(
             "entry: page visit"
         )
         return visit
 
-    def _visit_for(self, req: RouteRequest) -> EntryVisit:
-        if req.entry is None:
-            return self.open_visit(req.channel, req.ref)
-        visit = self._visits.get(req.entry)
-        if visit is None:
+    def _check_entry(self, req: RouteRequest) -> None:
+        """Why ``req.entry`` cannot be used (a refusal), or nothing when it can."""
+        assert req.entry is not None
+        channel = self._visits.channel_of(req.entry)
+        if channel is None:
             raise bad_request("unknown_entry", "访问已失效，请刷新页面后重试。")
-        if visit.channel != req.channel:
+        if channel != req.channel:
             raise bad_request("entry_channel_mismatch", "访问编号与渠道不符，请刷新页面后重试。")
-        return visit
+
+    def _unplaced(self, req: RouteRequest) -> None:
+        """A request that could not be placed still counts: a new visit is recorded, a given
+        entry is checked (its refusal comes before the location's, as the page expects)."""
+        if req.entry is None:
+            self.open_visit(req.channel, req.ref)
+        else:
+            self._check_entry(req)
 
     def _visit(self, entry_id: object) -> EntryVisit:
         if not isinstance(entry_id, str) or not entry_id:
@@ -152,18 +176,35 @@ class EntryService:
 
     async def route(self, req: RouteRequest) -> RouteAnswer:
         """Locate the visitor and offer the nearest groups with room (overflow rule applies)."""
-        visit = self._visit_for(req)
-        lat, lon, crs, label, area = await self._locate(req)
+        if req.entry is None:
+            resolve_channel(self._ops().channels, req.channel)  # in memory: refuse early
+        try:
+            lat, lon, crs, label, area = await self._locate(req)
+        except EntryError:
+            await asyncio.to_thread(self._unplaced, req)
+            raise
+        return await asyncio.to_thread(self._place, req, lat, lon, crs, label, area)
+
+    def _place(
+        self, req: RouteRequest, lat: float, lon: float, crs: str, label: str, area: Area
+    ) -> RouteAnswer:
+        """Placement and the visit's one write (worker thread)."""
         try:
             placed = self._placement.place(lat, lon, crs, area)
             wlat, wlon = to_wgs84(lat, lon, crs)
         except ValueError as exc:
+            self._unplaced(req)
             raise bad_request(
                 "bad_location", "无法识别这个位置，请重新定位或选择城市和区域。"
             ) from exc
-        self._visits.located(
-            visit.id, self._clock.now(), req.how, wlat, wlon, area.key, placed.overflow
-        )
+        located = Located(req.how, wlat, wlon, area.key, placed.overflow)
+        if req.entry is None:
+            visit_id, channel = self.open_visit(req.channel, req.ref, located).id, req.channel
+        elif self._visits.relocate(req.entry, req.channel, self._clock.now(), located):
+            visit_id, channel = req.entry, req.channel
+        else:
+            self._check_entry(req)  # raises: unknown, or of another channel
+            raise bad_request("unknown_entry", "访问已失效，请刷新页面后重试。")
         offers = [
             GroupOffer(
                 r.group.id,
@@ -178,16 +219,16 @@ class EntryService:
             for r in placed.results
         ]
         logger.bind(
-            entry=visit.id,
-            channel=visit.channel,
+            entry=visit_id,
+            channel=channel,
             how=req.how,
             area=area.key,
             overflow=placed.overflow,
             offered=len(offers),
         ).info("entry: location given")
         return RouteAnswer(
-            visit.id,
-            visit.channel,
+            visit_id,
+            channel,
             req.how,
             label,
             round(wlat, 5),
@@ -244,8 +285,11 @@ class EntryService:
 
     # --- choose ----------------------------------------------------------------------------
 
-    def choose(self, entry_id: object, group_id: str) -> Choice:
+    async def choose(self, entry_id: object, group_id: str) -> Choice:
         """Record the group chosen; from ``scan_limit`` members on, it gets an invite code."""
+        return await asyncio.to_thread(self._choose, entry_id, group_id)
+
+    def _choose(self, entry_id: object, group_id: str) -> Choice:
         visit = self._visit(entry_id)
         if visit.located_at is None:
             raise conflict("not_located", "请先提供您的位置，再从列表中选择福利群。")
@@ -254,7 +298,7 @@ class EntryService:
         group = self._ops().groups.get(group_id)
         if group is None:
             raise not_found("unknown_group", "没有找到这个福利群，请重新选择。")
-        members = self._groups.member_counts().get(group_id, group.members)
+        members = self._counts.get(group_id, group.members)
         if members >= group.capacity:
             raise conflict("group_full", "这个群已满员，请选择列表中的其他群。")
         method = "invite" if members >= self._settings.scan_limit else "qr"
@@ -286,7 +330,7 @@ class EntryService:
 
     async def qr_svg(self, group_id: str, entry_id: object) -> str:
         """The group's join QR code as SVG; records the choice. 409 for invite-only groups."""
-        choice = self.choose(entry_id, group_id)
+        choice = await self.choose(entry_id, group_id)
         if choice.join != "qr":
             raise conflict("invite_only", choice.hint or "该群需要邀请加入。")
-        return render_svg(await self._qrcodes.payload(group_id))
+        return await asyncio.to_thread(render_svg, await self._qrcodes.payload(group_id))

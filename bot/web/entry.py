@@ -58,7 +58,7 @@ async def join_page(
     bot = request.app.state.bot
     status, error, entry, channel_name = 200, None, None, None
     try:
-        visit = service.open_visit(channel, ref)
+        visit = await service.visit(channel, ref)
         entry, channel_name = visit.id, bot.ops.channels[visit.channel].name
     except EntryError as err:
         _refusal(request, err)
@@ -128,7 +128,7 @@ async def choose(request: Request) -> JSONResponse:
         data = await _json_body(request)
         if not isinstance(data, dict) or not isinstance(data.get("group"), str):
             raise EntryError(400, "missing_group", "请先选择一个福利群。")
-        choice = _service(request).choose(data.get("entry"), data["group"])
+        choice = await _service(request).choose(data.get("entry"), data["group"])
     except EntryError as err:
         return _refusal(request, err)
     body = asdict(choice)

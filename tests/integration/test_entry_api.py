@@ -65,6 +65,7 @@ class Rig:
             row.member_count = count
             s.add(row)
             s.commit()
+        self.bot.member_counts.reload()  # live counts are kept in memory
 
     def outbox_to(self, contact: str) -> list[OutboxRow]:
         with Session(self.bot.engine) as s:
@@ -527,3 +528,97 @@ async def test_an_invite_code_for_a_group_the_person_is_in_is_not_used(rig: Rig)
     assert not [s for s in rig.gateway.transcript if s.action.__class__.__name__ == "Invite"]
     texts = [getattr(s.action, "text", "") for s in rig.gateway.transcript]
     assert any(t.startswith("您已在「深圳福田CBD福利1群」群中") for t in texts), texts
+
+
+# --- lean writes: one write per route request, off the event loop, no read of every group -----
+
+
+@dataclass
+class _Statements:
+    """SQL run against the bot's engine: (thread id, statement head), and commits."""
+
+    seen: list[tuple[int, str]]
+    commits: int = 0
+
+    def writes(self) -> list[str]:
+        return [sql for _, sql in self.seen if sql.startswith(("INSERT", "UPDATE", "DELETE"))]
+
+
+def _watch(engine: object) -> _Statements:
+    import threading
+
+    from sqlalchemy import event
+
+    watched = _Statements([])
+
+    def on_execute(conn, cursor, statement, params, context, executemany):  # noqa: ANN001, ARG001
+        watched.seen.append((threading.get_ident(), " ".join(statement.split())[:60]))
+
+    def on_commit(conn) -> None:  # noqa: ANN001
+        watched.commits += 1
+
+    event.listen(engine, "before_cursor_execute", on_execute)
+    event.listen(engine, "commit", on_commit)
+    return watched
+
+
+async def test_a_route_request_writes_its_visit_once_off_the_loop(rig: Rig) -> None:
+    import threading
+
+    loop_thread = threading.get_ident()
+    watched = _watch(rig.bot.engine)
+    first = await rig.route(lat=KJY_WGS[0], lon=KJY_WGS[1])
+    assert first.status_code == 200
+    # Observed: an INSERT of the visit, then a SELECT and an UPDATE in a second transaction.
+    assert [w.split(" ")[0] for w in watched.writes()] == ["INSERT"]
+    assert watched.commits == 1
+    # Observed: every statement ran on the event loop's thread, stalling other requests.
+    assert watched.seen and all(thread != loop_thread for thread, _ in watched.seen)
+    visit = rig.visit(first.json()["entry"])
+    assert visit.located_at == visit.visited_at and visit.located_how == "gps"
+
+    watched.seen.clear()
+    watched.commits = 0
+    again = await rig.route(entry=first.json()["entry"], city="深圳", district="福田区")
+    assert again.status_code == 200 and again.json()["entry"] == first.json()["entry"]
+    assert [w.split(" ")[0] for w in watched.writes()] == ["UPDATE"]
+    assert watched.commits == 1
+    assert all(thread != loop_thread for thread, _ in watched.seen)
+    # The first location time is kept; how and where follow the latest try.
+    moved = rig.visit(first.json()["entry"])
+    assert moved.located_at == visit.located_at and moved.located_how == "district"
+
+
+async def test_a_route_request_reads_no_member_counts_from_the_database(rig: Rig) -> None:
+    watched = _watch(rig.bot.engine)
+    for _ in range(3):
+        assert (await rig.route(lat=KJY_WGS[0], lon=KJY_WGS[1])).status_code == 200
+    # Observed: SELECT welfare_group.id, welfare_group.member_count … (every group) per request.
+    assert not [sql for _, sql in watched.seen if "welfare_group" in sql]
+
+
+async def test_joins_and_leaves_move_the_counts_the_entry_api_sees(rig: Rig) -> None:
+    capacity = rig.bot.ops.groups["sz-baoan-xx"].capacity
+    rig.set_members("sz-baoan-xx", capacity - 1)
+    rig.gateway.add_contact("u2", "李四")
+    rig.gateway.join("sz-baoan-xx", ["u2"])  # the last seat, through the dispatcher
+    await rig.settle()
+    full = (await rig.route(lat=XIXIANG[0], lon=XIXIANG[1], crs="gcj02")).json()
+    assert full["nearby"] == "full" and "sz-baoan-xx" not in [g["group"] for g in full["groups"]]
+
+    rig.gateway.leave("sz-baoan-xx", ["u2"])
+    await rig.settle()
+    room = (await rig.route(lat=XIXIANG[0], lon=XIXIANG[1], crs="gcj02")).json()
+    assert room["nearby"] == "room" and room["groups"][0]["group"] == "sz-baoan-xx"
+    assert room["groups"][0]["members"] == capacity - 1
+
+
+async def test_an_unknown_entry_is_refused_before_a_location_problem(rig: Rig) -> None:
+    unknown = await rig.route(entry="nosuchvisit00", city="深圳", district="不存在区")
+    assert unknown.status_code == 400 and unknown.json()["error"] == "unknown_entry"
+    first = (await rig.route(lat=KJY_WGS[0], lon=KJY_WGS[1])).json()["entry"]
+    other = await rig.http.post(
+        "/api/route", json={"channel": "sms-alert", "entry": first, "lat": 22.5, "lon": 113.9}
+    )
+    assert other.status_code == 400 and other.json()["error"] == "entry_channel_mismatch"
+    assert rig.visit(first).located_how == "gps"  # untouched by the refused try

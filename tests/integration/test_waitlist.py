@@ -58,6 +58,7 @@ def _set_members(r: BotRig, group_id: str, count: int) -> None:
         row.member_count = count
         s.add(row)
         s.commit()
+    r.bot.member_counts.reload()  # live counts are kept in memory
 
 
 def _waitlist_sends(r: BotRig) -> list[OutboxRow]:
