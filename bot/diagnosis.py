@@ -111,6 +111,7 @@ class CampaignDiagnosis:
         self.planner = planner
         self._coverage: dict[str, dict[str | None, NDArray[np.bool_]]] = {}
         self._rows: dict[str, int] | None = None
+        self._categories: set[str] | None = None
         self._neighbourhoods_by_key: dict[
             tuple[frozenset[str] | None, float], MerchantNeighbourhoods | None
         ] = {}
@@ -151,6 +152,8 @@ class CampaignDiagnosis:
         Every rule that rejects the day is named, most general first, so the first reason is
         the one to fix first.
         """
+        if not campaign.enabled:
+            return [Reason("disabled", "the campaign is disabled (enabled: false)", ("enabled",))]
         if campaign.kind == "welcome":
             return [
                 Reason(
@@ -159,10 +162,12 @@ class CampaignDiagnosis:
                     ("kind",),
                 )
             ]
-        if not campaign.enabled:
-            return [Reason("disabled", "the campaign is disabled (enabled: false)", ("enabled",))]
         if self.fires_on(campaign, day):
             return []
+        return self._rejections(campaign, day)
+
+    def _rejections(self, campaign: Campaign, day: date) -> list[Reason]:
+        """The rules that reject ``day`` for an enabled, scheduled campaign known not to fire."""
         s, v = campaign.schedule, campaign.valid
         reasons: list[Reason] = []
         if not v.contains(day):
@@ -280,6 +285,12 @@ class CampaignDiagnosis:
                 per_day[weekday] = np.diff(sel.start) > 0
         return per_day[weekday]
 
+    def categories(self) -> set[str]:
+        """Every merchant category in the directory."""
+        if self._categories is None:
+            self._categories = {m.category for m in self.planner.ops.merchants.values()}
+        return self._categories
+
     def rows(self, groups: Iterable[WelfareGroup]) -> NDArray[np.int64]:
         """Directory rows of ``groups`` (the rows of :meth:`coverage`)."""
         row_of = self._row_of()
@@ -339,7 +350,7 @@ class CampaignDiagnosis:
         radius = self.planner.merchant_radius_m(campaign)
         what = "/".join(cats) if cats else "any category"
         loc = merchant_loc(campaign)
-        known = {m.category for m in self.planner.ops.merchants.values()}
+        known = self.categories()
         if cats and not known & set(cats):
             return Reason(
                 "no_merchant_category",
@@ -418,6 +429,8 @@ class CampaignDiagnosis:
         hours, targets that match no group, or no targeted group with a merchant on the days
         it fires. Per-group gaps are for :meth:`groups_without_merchants`.
         """
+        if not campaign.enabled or campaign.kind == "welcome":
+            return self.day_reasons(campaign, first)[0]
         start, end = midnight(first), midnight(last + timedelta(1))
         fires = list(self.planner.fire_times(campaign, start, end))
         if not fires:
@@ -425,7 +438,7 @@ class CampaignDiagnosis:
             example: dict[str, Reason] = {}
             day = first
             while day <= last:
-                reason = self.day_reasons(campaign, day)[0]
+                reason = self._rejections(campaign, day)[0]
                 tally[reason.code] += 1
                 example.setdefault(reason.code, reason)
                 day += timedelta(1)
