@@ -243,7 +243,7 @@ def _chord_for(metres: float) -> float:
 
 def _metres_beyond(chord: float) -> float:
     """Every point at least ``chord`` away (tree units) is at least this far, geodesic."""
-    return chord * _WGS84_A * (1 - _SLACK)
+    return chord * _WGS84_A * (1 - _SLACK) - 1e-6  # a micrometre: rounding of sin/cos near 0
 
 
 def _geodesic(lat: float, lon: float, lats: F64, lons: F64) -> F64:
