@@ -4,17 +4,21 @@ terminal console."""
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
+import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from loguru import logger
+from rich.console import Console
 from watchfiles import awatch
 
 from bot.app import Qunfu, load_source
 from bot.config import Settings
-from bot.console import HELP, TerminalConsole
+from bot.console import TerminalConsole
 from bot.gateways.simulator import SimulatorGateway, UnknownPeer
 from bot.logs import setup_logging
 from bot.simulation import Scenario, action_record, apply_people_step, load_scenario
@@ -51,17 +55,13 @@ async def _run_simulator(settings: Settings, source) -> None:  # noqa: ANN001
     )
     gateway = SimulatorGateway(clock, settings.bot.id, settings.bot.name)
     console = TerminalConsole(gateway)
-    db_url = None
+    db_url = settings.database.url
     if demo is not None:
         # The simulated world lives in memory, so a demo starts from a fresh database too.
-        demo_db = (
-            Path(settings.database.url.removeprefix("sqlite:///")).with_name("demo.db")
-            if settings.database.url.startswith("sqlite:///")
-            else Path("var/demo.db")
-        )
+        db_url = demo_database_url(settings)
+        demo_db = Path(db_url.removeprefix("sqlite:///"))
         for suffix in ("", "-wal", "-shm"):
             Path(str(demo_db) + suffix).unlink(missing_ok=True)
-        db_url = f"sqlite:///{demo_db}"
     bot = Qunfu(settings, clock, gateway, source, database_url=db_url)
     for group in bot.planner().ops.groups.values():
         gateway.add_room(group.id, group.name)
@@ -73,23 +73,39 @@ async def _run_simulator(settings: Settings, source) -> None:  # noqa: ANN001
         f"{len(bot.planner().scheduled_campaigns())} scheduled campaigns · "
         f"clock ×{settings.simulator.speed:g} from {clock.now():%Y-%m-%d %H:%M}"
     )
+    out.print(
+        f"database: {shown_database(db_url)}"
+        + (
+            " (a demo run starts it afresh; `qunfu outbox status --demo` and "
+            "`qunfu funnel --demo` read it)"
+            if demo is not None
+            else " (database.url; `qunfu outbox status` and `qunfu funnel` read it)"
+        ),
+        markup=False,
+        soft_wrap=True,
+    )
     out.print("[dim]type `help` for commands; Ctrl-C to stop[/dim]")
     stop = asyncio.Event()
     _install_signals(stop)
-    tasks = [
-        asyncio.create_task(bot.run_forever(stop)),
-        asyncio.create_task(_watch(bot, settings, stop)),
-    ]
+    # Stopped gracefully (they watch `stop`): the bot loop and the web server.
+    graceful = [asyncio.create_task(bot.run_forever(stop))]
+    # Nothing to finish (a watcher, a demo step, a wait for typing): cancelled at once.
+    tasks = [asyncio.create_task(_watch(bot, settings, stop))]
     if settings.web.enabled:
         from bot.web.app import serve
 
-        tasks.append(asyncio.create_task(serve(bot, settings.web.host, settings.web.port, stop)))
         base = _web_base(settings.web.host, settings.web.port)
-        out.print(
-            f"[bold green]模拟器页面 simulator page: {base}/sim[/bold green]  "
-            "(open it in a browser to play cardholders)"
+        graceful.append(
+            asyncio.create_task(
+                serve(
+                    bot,
+                    settings.web.host,
+                    settings.web.port,
+                    stop,
+                    on_ready=lambda: _print_web_urls(out, base, bot),
+                )
+            )
         )
-        out.print(f"web: {base}/  (entry page /join?channel=…, health /healthz)")
     if demo is not None:
         tasks.append(asyncio.create_task(_play_demo(demo, gateway, console, clock, settings)))
     if settings.simulator.console:
@@ -97,12 +113,72 @@ async def _run_simulator(settings: Settings, source) -> None:  # noqa: ANN001
     try:
         await stop.wait()
     finally:
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        stop.set()
+        await _wind_down(graceful, tasks)
         bot.close()
+        out.print("[dim]stopped; unsent messages stay in the outbox for the next run[/dim]")
+
+
+_STOP_GRACE_S = 1.0
+
+
+async def _wind_down(graceful: list[asyncio.Task[None]], rest: list[asyncio.Task[None]]) -> None:
+    """Cancel ``rest`` now; give ``graceful`` (which have seen ``stop``) a moment to finish,
+    then cancel what is still running.
+
+    The bot loop finishes the send in hand (a send cut off mid-call would have to be marked
+    ``uncertain``); the grace is short so that Ctrl-C stops within two seconds.
+    """
+    for t in rest:
+        t.cancel()
+    _done, running = await asyncio.wait(graceful, timeout=_STOP_GRACE_S)
+    for t in running:
+        t.cancel()
+    await asyncio.gather(*rest, *running, return_exceptions=True)
+
+
+def _print_web_urls(out: Console, base: str, bot: Qunfu) -> None:
+    """The URLs a newcomer can open, one a line and never wrapped; every one answers 200."""
+    out.print(
+        f"[bold green]模拟器页面 simulator page: {base}/sim[/bold green]  "
+        "(open it in a browser to play cardholders)",
+        soft_wrap=True,
+    )
+    out.print(f"web: {base}/  (leads to the simulator page)", markup=False, soft_wrap=True)
+    channels = [c for c in bot.ops.channels.values() if c.enabled and not c.referral]
+    if channels:
+        out.print(
+            f"entry page: {base}/join?channel={channels[0].id}  "
+            "(one link per channel in channels.yaml)",
+            markup=False,
+            soft_wrap=True,
+        )
+    out.print(f"health: {base}/healthz", markup=False, soft_wrap=True)
+
+
+def demo_database_url(settings: Settings) -> str:
+    """The database a demo run writes (afresh each time): ``demo.db`` beside the configured
+    SQLite file, or ``var/demo.db`` beside config.yaml when the configured one is a server."""
+    url = settings.database.url
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        return f"sqlite:///{Path(url.removeprefix('sqlite:///')).with_name('demo.db')}"
+    return f"sqlite:///{(settings.base_dir / 'var' / 'demo.db').resolve()}"
+
+
+def shown_database(url: str) -> str:
+    """A database URL as people should read it: a SQLite file relative to the working folder
+    when it is below it, any other URL without its password."""
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        path = Path(url.removeprefix("sqlite:///"))
+        with contextlib.suppress(ValueError):
+            path = path.relative_to(Path.cwd())
+        return str(path)
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy understands: say nothing that might be a secret
+        return url.split("://", 1)[0] + "://…"
 
 
 def restore_rooms(gateway: SimulatorGateway, bot: Qunfu) -> int:
@@ -226,13 +302,58 @@ async def _play_demo(
 async def _read_commands(console: TerminalConsole, stop: asyncio.Event) -> None:
     """Typed commands from stdin; EOF ends input but not the bot."""
     loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    # A daemon thread, not the loop's executor: asyncio.run() waits for executor threads, and a
+    # thread parked in a read of the terminal would keep the process alive after Ctrl-C.
+    threading.Thread(
+        target=_pump_stdin, args=(loop, lines), name="qunfu-console", daemon=True
+    ).start()
     while not stop.is_set():
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        if not line:
+        line = await lines.get()
+        if line is None:
             return
         if line.strip() in ("quit", "exit"):
             stop.set()
             return
         reply = console.command(line)
         if reply:
-            console.out.print(reply if reply != HELP else HELP, markup=False)
+            console.out.print(reply, markup=False)
+
+
+def _pump_stdin(loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str | None]) -> None:
+    """Hand each line typed on stdin to the loop; None at end of input.
+
+    Reads the raw descriptor with ``os.read``: a daemon thread parked inside ``sys.stdin``'s
+    buffered reader holds that reader's lock, and interpreter shutdown aborts when it cannot
+    take it.
+    """
+
+    def post(item: str | None) -> bool:
+        try:
+            loop.call_soon_threadsafe(lines.put_nowait, item)
+        except RuntimeError:  # the loop is closed: the bot has stopped
+            return False
+        return True
+
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, ValueError, OSError):  # no usable stdin (closed, replaced)
+        post(None)
+        return
+    decoder = codecs.getincrementaldecoder(sys.stdin.encoding or "utf-8")("replace")
+    pending = ""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            chunk = b""
+        pending += decoder.decode(chunk, final=not chunk)
+        *complete, pending = pending.split("\n")
+        for line in complete:
+            if not post(line + "\n"):
+                return
+        if not chunk:
+            if pending:
+                post(pending)
+            post(None)
+            return

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse
 
 from bot.app import Qunfu
 
@@ -42,6 +44,15 @@ def create_app(bot: Qunfu) -> FastAPI:
             "outbox": {"pending": b.outbox.pending_count()},
         }
 
+    @app.get("/", include_in_schema=False)
+    async def root(request: Request) -> RedirectResponse:
+        """The address people open first: the simulator page when the bot runs on the
+        simulator, else the entry page (which explains that a link needs its channel)."""
+        from bot.gateways.simulator import SimulatorGateway
+
+        on_simulator = isinstance(request.app.state.bot.gateway, SimulatorGateway)
+        return RedirectResponse("/sim" if on_simulator else "/join", status_code=307)
+
     for module_name in ("bot.web.entry", "bot.web.simulator_page", "bot.web.webhooks"):
         with contextlib.suppress(ModuleNotFoundError):
             module = __import__(module_name, fromlist=["router"])
@@ -49,8 +60,15 @@ def create_app(bot: Qunfu) -> FastAPI:
     return app
 
 
-async def serve(bot: Qunfu, host: str, port: int, stop: asyncio.Event) -> None:
-    """Serve the web app until ``stop`` is set."""
+async def serve(
+    bot: Qunfu,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Serve the web app until ``stop`` is set; ``on_ready`` runs once it accepts connections
+    (so a URL printed then opens at once)."""
     import uvicorn
 
     config = uvicorn.Config(
@@ -58,6 +76,12 @@ async def serve(bot: Qunfu, host: str, port: int, stop: asyncio.Event) -> None:
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    await stop.wait()
+    while not server.started and not task.done() and not stop.is_set():
+        await asyncio.sleep(0.05)
+    if server.started and on_ready is not None:
+        on_ready()
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
     server.should_exit = True
     await task
