@@ -62,6 +62,58 @@ def _reward(row: Any) -> RewardRow:
     return RewardRow(**{f: row._mapping[f] for f in RewardRow.__dataclass_fields__})
 
 
+def _prepared() -> dict[str, dict[str, Any]]:
+    """Statements built once per dialect: the webhook path runs them for every event."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert)):
+        out[name] = {
+            "event": insert(EVENTS)
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(EVENTS.c.id),
+            "reward": insert(REWARDS)
+            .on_conflict_do_nothing(index_elements=["referrer_id", "tier"])
+            .returning(REWARDS.c.id),
+        }
+    return out
+
+
+_PREPARED = _prepared()
+_OUTCOME_BY_ID = (
+    sa.update(EVENTS)
+    .where(EVENTS.c.id == sa.bindparam("_id"))
+    .values(outcome=sa.bindparam("_outcome"))
+)
+
+
+_E = EVENTS.c
+_CANDIDATES = sa.select(_E.id, _E.event_id, _E.referrer_id, _E.occurred_at, _E.wins).where(
+    _E.applicant == sa.bindparam("applicant"),
+    _E.type == sa.bindparam("type"),
+    sa.or_(_E.referrer_applicant.is_(None), _E.referrer_applicant != _E.applicant),
+)
+_WINNERS = sa.select(_E.id, _E.event_id, _E.occurred_at, _E.outcome).where(
+    _E.referrer_id == sa.bindparam("referrer"), _E.wins.is_(True)
+)
+_BOTH = sa.select(
+    _E.id, _E.event_id, _E.referrer_id, _E.occurred_at, _E.wins, _E.outcome, _E.applicant
+).where(
+    sa.or_(
+        sa.and_(
+            _E.applicant == sa.bindparam("applicant"),
+            _E.type == sa.bindparam("type"),
+            sa.or_(_E.referrer_applicant.is_(None), _E.referrer_applicant != _E.applicant),
+        ),
+        sa.and_(_E.referrer_id == sa.bindparam("referrer"), _E.wins.is_(True)),
+    )
+)
+_HISTORY_INSERT = sa.insert(HISTORY)
+_REWARDS_OF = (
+    sa.select(REWARDS)
+    .where(REWARDS.c.referrer_id == sa.bindparam("referrer"))
+    .order_by(REWARDS.c.tier)
+)
+
+
 def lock_key(name: str) -> int:
     """A signed 64-bit key for ``pg_advisory_xact_lock`` (a collision only serialises more)."""
     digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
@@ -75,9 +127,6 @@ class ReferralStore:
         self.conn = conn
         self.dialect = conn.dialect.name
 
-    def _insert(self, table: sa.Table) -> Any:
-        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
-
     # --- events ----------------------------------------------------------------------------
 
     def insert_event(self, values: dict[str, Any]) -> int | None:
@@ -86,13 +135,7 @@ class ReferralStore:
         On SQLite this is the transaction's first statement, so it takes the write lock before
         anything is read and the rest of the transaction sees a stable database.
         """
-        stmt = (
-            self._insert(EVENTS)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(EVENTS.c.id)
-        )
-        row = self.conn.execute(stmt).first()
+        row = self.conn.execute(_PREPARED[self.dialect]["event"], values).first()
         return None if row is None else int(row[0])
 
     def lock(self, names: Iterable[str]) -> None:
@@ -104,49 +147,51 @@ class ReferralStore:
 
     def candidates(self, applicant: str, event_type: str) -> list[Candidate]:
         """The applicant's valid events of the qualifying type (self-referrals left out)."""
-        e = EVENTS.c
-        rows = self.conn.execute(
-            sa.select(e.id, e.event_id, e.referrer_id, e.occurred_at, e.wins).where(
-                e.applicant == applicant,
-                e.type == event_type,
-                sa.or_(e.referrer_applicant.is_(None), e.referrer_applicant != e.applicant),
-            )
-        )
+        rows = self.conn.execute(_CANDIDATES, {"applicant": applicant, "type": event_type})
         return [Candidate(*r) for r in rows]
+
+    @property
+    def single_writer(self) -> bool:
+        """True on SQLite: the transaction holds the database's only write lock."""
+        return self.dialect == "sqlite"
+
+    def candidates_and_winners(
+        self, applicant: str, event_type: str, referrer_id: str
+    ) -> tuple[list[Candidate], list[tuple[int, str, datetime, str]]]:
+        """:meth:`candidates` and :meth:`winners_of` in one round trip (single writer only:
+        elsewhere the referrer's rows must be read after its lock is taken)."""
+        rows = self.conn.execute(
+            _BOTH, {"applicant": applicant, "type": event_type, "referrer": referrer_id}
+        ).all()
+        candidates = [Candidate(r[0], r[1], r[2], r[3], r[4]) for r in rows if r[6] == applicant]
+        winners = [(r[0], r[1], r[3], r[5]) for r in rows if r[2] == referrer_id and r[4]]
+        return candidates, winners
 
     def set_event(self, ids: Sequence[int], **values: Any) -> None:
         """Update events by row id."""
         if ids:
             self.conn.execute(sa.update(EVENTS).where(EVENTS.c.id.in_(ids)).values(**values))
 
+    def set_outcomes(self, outcomes: Sequence[tuple[int, str]]) -> None:
+        """Set each (row id, outcome) in one executemany."""
+        if outcomes:
+            self.conn.execute(_OUTCOME_BY_ID, [{"_id": i, "_outcome": o} for i, o in outcomes])
+
     def winners_of(self, referrer_id: str) -> list[tuple[int, str, datetime, str]]:
         """(id, event_id, occurred_at, outcome) of the referrer's applicant-winning events."""
-        e = EVENTS.c
-        rows = self.conn.execute(
-            sa.select(e.id, e.event_id, e.occurred_at, e.outcome).where(
-                e.referrer_id == referrer_id, e.wins.is_(True)
-            )
-        )
+        rows = self.conn.execute(_WINNERS, {"referrer": referrer_id})
         return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     # --- rewards ---------------------------------------------------------------------------
 
     def rewards_of(self, referrer_id: str) -> list[RewardRow]:
         """The referrer's rewards, by tier."""
-        rows = self.conn.execute(
-            sa.select(REWARDS).where(REWARDS.c.referrer_id == referrer_id).order_by(REWARDS.c.tier)
-        )
+        rows = self.conn.execute(_REWARDS_OF, {"referrer": referrer_id})
         return [_reward(r) for r in rows]
 
     def insert_reward(self, values: dict[str, Any]) -> int | None:
         """Insert a reward unless (referrer, tier) exists; the new id, or None."""
-        stmt = (
-            self._insert(REWARDS)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["referrer_id", "tier"])
-            .returning(REWARDS.c.id)
-        )
-        row = self.conn.execute(stmt).first()
+        row = self.conn.execute(_PREPARED[self.dialect]["reward"], values).first()
         return None if row is None else int(row[0])
 
     def update_reward(self, reward_id: int, only_if: Sequence[str], **values: Any) -> bool:
@@ -183,16 +228,17 @@ class ReferralStore:
             else reward
         )
         self.conn.execute(
-            sa.insert(HISTORY).values(
-                reward_id=rid,
-                referrer_id=referrer,
-                tier=tier,
-                from_status=from_status,
-                to_status=to_status,
-                at=utc(at),
-                by=by[:100],
-                note=note,
-            )
+            _HISTORY_INSERT,
+            {
+                "reward_id": rid,
+                "referrer_id": referrer,
+                "tier": tier,
+                "from_status": from_status,
+                "to_status": to_status,
+                "at": utc(at),
+                "by": by[:100],
+                "note": note,
+            },
         )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from loguru import logger
@@ -22,6 +22,9 @@ from bot.referrals import signatures
 from bot.referrals.events import ConversionEvent, EventError, parse_body, read_csv
 from bot.referrals.ledger import LedgerError, Receipt, ReferralLedger
 from scheduler.clock import Clock
+
+_OWNER_CACHE_TTL = timedelta(minutes=1)
+_OWNER_CACHE_SIZE = 50_000
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class ReferralIntake:
         self.keys = keys
         self.clock = clock
         self.tolerance = tolerance
+        # Code → owner for a minute: a partner sends several events per code, and a revoked
+        # code (its row deleted) stops being accepted within that minute.
+        self._owners: dict[str, tuple[str, datetime]] = {}
 
     def receive(self, body: bytes, signature: str | None) -> Answer:
         """Verify, parse and record one webhook delivery."""
@@ -92,11 +98,21 @@ class ReferralIntake:
 
     def take(self, event: ConversionEvent, source: str) -> Receipt:
         """Record an already-verified event; :class:`UnknownCode` for a code nobody owns."""
+        return self.ledger.record(event, self._owner(event.referral_code), source)
+
+    def _owner(self, code: str) -> str:
+        now = self.clock.now()
+        cached = self._owners.get(code)
+        if cached is not None and cached[1] > now:
+            return cached[0]
         try:
-            referrer = self.codes.verify(event.referral_code)
+            owner = self.codes.verify(code)
         except EntryError as exc:
             raise UnknownCode(f"referral_code: {exc.code}") from None
-        return self.ledger.record(event, referrer, source)
+        if len(self._owners) >= _OWNER_CACHE_SIZE:
+            self._owners.clear()
+        self._owners[code] = (owner, now + _OWNER_CACHE_TTL)
+        return owner
 
     def import_csv(self, text: str) -> ImportReport:
         """Take every good row of an events CSV; list the bad ones with line numbers."""

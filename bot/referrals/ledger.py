@@ -94,6 +94,14 @@ class ReferralLedger:
         if programme is None:
             raise LedgerError("no referral programme is configured (campaigns/*.yaml referral:)")
         now = self.clock.now()
+        # Outcomes known from the event alone are written with it; a qualifying event starts
+        # as its applicant's winner (the common case) and is corrected if an earlier one exists.
+        if event.type != programme.qualifying_event:
+            first = rules.NOT_QUALIFYING
+        elif event.referrer_applicant is not None and event.referrer_applicant == event.applicant:
+            first = rules.SELF_REFERRAL
+        else:
+            first = ""
         with self.engine.begin() as conn:
             store = ReferralStore(conn)
             row_id = store.insert_event(
@@ -107,13 +115,17 @@ class ReferralLedger:
                     "occurred_at": utc(event.occurred_at),
                     "received_at": utc(now),
                     "source": source,
-                    "wins": False,
-                    "outcome": "",
+                    "wins": not first,
+                    "outcome": first or rules.COUNTED,
                 }
             )
             if row_id is None:
                 return Receipt(event.event_id, duplicate=True)
-            outcome, grants = self._apply(store, row_id, event, referrer_id, programme, now)
+            grants: list[Grant] = []
+            if first:
+                outcome = first
+            else:
+                outcome, grants = self._apply(store, row_id, event, referrer_id, programme, now)
         receipt = Receipt(event.event_id, False, outcome, tuple(grants))
         if grants:
             for hook in self.on_granted:
@@ -132,32 +144,44 @@ class ReferralLedger:
         programme: ReferralProgramme,
         now: datetime,
     ) -> tuple[str, list[Grant]]:
-        if event.type != programme.qualifying_event:
-            store.set_event([row_id], outcome=rules.NOT_QUALIFYING)
-            return rules.NOT_QUALIFYING, []
-        if event.referrer_applicant is not None and event.referrer_applicant == event.applicant:
-            store.set_event([row_id], outcome=rules.SELF_REFERRAL)
-            return rules.SELF_REFERRAL, []
+        """Decide the applicant's winner, then recount the referrers that gained or lost.
+
+        The new row went in as its applicant's counted winner (the common case, then nothing
+        needs rewriting); it is corrected here when that is not so.
+        """
         store.lock([f"applicant:{event.applicant}"])
-        candidates = store.candidates(event.applicant, event.type)
+        winners = None
+        if store.single_writer:
+            candidates, winners = store.candidates_and_winners(
+                event.applicant, event.type, referrer_id
+            )
+        else:
+            candidates = store.candidates(event.applicant, event.type)
         winner = rules.first_valid([rules.Friend(c.event_id, c.occurred_at) for c in candidates])
         assert winner is not None  # the new event itself is a candidate
         by_event = {c.event_id: c for c in candidates}
         won = by_event[winner.event_id]
-        dethroned = [c for c in candidates if c.wins and c.id != won.id]
+        dethroned = [c for c in candidates if c.wins and c.id not in (won.id, row_id)]
         if won.id != row_id and not dethroned:
-            store.set_event([row_id], outcome=rules.APPLICANT_COUNTED)
+            store.set_event([row_id], wins=False, outcome=rules.APPLICANT_COUNTED)
             return rules.APPLICANT_COUNTED, []
         affected = {won.referrer_id, *(c.referrer_id for c in dethroned)}
         store.lock(f"referrer:{r}" for r in affected)
         store.set_event([c.id for c in dethroned], wins=False, outcome=rules.APPLICANT_COUNTED)
         if won.id != row_id:
-            store.set_event([row_id], outcome=rules.APPLICANT_COUNTED)
-        store.set_event([won.id], wins=True)
+            store.set_event([row_id], wins=False, outcome=rules.APPLICANT_COUNTED)
+            store.set_event([won.id], wins=True)
+        fresh = won.id == row_id and not dethroned  # the rows read above are still current
         grants: list[Grant] = []
         outcomes: dict[str, str] = {}
+        losers = {c.referrer_id for c in dethroned}
         for referrer in sorted(affected):
-            outcomes.update(self._recount(store, referrer, programme, now, grants))
+            known = winners if fresh and referrer == referrer_id else None
+            outcomes.update(
+                self._recount(
+                    store, referrer, programme, now, grants, referrer in losers, row_id, known
+                )
+            )
         return outcomes.get(event.event_id, rules.APPLICANT_COUNTED), grants
 
     def _recount(
@@ -167,20 +191,37 @@ class ReferralLedger:
         programme: ReferralProgramme,
         now: datetime,
         grants: list[Grant],
+        lost_a_friend: bool,
+        new_row: int,
+        winners: list[tuple[int, str, datetime, str]] | None = None,
     ) -> dict[str, str]:
         """Recompute one referrer's outcomes and rewards from the stored events."""
-        winners = store.winners_of(referrer_id)
-        standing = rules.evaluate(
-            [rules.Friend(event_id, at) for _, event_id, at, _ in winners], programme, self.burst
+        if winners is None:
+            winners = store.winners_of(referrer_id)
+        friends = [rules.Friend(event_id, at) for _, event_id, at, _ in winners]
+        standing = rules.evaluate(friends, programme, self.burst)
+        store.set_outcomes(
+            [
+                (row_id, standing.outcomes[event_id])
+                for row_id, event_id, _, outcome in winners
+                if standing.outcomes[event_id] != outcome
+            ]
         )
-        changed: dict[str, list[int]] = {}
-        for row_id, event_id, _, outcome in winners:
-            new = standing.outcomes[event_id]
-            if new != outcome:
-                changed.setdefault(new, []).append(row_id)
-        for outcome, ids in changed.items():
-            store.set_event(ids, outcome=outcome)
-        self._align_rewards(store, referrer_id, standing.tiers, now, grants)
+        # Rewards are in line with the stored outcomes (every transaction leaves them so): when
+        # the tiers those outcomes reached are the tiers reached now, there is nothing to align.
+        before = sorted(
+            (
+                f
+                for f, (row_id, *_, outcome) in zip(friends, winners, strict=True)
+                if outcome == rules.COUNTED and row_id != new_row
+            ),
+            key=lambda f: f.order,
+        )
+        had = rules.reached(before, programme, self.burst)
+        if lost_a_friend or had != standing.tiers[: len(had)]:
+            self._align_rewards(store, referrer_id, standing.tiers, now, grants)
+        elif len(had) < len(standing.tiers):  # only new tiers: no need to read the old ones
+            self._align_rewards(store, referrer_id, standing.tiers[len(had) :], now, grants, {})
         return standing.outcomes
 
     def _align_rewards(
@@ -190,8 +231,16 @@ class ReferralLedger:
         tiers: Sequence[rules.Tier],
         now: datetime,
         grants: list[Grant],
+        existing: dict[int, RewardRow] | None = None,
     ) -> None:
-        existing = {r.tier: r for r in store.rewards_of(referrer_id)}
+        """Create, update or withdraw the referrer's open rewards to match ``tiers``.
+
+        ``existing`` given (empty) means: ``tiers`` are new tiers only, insert them (the unique
+        constraint still refuses any that already exist).
+        """
+        only_new = existing is not None
+        if existing is None:
+            existing = {r.tier: r for r in store.rewards_of(referrer_id)}
         wanted = {t.count: t for t in tiers}
         for count, tier in wanted.items():
             status = "held" if tier.held_reason else "pending"
@@ -242,7 +291,7 @@ class ReferralLedger:
             if row.status != status:
                 store.add_history(row, row.status, status, now, note=tier.held_reason or "recount")
         for count, row in existing.items():
-            if count in wanted:
+            if count in wanted or only_new:
                 continue
             if row.status in OPEN and row.decided_at is None:
                 store.delete_reward(row.id)

@@ -106,6 +106,13 @@ def evaluate(
             outcomes[f.event_id] = COUNTED
             counted.append(f)
             per_month[month] = per_month.get(month, 0) + 1
+    return Standing(outcomes, reached(counted, programme, burst))
+
+
+def reached(
+    counted: Sequence[Friend], programme: ReferralProgramme, burst: Burst | None
+) -> list[Tier]:
+    """The tiers that counted friends (in order) reach, each held when a burst led to it."""
     suspicious = _in_bursts(counted, burst)
     tiers: list[Tier] = []
     previous = 0
@@ -121,7 +128,7 @@ def evaluate(
         )
         tiers.append(Tier(tier.count, tier.reward, reaching.occurred_at, reaching.event_id, reason))
         previous = tier.count
-    return Standing(outcomes, tiers)
+    return tiers
 
 
 def _in_bursts(counted: Sequence[Friend], burst: Burst | None) -> list[bool]:
