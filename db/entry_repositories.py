@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from db.models import (
     EntryVisit,
@@ -60,14 +60,45 @@ class Located:
 
 
 _VISITS = EntryVisit.__table__  # type: ignore[attr-defined]
+# Built once: a statement with bind parameters is compiled once and cached by SQLAlchemy, where
+# `.values(**literals)` would build and key a new statement per request.
+_INSERT_VISIT = sa.insert(_VISITS).returning(_VISITS.c.id)
+# A second try: how and where follow it, the first location time is kept.
+_RELOCATE_VISIT = (
+    sa.update(_VISITS)
+    .where(_VISITS.c.id == sa.bindparam("b_id"), _VISITS.c.channel == sa.bindparam("b_channel"))
+    .values(
+        located_at=sa.func.coalesce(
+            _VISITS.c.located_at, sa.bindparam("b_at", type_=_VISITS.c.located_at.type)
+        )
+    )
+    .returning(_VISITS.c.id)
+)
+
+
+@dataclass(frozen=True)
+class NewVisit:
+    """A visit just recorded: its id and channel (all a caller needs back)."""
+
+    id: str
+    channel: str
 
 
 class EntryRepo(_Repo):
     """Visits to live codes and how far each went: located, group chosen, joined.
 
-    The hot path (a page visit, a location given) is one plain INSERT or UPDATE each, never an
-    ORM object loaded and flushed: the entry API writes once per request.
+    The hot path (a page visit, a location given) is one plain INSERT or UPDATE each on a
+    connection of its own, never an ORM object loaded and flushed: the entry API writes once
+    per request.
     """
+
+    def _write(self, stmt: Any, params: dict[str, Any]) -> Any:
+        """Run one ``… RETURNING`` statement in its own transaction (or in the caller's
+        session); the first row returned, or None."""
+        if isinstance(self._db, Session):
+            return self._db.execute(stmt, params).first()
+        with self._db.begin() as conn:
+            return conn.execute(stmt, params).first()
 
     def create(
         self,
@@ -78,7 +109,7 @@ class EntryRepo(_Repo):
         ref_code: str | None = None,
         referrer_id: str | None = None,
         located: Located | None = None,
-    ) -> EntryVisit:
+    ) -> NewVisit:
         """Record a visit, already located when ``located`` is given: one INSERT."""
         at = utc(at)
         values: dict[str, Any] = {
@@ -87,30 +118,25 @@ class EntryRepo(_Repo):
             "ref_code": ref_code,
             "referrer_id": referrer_id,
             "visited_at": at,
+            "located_at": None,
+            "located_how": None,
+            "lat": None,
+            "lon": None,
+            "area": None,
             "overflow": False,
         }
         if located is not None:
             values.update(located.values(), located_at=at)
-        with self._session() as s:
-            s.execute(sa.insert(_VISITS).values(**values))
-        return EntryVisit(**values)
+        self._write(_INSERT_VISIT, values)
+        return NewVisit(visit_id, channel)
 
     def relocate(self, visit_id: str, channel: str, at: datetime, located: Located) -> bool:
         """Record where the visitor of an open visit is (a second try updates it): one UPDATE.
 
         The first location time is kept. False when no visit ``visit_id`` of ``channel`` exists.
         """
-        first = sa.func.coalesce(
-            _VISITS.c.located_at, sa.literal(utc(at), _VISITS.c.located_at.type)
-        )
-        stmt = (
-            sa.update(_VISITS)
-            .where(_VISITS.c.id == visit_id, _VISITS.c.channel == channel)
-            .values(located_at=first, **located.values())
-            .returning(_VISITS.c.id)
-        )
-        with self._session() as s:
-            return s.execute(stmt).first() is not None
+        params = {"b_id": visit_id, "b_channel": channel, "b_at": utc(at), **located.values()}
+        return self._write(_RELOCATE_VISIT, params) is not None
 
     def channel_of(self, visit_id: str) -> str | None:
         """The channel a visit came through; None for an unknown visit."""

@@ -33,7 +33,7 @@ from bot.entry.seats import MemberCounts
 from bot.opsdata.bundle import OpsData
 from bot.routing import to_wgs84
 from bot.templating import distance
-from db.entry_repositories import EntryRepo, Located
+from db.entry_repositories import EntryRepo, Located, NewVisit
 from db.models import EntryVisit
 from scheduler.clock import Clock
 
@@ -119,13 +119,13 @@ class EntryService:
 
     # --- visit -----------------------------------------------------------------------------
 
-    async def visit(self, channel_id: object, ref: object = None) -> EntryVisit:
+    async def visit(self, channel_id: object, ref: object = None) -> NewVisit:
         """:meth:`open_visit` off the event loop."""
         return await asyncio.to_thread(self.open_visit, channel_id, ref)
 
     def open_visit(
         self, channel_id: object, ref: object = None, located: Located | None = None
-    ) -> EntryVisit:
+    ) -> NewVisit:
         """Record a page visit from a live-code link (channel and referral code checked), located
         already when ``located`` is given. Database work: call from a worker thread."""
         channel = resolve_channel(self._ops().channels, channel_id)
