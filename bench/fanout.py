@@ -33,7 +33,7 @@ from bot.campaigns import CampaignPlanner  # noqa: E402
 from bot.config import OutboxSettings, QuietHours  # noqa: E402
 from bot.events import Say, room_conv  # noqa: E402
 from bot.opsdata.bundle import OpsData  # noqa: E402
-from bot.opsdata.models import Campaign, Location, Merchant, WelfareGroup  # noqa: E402
+from bot.opsdata.models import Campaign, Location, Merchant, Schedule, WelfareGroup  # noqa: E402
 from bot.outbox import Outbox, OutboxItem  # noqa: E402
 from bot.templating import distance, weekday_zh  # noqa: E402
 from db.session import make_engine, upgrade  # noqa: E402
@@ -80,7 +80,7 @@ def synthetic_ops(n_groups: int, seed: int = 7) -> OpsData:
         name="午餐附近美食",
         kind="meal",
         template="meal.j2",
-        schedule={"at": "11:30", "spread": "20m"},
+        schedule=Schedule.model_validate({"at": "11:30", "spread": "20m"}),
         data={"meal": "午餐", "radius_m": 1500},
     )
     return OpsData(
