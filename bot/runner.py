@@ -8,6 +8,7 @@ import codecs
 import contextlib
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -41,6 +42,7 @@ async def run_bot(settings: Settings) -> None:
 
 
 async def _run_simulator(settings: Settings, source) -> None:  # noqa: ANN001
+    sock = _listen(settings) if settings.web.enabled else None  # a busy port stops us first
     demo = None
     if settings.simulator.demo is not None:
         demo, _ = load_scenario(settings.simulator.demo)
@@ -91,23 +93,25 @@ async def _run_simulator(settings: Settings, source) -> None:  # noqa: ANN001
     graceful = [asyncio.create_task(bot.run_forever(stop))]
     # Nothing to finish (a watcher, a demo step, a wait for typing): cancelled at once.
     tasks = [asyncio.create_task(_watch(bot, settings, stop))]
+    # The demo starts once the banner is whole, its URLs included.
+    web_ready = asyncio.Event()
     if settings.web.enabled:
         from bot.web.app import serve
 
+        assert sock is not None
         base = _web_base(settings.web.host, settings.web.port)
-        graceful.append(
-            asyncio.create_task(
-                serve(
-                    bot,
-                    settings.web.host,
-                    settings.web.port,
-                    stop,
-                    on_ready=lambda: _print_web_urls(out, base, bot),
-                )
-            )
-        )
+
+        def announce() -> None:
+            _print_web_urls(out, base, bot)
+            web_ready.set()
+
+        graceful.append(asyncio.create_task(serve(bot, sock, stop, on_ready=announce)))
     if demo is not None:
-        tasks.append(asyncio.create_task(_play_demo(demo, gateway, console, clock, settings)))
+        if not settings.web.enabled:
+            web_ready.set()
+        tasks.append(
+            asyncio.create_task(_play_demo(demo, gateway, console, clock, settings, web_ready))
+        )
     if settings.simulator.console:
         tasks.append(asyncio.create_task(_read_commands(console, stop)))
     try:
@@ -203,6 +207,7 @@ async def _run_wechaty(settings: Settings, source) -> None:  # noqa: ANN001
         gateway = WechatyGateway.from_env(settings)
     except ValueError as exc:
         raise SystemExit(f"cannot start the Wechaty gateway: {exc}") from None
+    sock = _listen(settings) if settings.web.enabled else None  # a busy port stops us first
     await gateway.start()
     await wait_for_login(gateway, settings.wechaty.login_timeout.total_seconds())
     # Mentions and echoes are recognised by the account the service logged in as.
@@ -212,10 +217,10 @@ async def _run_wechaty(settings: Settings, source) -> None:  # noqa: ANN001
     _install_signals(stop)
     watcher = asyncio.create_task(_watch(bot, settings, stop))
     web = None
-    if settings.web.enabled:
+    if sock is not None:
         from bot.web.app import serve
 
-        web = asyncio.create_task(serve(bot, settings.web.host, settings.web.port, stop))
+        web = asyncio.create_task(serve(bot, sock, stop))
     try:
         await bot.run_forever(stop)
     finally:
@@ -226,6 +231,16 @@ async def _run_wechaty(settings: Settings, source) -> None:  # noqa: ANN001
                 await web
         await gateway.stop()
         bot.close()
+
+
+def _listen(settings: Settings) -> socket.socket:
+    """The web app's socket; a port in use stops the start with a plain message."""
+    from bot.web.app import listen
+
+    try:
+        return listen(settings.web.host, settings.web.port)
+    except OSError as exc:
+        raise SystemExit(f"cannot start: {exc.strerror or exc}") from None
 
 
 def _web_base(host: str, port: int) -> str:
@@ -264,7 +279,7 @@ async def _watch(bot: Qunfu, settings: Settings, stop: asyncio.Event) -> None:
     """Reload ops data when a campaign, data file or template changes."""
     folders = [p for p in (settings.campaigns_dir, settings.templates_dir) if p.exists()]
     async for _changes in awatch(*folders, stop_event=stop, debounce=400):
-        problems = bot.reload()
+        problems = await bot.reload_async()  # parsed and indexed off the loop
         if problems:
             print("ops data rejected; the last good version stays live:", file=sys.stderr)
             for p in problems:
@@ -279,8 +294,12 @@ async def _play_demo(
     console: TerminalConsole,
     clock: Clock,
     settings: Settings,
+    start_after: asyncio.Event,
 ) -> None:
-    """Play the demo scenario's steps at the scaled clock's pace."""
+    """Play the demo scenario's steps at the scaled clock's pace, once ``start_after`` is set
+    (or a few seconds have passed: a web server that cannot start must not hold the demo)."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(start_after.wait(), timeout=10)
     for step in demo.steps:
         if step.advance is not None:
             await asyncio.sleep(step.advance.total_seconds() / settings.simulator.speed)

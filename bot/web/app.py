@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -60,22 +61,39 @@ def create_app(bot: Qunfu) -> FastAPI:
     return app
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket for the web app, bound now so a busy port is a plain error at start
+    (uvicorn would exit the whole process from inside the event loop instead)."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise OSError(
+            exc.errno,
+            f"the web app cannot listen on {host}:{port} ({exc.strerror}); is another "
+            "`qunfu run` using it? Change web.port in config.yaml, or set web.enabled: false",
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
 async def serve(
     bot: Qunfu,
-    host: str,
-    port: int,
+    sock: socket.socket,
     stop: asyncio.Event,
     on_ready: Callable[[], None] | None = None,
 ) -> None:
-    """Serve the web app until ``stop`` is set; ``on_ready`` runs once it accepts connections
-    (so a URL printed then opens at once)."""
+    """Serve the web app on ``sock`` (from :func:`listen`) until ``stop`` is set; ``on_ready``
+    runs once it accepts connections (so a URL printed then opens at once)."""
     import uvicorn
 
-    config = uvicorn.Config(
-        create_app(bot), host=host, port=port, log_level="warning", lifespan="off"
-    )
+    config = uvicorn.Config(create_app(bot), log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started and not task.done() and not stop.is_set():
         await asyncio.sleep(0.05)
     if server.started and on_ready is not None:

@@ -210,3 +210,16 @@ def test_every_url_the_banner_prints_answers_and_the_root_leads_to_the_simulator
                     assert response.url.path == "/sim"
     finally:
         stop(proc)
+
+
+def test_a_web_port_in_use_is_a_plain_message_not_a_traceback(tmp_path: Path) -> None:
+    base = copy_ops(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = start(write_config(base, demo=False, speed=1, web_port=port), "--no-demo")
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "web.port" in err
+    assert "Traceback" not in err
