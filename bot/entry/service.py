@@ -129,20 +129,28 @@ class EntryService:
         """Record a page visit from a live-code link (channel and referral code checked), located
         already when ``located`` is given. Database work: call from a worker thread."""
         channel = resolve_channel(self._ops().channels, channel_id)
-        referrer = None
-        if ref is not None and ref != "":
-            referrer = self._referrals.verify(ref)
-            ref = str(ref).strip().upper()
+        return self._record_visit(channel.id, self._referral(ref), located)
+
+    def _referral(self, ref: object) -> tuple[str, str] | None:
+        """``(code, referrer)`` for a referral code, None without one; a refusal when invalid."""
+        if ref is None or ref == "":
+            return None
+        return str(ref).strip().upper(), self._referrals.verify(ref)
+
+    def _record_visit(
+        self, channel: str, referral: tuple[str, str] | None, located: Located | None
+    ) -> NewVisit:
         visit_id = secrets.token_urlsafe(12)
+        code, referrer = referral if referral is not None else (None, None)
         visit = self._visits.create(
             visit_id,
-            channel.id,
+            channel,
             self._clock.now(),
-            ref_code=ref or None,
+            ref_code=code,
             referrer_id=referrer,
             located=located,
         )
-        logger.bind(entry=visit_id, channel=channel.id, referral=referrer is not None).info(
+        logger.bind(entry=visit_id, channel=channel, referral=referrer is not None).info(
             "entry: page visit"
         )
         return visit
@@ -189,6 +197,8 @@ class EntryService:
         self, req: RouteRequest, lat: float, lon: float, crs: str, label: str, area: Area
     ) -> RouteAnswer:
         """Placement and the visit's one write (worker thread)."""
+        # A new visit's referral code is checked first: a refused link places nobody.
+        referral = self._referral(req.ref) if req.entry is None else None
         try:
             placed = self._placement.place(lat, lon, crs, area)
             wlat, wlon = to_wgs84(lat, lon, crs)
@@ -199,7 +209,8 @@ class EntryService:
             ) from exc
         located = Located(req.how, wlat, wlon, area.key, placed.overflow)
         if req.entry is None:
-            visit_id, channel = self.open_visit(req.channel, req.ref, located).id, req.channel
+            channel = resolve_channel(self._ops().channels, req.channel).id
+            visit_id = self._record_visit(channel, referral, located).id
         elif self._visits.relocate(req.entry, req.channel, self._clock.now(), located):
             visit_id, channel = req.entry, req.channel
         else:
