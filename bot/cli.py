@@ -474,10 +474,22 @@ def _record_json(r) -> dict:  # noqa: ANN001
 
 @outbox_app.command("status")
 def outbox_status(config: ConfigOpt = DEFAULT_CONFIG, demo: DemoOpt = False) -> None:
-    """How many sends are pending, sent, failed or uncertain."""
-    counts = _outbox(config, demo).status_counts()
+    """How many sends are pending, sent, failed or uncertain; and how many await a prune."""
+    from scheduler.clock import SHANGHAI, RealClock
+
+    outbox = _outbox(config, demo)
+    counts = outbox.status_counts()
     for status in ("pending", "sending", "sent", "failed", "uncertain"):
         typer.echo(f"{status:<10} {counts.get(status, 0)}")
+    retention = _settings(config).outbox.retention
+    # A dry run counts through the audit log's index; nothing is pruned by looking.
+    old = outbox.prune(RealClock().now() - retention, dry_run=True)
+    if old.rows:
+        typer.echo(
+            f"{old.rows} sent rows are older than outbox.retention ({retention.days} days, "
+            f"sent before {old.before.astimezone(SHANGHAI):%Y-%m-%d}): "
+            "`qunfu outbox prune` removes them (--archive FILE keeps a copy)"
+        )
 
 
 @outbox_app.command("list")

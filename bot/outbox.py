@@ -12,8 +12,10 @@ exponential backoff. Rows with status ``sent`` are the audit log; :meth:`Outbox.
 Cost does not grow with history. Each account's pacing state is one row of ``outbox_pacing``,
 taken by compare-and-set in the same transaction that marks a row ``sending`` (the instant of
 that transaction is the gateway call pacing counts from). Claims and :meth:`Outbox.next_due`
-read pending rows through partial indexes (``WHERE status = 'pending'``), so a million sent
-rows cost nothing: see "Outbox at scale" in docs/design-notes.md for the query plans.
+read pending rows through partial indexes (``WHERE status = 'pending'``), and no index puts the
+sent rows next to the live ones, so a million sent rows cost nothing: see "Outbox at scale" in
+docs/design-notes.md for the query plans. Statuses are written into the SQL as literals, the way
+the index predicates spell them, so every plan (prepared, generic or re-prepared) can use them.
 
 Crash safety (at most once). A row is marked ``sending`` and committed *before* the gateway is
 called, then marked ``sent`` after. If the process dies in between we cannot know whether the
@@ -22,11 +24,13 @@ are never resent automatically: a duplicate marketing push to hundreds of member
 one missing message, and an ops person can look at the uncertain rows (they are logged) and
 requeue one with :meth:`Outbox.requeue` if it really was lost.
 
-Database calls are short and synchronous; only ``gateway.perform`` is awaited.
+Database calls are short, synchronous methods; :meth:`Outbox.deliver_due` runs them in worker
+threads (transient faults retried, :mod:`bot.retry`), so only ``gateway.perform`` waits on the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import random
@@ -34,7 +38,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 from loguru import logger
@@ -45,7 +49,8 @@ from bot.config import OutboxSettings, QuietHours
 from bot.events import Action, Invite, Remove, Say, room_conv
 from bot.gateways.base import ChatGateway, DeliveryUnknown, GatewayError
 from bot.pacing import Pacer
-from db.models import OutboxPacing, OutboxRow
+from bot.retry import DEFAULT_POLICY, RetryPolicy
+from db.models import OUTBOX_STATUSES, OutboxPacing, OutboxRow
 from db.repositories import as_utc, insert_ignore_many
 from db.session import session_factory
 from scheduler.clock import SHANGHAI, Clock, aware
@@ -55,10 +60,24 @@ _PREVIEW_CHARS = 6
 _ERROR_CHARS = 300
 
 
+_T = TypeVar("_T")
 _HOLD_WHILE_DOWN = timedelta(seconds=1)
 # Rows looked at per claim query: the first usually goes; more only when expired ones lead.
 _SLICE = 50
 _PRUNE_BATCH = 5000
+
+
+def _status_is(status: str) -> Any:
+    """``status = '<status>'`` with the value inline, as the partial indexes' predicates say it."""
+    assert status in OUTBOX_STATUSES  # a literal, never data
+    return col(OutboxRow.status) == sa.literal_column(f"'{status}'")
+
+
+_PENDING = _status_is("pending")
+_SENT = _status_is("sent")
+_ATTENTION_STATUSES = ("sending", "failed", "uncertain")
+# The predicate of ix_outbox_attention, added to queries of one of those statuses.
+_ATTENTION = col(OutboxRow.status).in_([sa.literal_column(f"'{s}'") for s in _ATTENTION_STATUSES])
 
 
 class _LostRace(Exception):
@@ -134,6 +153,7 @@ class Outbox:
         self._pacer = Pacer(settings.rate_per_minute, settings.jitter)
         self._rng = random.Random(settings.seed)
         self._held_until: datetime | None = None
+        self.retry: RetryPolicy = DEFAULT_POLICY
 
     # -- enqueue ---------------------------------------------------------------------------
 
@@ -219,8 +239,21 @@ class Outbox:
             self._held_until = now + _HOLD_WHILE_DOWN
             return []
         self._held_until = None
+        sent: list[OutboxRecord] = []
+        # Database work in worker threads (transient faults retried): only the gateway call
+        # is awaited on the loop. A fault that outlasts the retries raises with nothing lost:
+        # an unclaimed row stays pending, a claimed one `sending` (uncertain after a restart).
+        for account in await self._off_loop(self._open_accounts, now):
+            while (row := await self._off_loop(self.claim, account)) is not None:
+                record = await self._deliver_one(gateway, row)
+                if record.status == "sent":
+                    sent.append(record)
+        return sent
+
+    def _open_accounts(self, now: datetime) -> list[str]:
+        """Accounts whose pacing slot has come at ``now``, by id."""
         with self._sessions() as s:
-            accounts = [
+            return [
                 account
                 for account, due_at, last_call_at in s.execute(
                     sa.select(
@@ -231,13 +264,14 @@ class Outbox:
                 )
                 if (gate := self._pacer.gate(due_at, last_call_at)) is None or gate <= now
             ]
-        sent: list[OutboxRecord] = []
-        for account in accounts:
-            while (row := self.claim(account)) is not None:
-                record = await self._deliver_one(gateway, row)
-                if record.status == "sent":
-                    sent.append(record)
-        return sent
+
+    async def _off_loop(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """``fn(*args, **kwargs)`` in a worker thread, transient faults retried with backoff.
+        Each ``fn`` is one transaction (rolled back whole by a fault), so a retry is safe."""
+        name = getattr(fn, "__qualname__", "outbox")
+        return await self.retry.call_async(
+            lambda: asyncio.to_thread(fn, *args, **kwargs), what=name
+        )
 
     def claim(self, account: str) -> OutboxRow | None:
         """Take ``account``'s pacing slot and its oldest sendable row, marked ``sending``.
@@ -262,15 +296,24 @@ class Outbox:
                 if row_id is None:
                     return None
                 self._take_slot(s, pacing, now)
-                claimed = s.execute(
-                    sa.update(OutboxRow)
-                    .where(col(OutboxRow.id) == row_id, col(OutboxRow.status) == "pending")
-                    .values(status="sending", attempts=OutboxRow.attempts + 1, last_attempt_at=now)
-                    .returning(col(OutboxRow.id))
-                ).first()
-                if claimed is None:
+                # Compare-and-set against another claim: lock the row by primary key and check
+                # its status. Not `UPDATE ... WHERE id = ? AND status = 'pending'`: that makes
+                # PostgreSQL weigh a whole scan of a pending index (costed from statistics in
+                # which nothing was pending) against the primary key, and it took the scan.
+                # SQLite has no row locks, but the slot update above holds its write lock.
+                status = s.execute(
+                    sa.select(col(OutboxRow.status))
+                    .where(col(OutboxRow.id) == row_id)
+                    .with_for_update()
+                ).scalar_one_or_none()
+                if status != "pending":
                     raise _LostRace
-                row = s.get(OutboxRow, row_id)
+                row = s.scalars(
+                    sa.update(OutboxRow)
+                    .where(col(OutboxRow.id) == row_id)
+                    .values(status="sending", attempts=OutboxRow.attempts + 1, last_attempt_at=now)
+                    .returning(OutboxRow)
+                ).one()
         except _LostRace:
             expired.clear()  # rolled back with the rest
             return None
@@ -295,7 +338,7 @@ class Outbox:
                     OutboxRow.next_attempt_at,
                 )
                 .where(
-                    OutboxRow.status == "pending",
+                    _PENDING,
                     OutboxRow.account == account,
                     # not_before, not next_attempt_at: a range on the claim index's own order,
                     # so the planner walks ix_outbox_pending_claim with no sort (next_attempt_at
@@ -353,15 +396,15 @@ class Outbox:
             await gateway.perform(action)
         except DeliveryUnknown as exc:
             log.warning("outbox: delivery unknown ({}); marked uncertain, not resent", _error(exc))
-            return self._finish(row.id, "uncertain", last_error=_error(exc))
+            return await self._off_loop(self._finish, row.id, "uncertain", last_error=_error(exc))
         except GatewayError as exc:
-            return self._failed_attempt(row, exc, log)
+            return await self._off_loop(self._failed_attempt, row, exc, log)
         except Exception as exc:
             # Not a known transient failure: the platform may or may not have acted.
             log.opt(exception=exc).error("outbox: unexpected gateway error; marked uncertain")
-            return self._finish(row.id, "uncertain", last_error=_error(exc))
+            return await self._off_loop(self._finish, row.id, "uncertain", last_error=_error(exc))
         # BaseException (crash, cancellation) leaves the row `sending` for recover().
-        record = self._finish(row.id, "sent", sent_at=self._clock.now())
+        record = await self._off_loop(self._finish, row.id, "sent", sent_at=self._clock.now())
         log.info("outbox: sent {} to {} {!r}", row.action, row.conversation, preview(row.text))
         return record
 
@@ -406,7 +449,7 @@ class Outbox:
     def recover(self) -> list[str]:
         """At start-up: rows a crash left ``sending`` become ``uncertain``; returns their keys."""
         with self._sessions() as s, s.begin():
-            rows = s.exec(select(OutboxRow).where(OutboxRow.status == "sending")).all()
+            rows = s.exec(select(OutboxRow).where(_status_is("sending"), _ATTENTION)).all()
             for row in rows:
                 row.status = "uncertain"
                 row.last_error = "interrupted while sending; not resent automatically"
@@ -425,12 +468,12 @@ class Outbox:
         The archive is JSON lines (every column; gzip when the name ends in ``.gz``), written and
         flushed to disk batch by batch before that batch is deleted, so an interrupted prune
         loses nothing (a rerun may archive a row twice; its ``key`` tells). Rows go in batches
-        of a few thousand, each its own short transaction, walking ``ix_outbox_status_sent_at``.
+        of a few thousand, each its own short transaction, walking ``ix_outbox_sent_at``.
         Pending, failed and uncertain rows are never pruned. A pruned row's idempotency key is
         forgotten: keep the retention well beyond anything the scheduler could re-enqueue.
         """
         before = aware(before)
-        window = (col(OutboxRow.status) == "sent", col(OutboxRow.sent_at) < before)
+        window = (_SENT, col(OutboxRow.sent_at) < before)
         with self._sessions() as s:
             count, oldest, newest = s.execute(
                 sa.select(
@@ -490,21 +533,29 @@ class Outbox:
     def audit(self, since: datetime | None = None) -> list[OutboxRecord]:
         """Sent rows (what, to whom, when, from which campaign), in send order."""
         with self._sessions() as s:
-            stmt = select(OutboxRow).where(OutboxRow.status == "sent")
+            stmt = select(OutboxRow).where(_SENT)
             if since is not None:
                 stmt = stmt.where(col(OutboxRow.sent_at) >= aware(since))
             stmt = stmt.order_by(col(OutboxRow.sent_at), col(OutboxRow.id))
             return [_record(row) for row in s.exec(stmt)]
 
     def with_status(self, status: OutboxStatus, limit: int = 200) -> list[OutboxRecord]:
-        """Rows in one status, oldest first (for ops: what is pending, failed or uncertain)."""
+        """Rows in one status, oldest first (for ops: what is pending, failed or uncertain).
+
+        Live rows come by ``not_before``; sent rows by ``sent_at`` (the audit log's index).
+        """
         with self._sessions() as s:
-            stmt = (
-                select(OutboxRow)
-                .where(OutboxRow.status == status)
-                .order_by(col(OutboxRow.not_before), col(OutboxRow.id))
-                .limit(limit)
-            )
+            if status == "sent":
+                stmt = select(OutboxRow).where(_SENT).order_by(col(OutboxRow.sent_at))
+            elif status == "pending":
+                stmt = select(OutboxRow).where(_PENDING).order_by(col(OutboxRow.not_before))
+            else:
+                stmt = (
+                    select(OutboxRow)
+                    .where(_status_is(status), _ATTENTION)
+                    .order_by(col(OutboxRow.status), col(OutboxRow.not_before))
+                )
+            stmt = stmt.order_by(col(OutboxRow.id)).limit(limit)
             return [_record(row) for row in s.exec(stmt)]
 
     def get(self, key: str) -> OutboxRecord | None:
@@ -514,16 +565,22 @@ class Outbox:
             return _record(row) if row is not None else None
 
     def pending_count(self) -> int:
-        """How many sends wait to go out (uses the status index; cheap enough for probes)."""
+        """How many sends wait to go out (counted in a pending index; cheap enough for probes)."""
         with self._sessions() as s:
-            stmt = select(sa.func.count()).where(OutboxRow.status == "pending")
-            return int(s.exec(stmt).one())
+            return int(s.exec(select(sa.func.count()).where(_PENDING)).one())
 
     def status_counts(self) -> dict[str, int]:
-        """How many rows are in each status."""
+        """How many rows are in each status (statuses with none are left out).
+
+        Index-only counts, each in the partial index of its statuses.
+        """
         with self._sessions() as s:
-            stmt = select(OutboxRow.status, sa.func.count()).group_by(col(OutboxRow.status))
-            return {status: int(n) for status, n in s.exec(stmt)}
+            held = select(OutboxRow.status, sa.func.count()).where(_ATTENTION)
+            counts = {status: int(n) for status, n in s.exec(held.group_by(col(OutboxRow.status)))}
+            for status, where in (("pending", _PENDING), ("sent", _SENT)):
+                if n := int(s.exec(select(sa.func.count()).where(where)).one()):
+                    counts[status] = n
+        return counts
 
     @staticmethod
     def _log(key: str, account: str, campaign: str | None, group: str | None) -> Any:
@@ -531,14 +588,21 @@ class Outbox:
 
 
 def _earliest_pending(*, marketing: bool) -> Any:
-    """Correlated with the pacing row: its account's earliest pending ``next_attempt_at``."""
+    """Correlated with the pacing row: its account's earliest pending ``next_attempt_at``.
+
+    ``ORDER BY … LIMIT 1`` rather than ``min()``: only ``ix_outbox_pending_due`` yields that
+    order, so PostgreSQL reads one entry of it, where ``min()`` on statistics that saw nothing
+    pending let it aggregate every pending row of the account through the claim index.
+    """
     return (
-        sa.select(sa.func.min(OutboxRow.next_attempt_at))
+        sa.select(col(OutboxRow.next_attempt_at))
         .where(
-            col(OutboxRow.status) == "pending",
+            _PENDING,
             col(OutboxRow.account) == col(OutboxPacing.account),
             col(OutboxRow.marketing) == marketing,
         )
+        .order_by(col(OutboxRow.next_attempt_at))
+        .limit(1)
         .scalar_subquery()
     )
 

@@ -26,9 +26,8 @@ class Gateway:
         return None
 
 
-def test_prune_archives_old_sent_rows_and_refuses_a_cutoff_inside_the_retention(
-    tmp_path: Path,
-) -> None:
+def _config_with_sent_rows(tmp_path: Path, sent_at: datetime, rows: int = 3) -> Path:
+    """A config (retention 30 days) whose database holds ``rows`` sends made at ``sent_at``."""
     config = tmp_path / "config.yaml"
     config.write_text(
         f"campaigns_dir: {ROOT / 'campaigns'}\ntemplates_dir: {ROOT / 'templates'}\n"
@@ -38,14 +37,20 @@ def test_prune_archives_old_sent_rows_and_refuses_a_cutoff_inside_the_retention(
     url = f"sqlite:///{tmp_path / 'q.db'}"
     upgrade(url)
     engine = make_engine(url)
-    long_ago = datetime(2025, 1, 6, 11, 30, tzinfo=SHANGHAI)
-    clock = VirtualClock(long_ago)
+    clock = VirtualClock(sent_at)
     outbox = Outbox(engine, OutboxSettings(rate_per_minute=600, jitter=0), QuietHours(), clock)
-    outbox.enqueue(OutboxItem(f"old-{i}", Say("room:g1", "午餐"), long_ago) for i in range(3))
-    for _ in range(3):
+    outbox.enqueue(OutboxItem(f"old-{i}", Say("room:g1", "午餐"), sent_at) for i in range(rows))
+    for _ in range(rows):
         asyncio.run(outbox.deliver_due(Gateway()))  # type: ignore[arg-type]
         clock.set(clock.now() + timedelta(seconds=1))
     engine.dispose()
+    return config
+
+
+def test_prune_archives_old_sent_rows_and_refuses_a_cutoff_inside_the_retention(
+    tmp_path: Path,
+) -> None:
+    config = _config_with_sent_rows(tmp_path, datetime(2025, 1, 6, 11, 30, tzinfo=SHANGHAI))
     runner = CliRunner()
     args = ["outbox", "prune", "--config", str(config)]
 
@@ -63,3 +68,25 @@ def test_prune_archives_old_sent_rows_and_refuses_a_cutoff_inside_the_retention(
     assert again.exit_code == 0 and "nothing to prune" in again.stdout
     status = runner.invoke(app, ["outbox", "status", "--config", str(config)]).stdout
     assert "sent       0" in status
+
+
+def test_status_counts_sent_rows_past_the_retention_and_points_to_prune(tmp_path: Path) -> None:
+    config = _config_with_sent_rows(tmp_path, datetime(2025, 1, 6, 11, 30, tzinfo=SHANGHAI))
+    runner = CliRunner()
+    status = runner.invoke(app, ["outbox", "status", "--config", str(config)])
+    assert status.exit_code == 0, status.output
+    assert "sent       3" in status.stdout
+    assert "3 sent rows are older than outbox.retention (30 days" in status.stdout
+    assert "qunfu outbox prune" in status.stdout
+    assert runner.invoke(app, ["outbox", "prune", "--config", str(config)]).exit_code == 0
+    after = runner.invoke(app, ["outbox", "status", "--config", str(config)]).stdout
+    assert "older than outbox.retention" not in after and "prune" not in after
+
+
+def test_status_says_nothing_of_pruning_while_sent_rows_are_inside_the_retention(
+    tmp_path: Path,
+) -> None:
+    config = _config_with_sent_rows(tmp_path, datetime.now(SHANGHAI) - timedelta(days=2))
+    status = CliRunner().invoke(app, ["outbox", "status", "--config", str(config)])
+    assert status.exit_code == 0, status.output
+    assert "sent       3" in status.stdout and "prune" not in status.stdout

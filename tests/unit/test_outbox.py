@@ -6,6 +6,7 @@ import bisect
 import gzip
 import itertools
 import json
+import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from bot.events import Action, Event, Invite, Say, room_conv
 from bot.gateways.base import DeliveryUnknown, GatewayError
 from bot.outbox import Outbox, OutboxItem, preview
 from bot.pacing import Pacer
+from db.models import OutboxRow
 from db.session import make_engine, upgrade
 from scheduler.clock import SHANGHAI, VirtualClock
 
@@ -379,11 +381,11 @@ async def test_what_caused_a_send_commits_with_it_or_not_at_all(
 
 
 def _statements(engine: Engine, run: Callable[[], object]) -> list[tuple[str, Any]]:
-    """The SELECTs ``run`` sends to the database, with their parameters."""
+    """The SELECTs and UPDATEs ``run`` sends to the database, with their parameters."""
     seen: list[tuple[str, Any]] = []
 
     def record(_c: object, _cur: object, stmt: str, params: Any, _ctx: object, _m: bool) -> None:
-        if stmt.lstrip().upper().startswith("SELECT"):
+        if stmt.lstrip().upper().startswith(("SELECT", "UPDATE")):
             seen.append((stmt, params))
 
     sa.event.listen(engine, "before_cursor_execute", record)
@@ -413,12 +415,76 @@ def test_next_due_and_a_claim_read_the_outbox_only_through_indexes(
     statements = _statements(engine, outbox.next_due) + _statements(
         engine, lambda: outbox.claim("bot")
     )
-    outbox_reads = [(s, p) for s, p in statements if "FROM outbox " in s + " "]
+    outbox_reads = _on_outbox(statements)
     assert len(outbox_reads) >= 2
     for stmt, params in outbox_reads:
         plan = _plan(engine, stmt, params)
         assert "SCAN outbox\n" not in plan + "\n" and "Seq Scan on outbox " not in plan, plan
         assert any(i in plan for i in ("ix_outbox_pending", "PRIMARY KEY", "outbox_pkey")), plan
+
+
+def _on_outbox(statements: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """The statements that read or update the outbox table (not outbox_pacing)."""
+    return [(s, p) for s, p in statements if re.search(r"\b(FROM|UPDATE) outbox\b(?!_)", s)]
+
+
+_PENDING_PATHS = {"ix_outbox_pending_due", "ix_outbox_pending_claim", "outbox_pkey", "PRIMARY KEY"}
+
+
+def test_claims_keep_to_the_pending_indexes_when_statistics_saw_only_sent_rows(
+    engine: Engine, clock: VirtualClock
+) -> None:
+    """A long audit log analysed while nothing was pending, then a push: the usual state.
+
+    PostgreSQL then costs any index holding pending rows as a one-row lookup; with an index on
+    the status over the whole table it walked every pending row through it (next_due) and even
+    preferred it to the primary key (the claim's update). Only the pending indexes and the
+    primary key may serve next_due and a claim.
+    """
+    past = T0 - timedelta(days=30)
+    history = [
+        {
+            "key": f"hist:{i}",
+            "account": "bot",
+            "action": "say",
+            "conversation": ROOM,
+            "text": "午餐",
+            "mentions": [],
+            "marketing": bool(i % 2),
+            "not_before": past,
+            "status": "sent",
+            "attempts": 1,
+            "next_attempt_at": past,
+            "last_attempt_at": past,
+            "created_at": past,
+            "sent_at": past + timedelta(seconds=i),
+        }
+        for i in range(3000)
+    ]
+    with engine.begin() as conn:
+        conn.execute(OutboxRow.__table__.insert(), history)  # type: ignore[attr-defined]
+        conn.exec_driver_sql("ANALYZE")
+    outbox = make_outbox(engine, clock)
+    outbox.enqueue([say(f"push-{i}") for i in range(200)] + [say("m", marketing=True)])
+    due = _on_outbox(_statements(engine, outbox.next_due))
+    claim = _on_outbox(_statements(engine, lambda: outbox.claim("bot")))
+    assert len(due) == 1 and len(claim) >= 2  # the claim's read, its lock and/or update
+    # next_due reads the earliest entry of the index in due order, not every pending row.
+    assert set(re.findall(r"ix_outbox_\w+", _plan(engine, *due[0]))) == {"ix_outbox_pending_due"}
+    for stmt, params in due + claim:
+        plan = _plan(engine, stmt, params)
+        used = set(re.findall(r"ix_outbox_\w+|outbox_pkey|PRIMARY KEY", plan))
+        assert used and used <= _PENDING_PATHS, plan
+        assert not _whole_scans(engine, plan), plan
+
+
+def _whole_scans(engine: Engine, plan: str) -> list[str]:
+    """Plan nodes that read all of the outbox or all of one of its indexes (no search key)."""
+    if engine.dialect.name == "sqlite":  # SEARCH has a key, SCAN has none
+        return [line for line in plan.splitlines() if re.match(r"SCAN outbox\b(?!_)", line)]
+    nodes = plan.split("->")
+    scans = [n for n in nodes if re.search(r"Scan .*\bon outbox\b(?!_)", n)]
+    return [n for n in scans if "Index Cond" not in n and "Recheck Cond" not in n]
 
 
 async def test_prune_archives_then_removes_old_sent_rows_only(
