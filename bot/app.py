@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -38,6 +40,7 @@ from bot.opsdata.loader import OpsDataSource
 from bot.opsdata.problems import OpsDataError
 from bot.outbox import Outbox
 from bot.referrals import build_referrals
+from bot.retry import fault_reason
 from bot.routing import GroupIndex
 from bot.scheduling import CampaignScheduler
 from bot.templating import check_templates
@@ -83,6 +86,7 @@ class Qunfu:
             account=settings.bot.id,
         )
         self._wake = asyncio.Event()
+        self._reloading = asyncio.Lock()
         self._planner: CampaignPlanner | None = None
         self._index: GroupIndex | None = None
         self._ops: OpsData | None = None
@@ -190,22 +194,46 @@ class Qunfu:
         return self._geocoder
 
     def _apply(self, ops: OpsData) -> None:
-        self._planner = CampaignPlanner(
+        """Make ``ops`` live now (start-up and the synchronous :meth:`reload`)."""
+        self._swap(self._prepare(ops))
+
+    def _prepare(self, ops: OpsData) -> _Version:
+        """Everything a new ops-data version needs before it goes live: planner, routing
+        index, gazetteer, and the groups directory synced into the database (with the member
+        counts and the waitlist that follow it). Heavy at 20,000 groups, and touching nothing
+        the live version uses, so a reload runs it in a worker thread."""
+        planner = CampaignPlanner(
             ops,
             self.settings.quiet_hours,
             merchant_radius_m=self.settings.routing.merchant_radius_m,
         )
-        self._index = GroupIndex(ops.groups.values())
-        self._ops = ops
-        self._gazetteer = Gazetteer(ops.gazetteer)
-        self._geocoder = make_geocoder(self.settings.entry, self._gazetteer)
+        gazetteer = Gazetteer(ops.gazetteer)
+        version = _Version(
+            ops=ops,
+            planner=planner,
+            index=GroupIndex(ops.groups.values()),
+            gazetteer=gazetteer,
+            geocoder=make_geocoder(self.settings.entry, gazetteer),
+        )
+        # Synced before the swap: the live index never routes to a group the database (or the
+        # member counts) does not know yet.
         before = self.seats.seats()
         self.groups.sync(ops.groups.values())
         self.member_counts.reload()  # groups new to the directory come with seeded counts
         self._tell_waitlist(ops, before)
+        return version
+
+    def _swap(self, version: _Version) -> None:
+        """Put a prepared version live: plain assignments, on the loop, between two awaits, so
+        no reader sees half of one version and half of another."""
+        self._planner = version.planner
+        self._index = version.index
+        self._ops = version.ops
+        self._gazetteer = version.gazetteer
+        self._geocoder = version.geocoder
         map_rooms = getattr(self.gateway, "map_rooms", None)
         if callable(map_rooms):
-            map_rooms({g.id: g.room for g in ops.groups.values() if g.room})
+            map_rooms({g.id: g.room for g in version.ops.groups.values() if g.room})
 
     def _tell_waitlist(self, ops: OpsData, before: dict[str, tuple[int, int]]) -> None:
         """Groups new to the directory, or given room by a bigger capacity, may end a wait."""
@@ -223,19 +251,35 @@ class Qunfu:
         self.waitlist.opened(opened, members, self.clock.now())
 
     def reload(self) -> list[str]:
-        """Re-read ops data; a broken edit is reported and the last good data stays live."""
+        """Re-read ops data; a broken edit is reported and the last good data stays live.
+
+        Synchronous, for tools and tests; the running bot uses :meth:`reload_async`.
+        """
         ops, problems = self.source.reload()
         if problems:
-            for p in problems:
-                logger.error("ops data rejected, keeping the last good version: {}", p)
-            return [str(p) for p in problems]
+            return _rejected(problems)
         if ops is not None and ops is not self._ops:
-            self._apply(ops)
-            self._wake.set()
-            logger.info(
-                "ops data reloaded: {} campaigns, {} groups", len(ops.campaigns), len(ops.groups)
-            )
+            self._swap(self._prepare(ops))
+            self._reloaded(ops)
         return []
+
+    async def reload_async(self) -> list[str]:
+        """:meth:`reload` without stalling the loop: reading, checking, indexing and syncing
+        the directory run in a worker thread; only the swap onto the live bot runs here."""
+        async with self._reloading:  # two edits in a row: applied in order, never interleaved
+            ops, problems = await asyncio.to_thread(self.source.reload)
+            if problems:
+                return _rejected(problems)
+            if ops is not None and ops is not self._ops:
+                self._swap(await asyncio.to_thread(self._prepare, ops))
+                self._reloaded(ops)
+            return []
+
+    def _reloaded(self, ops: OpsData) -> None:
+        self._wake.set()
+        logger.info(
+            "ops data reloaded: {} campaigns, {} groups", len(ops.campaigns), len(ops.groups)
+        )
 
     # --- the time loop ---------------------------------------------------------------------
 
@@ -254,15 +298,17 @@ class Qunfu:
         return min(times) if times else None
 
     async def run_due(self) -> None:
-        """Do all work due at the clock's now, in order: schedule, welcome, send."""
+        """Do all work due at the clock's now, in order: schedule, welcome, send. Database
+        work and fan-outs run in worker threads; this awaits them."""
         try:
             await self.scheduler.run_due()
-        except Exception as exc:  # a bad template must not stop welcomes and sends
-            logger.opt(exception=exc).error("campaign scheduling failed: {}", exc)
+        except Exception as exc:  # safe: only the checkpoint's own I/O raises here, and then
+            # nothing was recorded: the occurrences are planned again on the next pass
+            logger.opt(exception=exc).error("campaign scheduling failed: {}", fault_reason(exc))
         try:
-            self.welcome.run_due()
-        except Exception as exc:
-            logger.opt(exception=exc).error("welcome failed: {}", exc)
+            await self.welcome.run_due()
+        except Exception as exc:  # safe: batches stay unwelcomed until a pass gets through
+            logger.opt(exception=exc).error("welcome failed: {}", fault_reason(exc))
         await self.outbox.deliver_due(self.gateway)
 
     async def run_forever(self, stop: asyncio.Event) -> None:
@@ -275,8 +321,9 @@ class Qunfu:
                 try:
                     await self.run_due()
                     self._wake.clear()
-                    nxt = self.next_due()
-                except Exception as exc:  # e.g. the database is briefly unreachable
+                    nxt = await asyncio.to_thread(self.next_due)  # database reads
+                except Exception as exc:  # safe: no work is marked done on a fault (the
+                    # outbox, scheduler and welcomes keep theirs); e.g. the database is down
                     logger.opt(exception=exc).error("bot loop failed; retrying in 5 s: {}", exc)
                     nxt = self.clock.now() + timedelta(seconds=5)
                 await self.clock.sleep_until(min(nxt, horizon) if nxt else horizon, self._wake)
@@ -297,6 +344,23 @@ class Qunfu:
     def close(self) -> None:
         """Release the database."""
         self.engine.dispose()
+
+
+@dataclass(frozen=True)
+class _Version:
+    """One ops-data version with what is built from it, ready to go live whole."""
+
+    ops: OpsData
+    planner: CampaignPlanner
+    index: GroupIndex
+    gazetteer: Gazetteer
+    geocoder: Geocoder
+
+
+def _rejected(problems: Sequence[object]) -> list[str]:
+    for p in problems:
+        logger.error("ops data rejected, keeping the last good version: {}", p)
+    return [str(p) for p in problems]
 
 
 def _ensure_sqlite_dir(url: str) -> None:

@@ -3,12 +3,21 @@
 Joins are stored as memberships first, so a restart inside the window loses nobody; the welcome
 is sent when the window after the first unwelcomed join has passed, @-mentioning every newcomer
 still in the group.
+
+Off the loop and without loss: each group's batch is read, rendered and queued in a worker
+thread, as one transaction with the batch marked welcomed. A transient fault (database locked or
+disconnected) is retried with backoff (:mod:`bot.retry`); one that outlasts the retries leaves the
+batch unwelcomed, to be tried again after a growing pause, so a passing fault never closes a
+batch nobody was welcomed in. Only a permanent fault (a welcome that cannot be rendered) closes
+the batch without a welcome, logged with its reason.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from loguru import logger
 
@@ -16,8 +25,14 @@ from bot.campaigns import CampaignPlanner, campaign_context, group_context
 from bot.events import Say, room_conv
 from bot.opsdata.models import Campaign, WelfareGroup
 from bot.outbox import Outbox, OutboxItem
+from bot.retry import DEFAULT_POLICY, RetryPolicy, fault_reason, is_transient
 from db.repositories import MembershipRepo
 from scheduler.clock import Clock
+
+_FIRST_PAUSE = timedelta(seconds=1)
+_LONGEST_PAUSE = timedelta(minutes=1)
+
+T = TypeVar("T")
 
 
 class WelcomeService:
@@ -32,6 +47,7 @@ class WelcomeService:
         window: timedelta,
         campaign_id: str | None = None,
         account: str = "bot",
+        retry: RetryPolicy = DEFAULT_POLICY,
     ) -> None:
         self._planner = planner
         self._memberships = memberships
@@ -40,6 +56,10 @@ class WelcomeService:
         self._window = window
         self._campaign_id = campaign_id
         self._account = account
+        self.retry = retry
+        # After a transient fault: not before this instant, and the pause after the next one.
+        self._retry_at: datetime | None = None
+        self._pause = _FIRST_PAUSE
 
     def welcome_campaign(self, group: WelfareGroup, at: datetime) -> Campaign | None:
         """The welcome campaign that reaches ``group`` on ``at``'s date, if any."""
@@ -52,29 +72,55 @@ class WelcomeService:
         return None
 
     def next_due(self) -> datetime | None:
-        """When the earliest pending batch is due."""
+        """When the earliest pending batch is due (or a held one is tried again)."""
         pending = self._memberships.pending_welcome_groups()
         if not pending:
             return None
-        return min(first for _, first in pending) + self._window
+        due = min(first for _, first in pending) + self._window
+        return max(due, self._retry_at) if self._retry_at is not None else due
 
-    def run_due(self) -> int:
+    async def _db(self, fn: Callable[..., T], *args: object) -> T:
+        """``fn(*args)`` in a worker thread, transient faults retried with backoff."""
+        name = getattr(fn, "__qualname__", type(fn).__name__)
+        return await self.retry.call_async(lambda: asyncio.to_thread(fn, *args), what=name)
+
+    async def run_due(self) -> int:
         """Queue the welcomes whose window has passed; return how many were queued."""
         now = self._clock.now()
+        if self._retry_at is not None and now < self._retry_at:
+            return 0
         queued = 0
-        for group_id, first in self._memberships.pending_welcome_groups():
+        held = False
+        for group_id, first in await self._db(self._memberships.pending_welcome_groups):
             if first + self._window > now:
                 continue
             try:
-                queued += self._welcome(group_id, now)
-            except Exception as exc:
+                queued += await self._db(self._welcome, group_id, now)
+            except Exception as exc:  # safe: a transient fault keeps the batch, others close it
+                if is_transient(exc):
+                    held = True
+                    logger.bind(group=group_id).warning(
+                        "welcome held, tried again later: {}", fault_reason(exc)
+                    )
+                    continue
                 # Never retried in a busy loop: the batch is closed without a welcome, loudly.
-                logger.opt(exception=exc).bind(group=group_id).error("welcome failed: {}", exc)
-                ids = [m.id for m in self._memberships.unwelcomed(group_id)]
-                self._memberships.mark_welcomed(ids, now)
+                logger.opt(exception=exc).bind(group=group_id).error(
+                    "welcome failed; batch closed without a welcome: {}", fault_reason(exc)
+                )
+                await self._db(self._close_batch, group_id, now)
+        if held:
+            self._retry_at = now + self._pause
+            self._pause = min(self._pause * 2, _LONGEST_PAUSE)
+        else:
+            self._retry_at, self._pause = None, _FIRST_PAUSE
         return queued
 
+    def _close_batch(self, group_id: str, now: datetime) -> int:
+        ids = [m.id for m in self._memberships.unwelcomed(group_id)]
+        return self._memberships.mark_welcomed(ids, now)
+
     def _welcome(self, group_id: str, now: datetime) -> int:
+        """One group's batch: read, render and queue (in a worker thread; safe to run again)."""
         planner = self._planner()
         newcomers = self._memberships.unwelcomed(group_id)
         ids = [m.id for m in newcomers]
