@@ -35,6 +35,16 @@ from bot.entry.seats import MemberCounts
 from bot.entry.waitlist import Waitlist
 from bot.events import Event
 from bot.gateways.base import ChatGateway
+from bot.handlers import (
+    EntryFlowHandler,
+    FaqHandler,
+    Handler,
+    HandlerContext,
+    JoinRequestHandler,
+    MembershipHandler,
+    ModerationHandler,
+)
+from bot.handlers.moderation import shared_detector
 from bot.opsdata.bundle import OpsData
 from bot.opsdata.loader import OpsDataSource
 from bot.opsdata.problems import OpsDataError
@@ -116,21 +126,45 @@ class Qunfu:
         self._build_entry(settings, clock, gateway)
         self.referrals, self.referral_intake = build_referrals(self)
         self.dispatcher = Dispatcher(
+            self._handlers(settings),
+            HandlerContext(self.planner, self.outbox, clock, settings.bot.id),
+        )
+
+    def _handlers(self, settings: Settings) -> list[Handler]:
+        """The dispatcher's handlers in the order events meet them (DESIGN.md core loop 2).
+
+        A new feature is a new handler put in its place here. Named slots, in order, for
+        handlers still to come are marked ``slot:``.
+        """
+        joins = EntryJoins(self.visits, settings.entry.match_window)
+        self.entry_flow = EntryFlowHandler(
             self.planner,
             self.index,
-            self.groups,
-            self.memberships,
-            self.outbox,
-            clock,
-            bot_id=settings.bot.id,
+            self.member_counts,
             radius_m=settings.routing.radius_m,
             limit=settings.routing.limit,
             placement=self.placement,
-            joins=EntryJoins(self.visits, settings.entry.match_window),
+            joins=joins,
             waitlist=self.waitlist,
             seats=self.seats,
-            counts=self.member_counts,
         )
+        staff = frozenset(settings.entry.ops_contacts)
+        return [
+            # Bookkeeping every later handler relies on; runs for every join and leave.
+            MembershipHandler(
+                self.memberships, self.member_counts, joins=joins, waitlist=self.waitlist
+            ),
+            # Moderation sees every group message first (strikes and removal: issue 11).
+            ModerationHandler(shared_detector, staff=lambda: staff),
+            # Member commands and opt-out. slot: 我的邀请, 邀请排行 (referrals);
+            # slot: 退订 / 订阅 (opt-out); slot: a lottery's entry keyword.
+            JoinRequestHandler(),
+            # slot: managers' replies to tickets (#<n> text, #<n> 关闭, 工单), private.
+            # The entry flow: location offers, number picks, invite codes, the waitlist.
+            self.entry_flow,
+            # Last: FAQ answers, and escalation when the FAQ has none.
+            FaqHandler(),
+        ]
 
     def _build_entry(self, settings: Settings, clock: Clock, gateway: ChatGateway) -> None:
         """The live-code entry path: placement with overflow, referral codes, QR codes, funnel."""
@@ -283,23 +317,30 @@ class Qunfu:
 
     # --- the time loop ---------------------------------------------------------------------
 
-    def handle(self, event: Event) -> None:
-        """Process one event from the gateway."""
-        self.dispatcher.handle(event)
+    async def handle(self, event: Event) -> None:
+        """Process one event from the gateway through the handler pipeline (database work in
+        worker threads); events are handled one at a time, in the order they are given."""
+        await self.dispatcher.dispatch(event)
         self._wake.set()
 
     def next_due(self) -> datetime | None:
         """The earliest instant any service has work."""
         times = [
             t
-            for t in (self.scheduler.next_due(), self.welcome.next_due(), self.outbox.next_due())
+            for t in (
+                self.scheduler.next_due(),
+                self.welcome.next_due(),
+                self.outbox.next_due(),
+                self.dispatcher.next_retry(),
+            )
             if t is not None
         ]
         return min(times) if times else None
 
     async def run_due(self) -> None:
-        """Do all work due at the clock's now, in order: schedule, welcome, send. Database
-        work and fan-outs run in worker threads; this awaits them."""
+        """Do all work due at the clock's now, in order: deferred events, schedule, welcome,
+        send. Database work and fan-outs run in worker threads; this awaits them."""
+        await self.dispatcher.retry_deferred()
         try:
             await self.scheduler.run_due()
         except Exception as exc:  # safe: only the checkpoint's own I/O raises here, and then
@@ -339,7 +380,7 @@ class Qunfu:
 
     async def _consume(self) -> None:
         async for event in self.gateway.events():
-            self.handle(event)
+            await self.handle(event)
 
     def close(self) -> None:
         """Release the database."""

@@ -1,321 +1,164 @@
-"""Routes each domain event to the services that act on it.
+"""Passes each domain event through an ordered list of handlers (DESIGN.md, core loop 2).
 
-Handlers are small; a malformed event is rejected with a logged reason and never stops the loop.
-Every reply goes through the outbox like any other send.
+The aiogram / python-telegram-bot model: each handler has a filter (``accepts``) and an
+action (``handle``); the first handler that consumes an event stops it there, except for
+handlers marked ``always`` (bookkeeping), which see every event they accept. The order is
+the composition root's list (bot/app.py); a new feature is a new handler in that list.
+
+Faults never stop the loop and never lose an event silently:
+
+* a *permanent* fault in a handler is logged with its reason (personal data masked) and ends
+  that event (only ``always`` handlers still see it); the next event is handled as usual;
+* a *transient* fault (database locked or disconnected, a timeout) is retried with backoff
+  where it happened (:meth:`HandlerContext.db`, :mod:`bot.retry`); one that outlasts the
+  retries *defers* the event: it waits, with the events that come after it (order matters: a
+  leave after a join), and is resumed at the handler that failed, on the next event or
+  :meth:`Dispatcher.retry_deferred`, with a growing pause in between.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+import asyncio
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from loguru import logger
 
-from bot.campaigns import CampaignPlanner
-from bot.entry.joins import EntryJoins, InviteRequest
-from bot.entry.overflow import OverflowPlacement, Placement, grid_area
-from bot.entry.seats import MemberCounts
-from bot.entry.waitlist import Waitlist
-from bot.events import (
-    Event,
-    Invite,
-    LocationShared,
-    MemberJoined,
-    MemberLeft,
-    MessageReceived,
-    Say,
-    contact_conv,
-    room_conv,
-)
-from bot.opsdata.models import WelfareGroup
-from bot.outbox import Outbox, OutboxItem
+from bot.events import Event, LocationShared, MemberJoined, MemberLeft, MessageReceived
+from bot.handlers.base import Handler, HandlerContext
 from bot.privacy import mask
-from bot.replies import already_in, answer_faq, format_placement
-from bot.routing import GroupIndex, RouteResult, to_wgs84
-from db.entry_repositories import SeatsRepo
-from db.repositories import GroupRepo, MembershipRepo
-from scheduler.clock import Clock
+from bot.retry import fault_reason, is_transient
 
-_JOIN_WORDS = ("进群", "入群", "加群", "福利群")
-_PICK = re.compile(r"^\s*(\d{1,2})\s*$")
+__all__ = ["Dispatcher"]
+
+_FIRST_PAUSE = timedelta(seconds=1)
+_LONGEST_PAUSE = timedelta(seconds=30)
 
 
 @dataclass
-class RouteOffers:
-    """The last list of groups offered to each person, so "2" means the second one."""
+class _InFlight:
+    """An event on its way through the handlers: where to resume, and whether it was taken."""
 
-    offers: dict[str, list[str]] = field(default_factory=dict)
+    event: Event
+    next_handler: int = 0
+    consumed: bool = False
 
 
 class Dispatcher:
-    """Hands events to routing, memberships, FAQ; replies go through the outbox."""
+    """Runs events through ``handlers`` in order, one event at a time, in arrival order."""
 
     def __init__(
         self,
-        planner: Callable[[], CampaignPlanner],
-        index: Callable[[], GroupIndex],
-        groups: GroupRepo,
-        memberships: MembershipRepo,
-        outbox: Outbox,
-        clock: Clock,
+        handlers: Sequence[Handler],
+        ctx: HandlerContext,
         *,
-        bot_id: str,
-        radius_m: float,
-        limit: int,
-        placement: OverflowPlacement | None = None,
-        joins: EntryJoins | None = None,
-        waitlist: Waitlist | None = None,
-        seats: SeatsRepo | None = None,
-        counts: MemberCounts | None = None,
+        backlog_limit: int = 10_000,
     ) -> None:
-        self._planner = planner
-        self._index = index
-        self._groups = groups
-        self._memberships = memberships
-        self._outbox = outbox
-        self._clock = clock
-        self._bot_id = bot_id
-        self._radius_m = radius_m
-        self._limit = limit
-        self._offers = RouteOffers()
-        self._placement = placement
-        self._joins = joins
-        self._waitlist = waitlist
-        self._seats = seats
-        # Live counts in memory, kept right here after every join and leave.
-        self._counts = counts if counts is not None else MemberCounts(groups)
+        names = [h.name for h in handlers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"handler names must be unique: {names}")
+        self._handlers = tuple(handlers)
+        self._ctx = ctx
+        self._limit = backlog_limit
+        self._backlog: deque[_InFlight] = deque()
+        self._lock = asyncio.Lock()
+        self._pause = _FIRST_PAUSE
+        self._retry_at: datetime | None = None
 
-    def handle(self, event: Event) -> None:
-        """Act on one event; errors are logged with a reason, never raised."""
-        try:
-            if isinstance(event, MemberJoined):
-                self._joined(event)
-            elif isinstance(event, MemberLeft):
-                self._left(event)
-            elif isinstance(event, LocationShared):
-                self._location(event)
-            elif isinstance(event, MessageReceived):
-                self._message(event)
-            else:
-                logger.warning("unknown event type {}", type(event).__name__)
-        except Exception as exc:  # one bad event must not stop the bot
-            logger.opt(exception=exc).bind(event=type(event).__name__).error(
-                "event rejected: {}", exc
-            )
+    @property
+    def handlers(self) -> tuple[Handler, ...]:
+        """The handlers, in the order events meet them."""
+        return self._handlers
 
-    # --- membership ----------------------------------------------------------------------------
+    @property
+    def ctx(self) -> HandlerContext:
+        """The context handed to every handler."""
+        return self._ctx
 
-    def _joined(self, event: MemberJoined) -> None:
-        if event.room_id not in self._planner().ops.groups:
-            logger.bind(room=event.room_id).warning("join in a room that is not a welfare group")
+    @property
+    def deferred(self) -> int:
+        """Events waiting because a transient fault outlasted the retries."""
+        return len(self._backlog)
+
+    def next_retry(self) -> datetime | None:
+        """When deferred events are tried again (None when there are none)."""
+        return self._retry_at if self._backlog else None
+
+    async def dispatch(self, event: Event) -> None:
+        """Handle ``event`` after any deferred ones; never raises for a handler's fault."""
+        if _from_bot(event, self._ctx.bot_id):  # the bot never answers itself
             return
-        try:
-            for person in event.members:
-                if person.id == self._bot_id:
-                    continue
-                matched = (
-                    self._joins.match(event.room_id, person.id, event.at) if self._joins else None
-                )
-                membership = self._memberships.join(
-                    event.room_id,
-                    person,
-                    event.at,
-                    event.inviter_id,
-                    channel=matched.channel if matched else None,
-                )
-                if matched is not None and self._joins is not None:
-                    self._joins.link(matched, membership.id)
-        finally:  # joins already written before a failure still count
-            self._counts.refresh([event.room_id])
-
-    def _left(self, event: MemberLeft) -> None:
-        group = self._planner().ops.groups.get(event.room_id)
-        was_full = group is not None and self._counts.get(group.id, group.members) >= group.capacity
-        try:
-            for member_id in event.member_ids:
-                self._memberships.leave(event.room_id, member_id, event.at)
-        finally:  # leaves already written before a failure still count
-            self._counts.refresh([event.room_id])
-        # Only a group crossing from full to room can help anyone waiting: the waitlist is
-        # looked at only on that crossing.
-        if was_full and group is not None and self._waitlist is not None:
-            after = self._counts.get(group.id, group.members)
-            if after < group.capacity:
-                self._waitlist.opened([group], {group.id: after}, event.at)
-
-    # --- private chat: routing -----------------------------------------------------------------
-
-    def _location(self, event: LocationShared) -> None:
-        if event.room_id is not None:
-            return
-        person = event.sender.id
-        key = f"loc:{person}:{event.at.isoformat()}"
-        try:
-            placed = self.placement(event.lat, event.lon, event.crs, person)
-        except ValueError as exc:
-            logger.bind(contact=mask(person)).warning("location rejected: {}", exc)
-            self._reply(person, event.at, "抱歉，没能识别这个位置，请重新发送一次位置。", key)
-            return
-        # Someone already in a group nearby is served: no promise, no waitlist row for them.
-        waiting = placed.overflow and not placed.already and self._waitlist is not None
-        if waiting:
-            assert self._waitlist is not None
-            self._waitlist.wait(person, event.lat, event.lon, event.crs, event.at)
-        self._offers.offers[person] = [r.group.id for r in placed.results]
-        self._reply(
-            person, event.at, format_placement(placed, self._radius(), waiting=waiting), key
-        )
-
-    def _radius(self) -> float:
-        return self._placement.radius_m if self._placement is not None else self._radius_m
-
-    def _groups_of(self, person_id: str) -> list[WelfareGroup]:
-        """The welfare groups ``person_id`` is in now."""
-        if self._seats is None:
-            return []
-        groups = self._planner().ops.groups
-        return [groups[g] for g in sorted(self._seats.groups_of(person_id)) if g in groups]
-
-    def _is_member(self, person_id: str, group_id: str) -> bool:
-        return self._seats is not None and group_id in self._seats.groups_of(person_id)
-
-    def placement(self, lat: float, lon: float, crs: str, person_id: str) -> Placement:
-        """Groups to offer ``person_id`` at a point: never one they are in; nearest with room
-        within the radius, else nearest beyond it (the overflow alert is raised then)."""
-        mine = self._groups_of(person_id)
-        if self._placement is not None:
-            area = grid_area(*to_wgs84(lat, lon, crs))
-            return self._placement.place(lat, lon, crs, area, limit=self._limit, exclude=mine)
-        results = [r for r in self.route(lat, lon, crs) if r.group not in mine]
-        return Placement(results, False, grid_area(*to_wgs84(lat, lon, crs)))
-
-    def route(self, lat: float, lon: float, crs: str = "gcj02") -> list[RouteResult]:
-        """Nearest groups with room, within the radius; nearest beyond it if none is."""
-        counts = self._counts.member_counts()
-        index = self._index()
-        results = index.nearest(
-            lat, lon, crs, limit=self._limit, member_counts=counts, radius_m=self._radius_m
-        )
-        return results or index.nearest(lat, lon, crs, limit=self._limit, member_counts=counts)
-
-    def _message(self, event: MessageReceived) -> None:
-        if event.sender.id == self._bot_id:
-            return
-        key = f"msg:{event.message_id or _digest(event)}"
-        if event.room_id is None:
-            self._private_message(event, key)
-        elif self._bot_id in event.mentions:
-            answer = answer_faq(self._planner().ops.faq, event.text)
-            text = answer or self._no_answer(event.room_id)
-            self._enqueue(Say(room_conv(event.room_id), text, (event.sender.id,)), event.at, key)
-
-    def _no_answer(self, group_id: str) -> str:
-        """What to say when the FAQ has no answer: point to the group's customer manager."""
-        ops = self._planner().ops
-        group = ops.groups.get(group_id)
-        manager = ops.managers.get(group.manager or "") if group is not None else None
-        if manager is None:
-            return "这个问题我暂时回答不了，请联系您的客户经理或拨打信用卡客服热线咨询。"
-        return f"这个问题我暂时回答不了，请私信本群客户经理{manager.name}咨询。"
-
-    def _private_message(self, event: MessageReceived, key: str) -> None:
-        text = event.text.strip()
-        pick = _PICK.match(text)
-        offered = self._offers.offers.get(event.sender.id)
-        if pick and offered:
-            n = int(pick.group(1))
-            if 1 <= n <= len(offered):
-                group_id = offered[n - 1]
-                group = self._planner().ops.groups[group_id]
-                name = group.name
-                if self._is_member(event.sender.id, group_id):
-                    self._reply(event.sender.id, event.at, already_in([name]), key)
-                    return
-                if self._counts.get(group_id, group.members) >= group.capacity:
-                    self._reply(
-                        event.sender.id,
-                        event.at,
-                        f"「{name}」刚刚满员了，请重新发送位置，我为您推荐其他有空位的群。",
-                        key,
-                    )
-                    return
-                self._enqueue(Invite(group_id, event.sender.id), event.at, key + ":invite")
-                self._reply(
-                    event.sender.id,
-                    event.at,
-                    f"已邀请您加入「{name}」，请在聊天列表中查看邀请。",
-                    key,
+        async with self._lock:
+            if len(self._backlog) >= self._limit:
+                _log(event).error(
+                    "event dropped: {} events already wait for the database", len(self._backlog)
                 )
                 return
-        request = self._joins.invite_request(text) if self._joins is not None else None
-        if request is not None and (request.group_id is not None or request.explicit):
-            self._invite_by_code(event, request, key)
-            return
-        if any(w in text for w in _JOIN_WORDS):
-            self._reply(
-                event.sender.id,
-                event.at,
-                "欢迎！请点击「+」→「位置」发送您的位置，我为您推荐附近有空位的福利群。",
-                key,
-            )
-            return
-        answer = answer_faq(self._planner().ops.faq, text)
-        if answer:
-            self._reply(event.sender.id, event.at, answer, key)
+            self._backlog.append(_InFlight(event))
+            if len(self._backlog) > 1 and not self._due():
+                return  # waits behind the deferred ones, in order
+            await self._drain()
 
-    def _invite_by_code(self, event: MessageReceived, request: InviteRequest, key: str) -> None:
-        """The entry page told the person to send this code: invite them into the chosen group."""
-        group = self._planner().ops.groups.get(request.group_id or "")
-        if group is None:
-            self._reply(
-                event.sender.id,
-                event.at,
-                f"没有找到入群码 {request.code}，请回到入群页面重新选择，或直接发送位置给我。",
-                key,
-            )
+    async def retry_deferred(self) -> None:
+        """Resume deferred events once their pause is over (the bot's time loop calls this)."""
+        if not self._backlog or not self._due():
             return
-        if self._is_member(event.sender.id, group.id):
-            self._reply(
-                event.sender.id,
-                event.at,
-                already_in([group.name]) + "如需加入附近其他福利群，请发送您的位置。",
-                key,
-            )
-            return
-        if self._counts.get(group.id, group.members) >= group.capacity:
-            self._reply(
-                event.sender.id,
-                event.at,
-                f"抱歉，「{group.name}」刚刚满员了。请发送您的位置，我为您推荐附近其他有空位的群。",
-                key,
-            )
-            return
-        assert self._joins is not None
-        self._joins.claim(request.code, event.sender.id)
-        self._enqueue(Invite(group.id, event.sender.id), event.at, key + ":invite")
-        self._reply(
-            event.sender.id,
-            event.at,
-            f"已邀请您加入「{group.name}」，请在聊天列表中查看邀请。",
-            key,
-        )
+        async with self._lock:
+            await self._drain()
 
-    def _reply(self, contact_id: str, at: datetime, text: str, key: str) -> None:
-        self._enqueue(Say(contact_conv(contact_id), text), at, key)
+    def _due(self) -> bool:
+        return self._retry_at is None or self._ctx.clock.now() >= self._retry_at
 
-    def _enqueue(self, action: Say | Invite, at: datetime, key: str) -> None:
-        self._outbox.enqueue(
-            [
-                OutboxItem(
-                    key=key, action=action, not_before=at, marketing=False, account=self._bot_id
-                )
-            ]
-        )
+    async def _drain(self) -> None:
+        while self._backlog:
+            if not await self._run(self._backlog[0]):
+                self._retry_at = self._ctx.clock.now() + self._pause
+                self._pause = min(self._pause * 2, _LONGEST_PAUSE)
+                return
+            self._backlog.popleft()
+            self._retry_at, self._pause = None, _FIRST_PAUSE
+
+    async def _run(self, flight: _InFlight) -> bool:
+        """Run the event from its next handler on; False when it must wait (transient fault)."""
+        event, ctx = flight.event, self._ctx
+        for i in range(flight.next_handler, len(self._handlers)):
+            handler = self._handlers[i]
+            flight.next_handler = i
+            if flight.consumed and not handler.always:
+                continue
+            try:
+                if not handler.accepts(event, ctx):
+                    continue
+                took = await handler.handle(event, ctx)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # safe: logged with its reason, the event kept or ended
+                if is_transient(exc):
+                    _log(event, handler).warning(
+                        "event deferred, {} waiting: {}", len(self._backlog), fault_reason(exc)
+                    )
+                    return False
+                _log(event, handler).error("event rejected: {}", fault_reason(exc))
+                flight.consumed = True
+                continue
+            if took and not handler.always:
+                flight.consumed = True
+        flight.next_handler = len(self._handlers)
+        return True
 
 
-def _digest(event: MessageReceived) -> str:
-    raw = f"{event.sender.id}|{event.room_id}|{event.at.isoformat()}|{event.text}"
-    return hashlib.sha1(raw.encode()).hexdigest()[:16]
+def _from_bot(event: Event, bot_id: str) -> bool:
+    return isinstance(event, MessageReceived | LocationShared) and event.sender.id == bot_id
+
+
+def _log(event: Event, handler: Handler | None = None):  # noqa: ANN202 - loguru's bound logger
+    fields: dict[str, str] = {"event": type(event).__name__}
+    if handler is not None:
+        fields["handler"] = handler.name
+    if isinstance(event, MessageReceived | LocationShared):
+        fields["contact"] = mask(event.sender.id)
+    if isinstance(event, MemberJoined | MemberLeft) or getattr(event, "room_id", None):
+        fields["room"] = str(event.room_id)
+    return logger.bind(**fields)

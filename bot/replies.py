@@ -69,3 +69,20 @@ def answer_faq(faq: Iterable[FaqEntry], question: str) -> str | None:
         if score > best_score:
             best, best_score = entry.answer, score
     return best
+
+
+def no_answer(manager_name: str | None) -> str:
+    """What to say in a group when the FAQ has no answer: point to the customer manager."""
+    if manager_name is None:
+        return "这个问题我暂时回答不了，请联系您的客户经理或拨打信用卡客服热线咨询。"
+    return f"这个问题我暂时回答不了，请私信本群客户经理{manager_name}咨询。"
+
+
+def moderation_warning(category: str, reason: str) -> str:
+    """The warning to a poster in the group. ``reason`` is the lexicon's wording for the rule
+    that matched, never the message itself, so the warning cannot repeat an ad or a number."""
+    if category == "personal_data":
+        return f"温馨提示：您的{reason}。"
+    if category == "ad":
+        return f"温馨提示：本群{reason}，请遵守群规。"
+    return f"温馨提示：{reason}，请遵守群规。"

@@ -216,7 +216,7 @@ class Simulation:
         else:
             apply_people_step(g, step)
         for event in g.pending_events():
-            self.bot.handle(event)
+            await self.bot.handle(event)
         if step.advance is not None:
             await self.advance_to(self.clock.now() + step.advance)
         elif step.until is not None:

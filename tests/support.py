@@ -48,7 +48,7 @@ class BotRig:
     async def advance_to(self, when: datetime) -> None:
         """Deliver pending events, then do all due work up to ``when``."""
         for event in self.gateway.pending_events():
-            self.bot.handle(event)
+            await self.bot.handle(event)
         while (nxt := self.bot.next_due()) is not None and nxt <= aware(when):
             if nxt > self.clock.now():
                 self.clock.set(nxt)

@@ -25,6 +25,11 @@ _INVITE_REQUEST = re.compile(
 )
 
 
+def looks_like_invite_request(text: str) -> bool:
+    """Whether a private message has the shape of an invite code (no database lookup)."""
+    return _INVITE_REQUEST.match(text) is not None
+
+
 @dataclass(frozen=True)
 class MatchedJoin:
     """A join that completes a visit, with the channel to attribute it to."""

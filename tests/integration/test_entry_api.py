@@ -49,7 +49,7 @@ class Rig:
     async def settle(self) -> None:
         """Deliver the bot's pending events, then the sends due now."""
         for event in self.gateway.pending_events():
-            self.bot.handle(event)
+            await self.bot.handle(event)
         await self.bot.run_due()
 
     def visit(self, entry: str) -> EntryVisit:

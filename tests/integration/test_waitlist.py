@@ -213,15 +213,15 @@ async def test_a_leave_from_a_full_group_tells_the_waiting_once(tmp_path: Path) 
     _set_members(r, "sz-baoan-xx", 500)
     r.gateway.share_location("u1", *XIXIANG)
     await _step(r)
-    r.bot.handle(MemberLeft(r.clock.now(), "sz-baoan-xx", ("m-1",)))
+    await r.bot.handle(MemberLeft(r.clock.now(), "sz-baoan-xx", ("m-1",)))
     await _step(r)
     told = [t for t in _texts_to(r, "u1") if t.startswith("好消息")]
     assert len(told) == 1 and "「深圳宝安西乡福利群」" in told[0]
 
     # Another leave (no crossing from full), and a refill and a leave again: no second message.
-    r.bot.handle(MemberLeft(r.clock.now(), "sz-baoan-xx", ("m-2",)))
+    await r.bot.handle(MemberLeft(r.clock.now(), "sz-baoan-xx", ("m-2",)))
     _set_members(r, "sz-baoan-xx", 500)
-    r.bot.handle(MemberLeft(r.clock.now(), "sz-baoan-xx", ("m-3",)))
+    await r.bot.handle(MemberLeft(r.clock.now(), "sz-baoan-xx", ("m-3",)))
     await _step(r)
     assert len([t for t in _texts_to(r, "u1") if t.startswith("好消息")]) == 1
 
@@ -229,7 +229,7 @@ async def test_a_leave_from_a_full_group_tells_the_waiting_once(tmp_path: Path) 
     r.bot.close()
     again = _rig(ROOT, tmp_path / "q.db", VirtualClock(r.clock.now()))
     _set_members(again, "sz-baoan-xx", 500)
-    again.bot.handle(MemberLeft(again.clock.now(), "sz-baoan-xx", ("m-4",)))
+    await again.bot.handle(MemberLeft(again.clock.now(), "sz-baoan-xx", ("m-4",)))
     await _step(again, 60)
     assert again.records() == [] and len(_waitlist_sends(again)) == 1
     again.bot.close()

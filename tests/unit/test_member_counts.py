@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import threading
 from datetime import datetime, timedelta
@@ -51,9 +52,10 @@ def test_joins_and_leaves_keep_the_counts_equal_to_the_database(steps) -> None: 
         # Repeated joins, leaves of people never seen (seeded from the directory) and rooms
         # that are no welfare group all come up: the database's rules decide, memory follows.
         if kind == "join":
-            r.bot.handle(MemberJoined(at, group, tuple(Person(p, p) for p in people)))
+            joined = MemberJoined(at, group, tuple(Person(p, p) for p in people))
+            asyncio.run(r.bot.handle(joined))
         else:
-            r.bot.handle(MemberLeft(at, group, tuple(people)))
+            asyncio.run(r.bot.handle(MemberLeft(at, group, tuple(people))))
         assert dict(r.bot.member_counts.member_counts()) == stored.member_counts()
 
 
