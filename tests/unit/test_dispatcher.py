@@ -134,3 +134,16 @@ async def test_an_invite_code_with_a_join_word_goes_to_the_entry_flow(tmp_path: 
     await r.advance_to(NOW.replace(minute=1))
     texts = [x["text"] for x in r.records()]
     assert len(texts) == 1 and "没有找到入群码 K7M2QX" in texts[0]
+
+
+async def test_an_event_costs_only_a_few_database_calls(tmp_path: Path) -> None:
+    r = rig(tmp_path)
+    r.gateway.add_contact("u1", "张三")
+    ctx = r.bot.dispatcher.ctx
+    before = ctx.db_calls
+    await r.bot.handle(LocationShared(NOW, Person("u1", "张三"), 22.5405, 113.9345))
+    assert ctx.db_calls - before == 2  # the person's groups with the placement, the reply
+    before = ctx.db_calls
+    ask = MessageReceived(NOW, Person("u1", "张三"), "@群福助手 年费", "sz-nanshan-kjy", ("bot",))
+    await r.bot.handle(ask)
+    assert ctx.db_calls - before == 1  # moderation reads memory; the answer is one write
