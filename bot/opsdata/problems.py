@@ -148,34 +148,51 @@ def read_yaml(path: Path) -> YamlDoc:
     except YAMLError as e:
         line, col, message = explain(e, text)
         raise OpsDataError([Problem(path, line, col, message)]) from None
-    doc = YamlDoc(path, _plain(node))
+    doc = YamlDoc(path, None)
     if isinstance(node, (CommentedMap, CommentedSeq)):
-        start = (node.lc.line + 1, node.lc.col + 1)
-        doc.keys[()] = doc.values[()] = start
-        _record(node, (), doc)
-    return doc
+        doc.keys[()] = doc.values[()] = (node.lc.line + 1, node.lc.col + 1)
+    data = _convert(node, (), doc, positioned=True)
+    return replace(doc, data=data)
 
 
-def _record(node: Any, loc: Loc, doc: YamlDoc) -> None:
-    if isinstance(node, CommentedMap):
-        for key in node:
-            sub = loc + (_plain(key),)
-            try:
-                kl, kc = node.lc.key(key)
-                vl, vc = node.lc.value(key)
-            except (KeyError, TypeError):  # merged (<<) keys carry no position of their own
-                continue
-            doc.keys[sub] = (kl + 1, kc + 1)
-            doc.values[sub] = (vl + 1, vc + 1)
-            _record(node[key], sub, doc)
-    elif isinstance(node, CommentedSeq):
+def _convert(node: Any, loc: Loc, doc: YamlDoc, positioned: bool) -> Any:
+    """``node`` as plain data (see :func:`_plain`), recording in ``doc`` where each key, value
+    and list item below it was written, in the same walk (the file may be large)."""
+    if isinstance(node, dict):
+        out = {}
+        lc = node.lc if positioned and isinstance(node, CommentedMap) else None
+        for key, value in node.items():
+            plain_key = _plain(key)
+            sub = loc + (plain_key,)
+            known = False
+            if lc is not None:
+                try:
+                    kl, kc = lc.key(key)
+                    vl, vc = lc.value(key)
+                except (KeyError, TypeError):  # merged (<<) keys carry no position of their own
+                    pass
+                else:
+                    doc.keys[sub] = (kl + 1, kc + 1)
+                    doc.values[sub] = (vl + 1, vc + 1)
+                    known = True
+            out[plain_key] = _convert(value, sub, doc, known)
+        return out
+    if isinstance(node, list):
+        items = []
+        lc = node.lc if positioned and isinstance(node, CommentedSeq) else None
         for i, item in enumerate(node):
-            try:
-                il, ic = node.lc.item(i)
-            except (KeyError, TypeError):
-                continue
-            doc.keys[loc + (i,)] = doc.values[loc + (i,)] = (il + 1, ic + 1)
-            _record(item, loc + (i,), doc)
+            known = False
+            if lc is not None:
+                try:
+                    il, ic = lc.item(i)
+                except (KeyError, TypeError):
+                    pass
+                else:
+                    doc.keys[loc + (i,)] = doc.values[loc + (i,)] = (il + 1, ic + 1)
+                    known = True
+            items.append(_convert(item, loc + (i,), doc, known))
+        return items
+    return _plain(node)
 
 
 def _plain(node: Any) -> Any:

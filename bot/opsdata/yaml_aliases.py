@@ -14,7 +14,6 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import MarkedYAMLError
-from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
 # Values that aliases may add to a file, at least; a larger file may add as many as it has
@@ -51,13 +50,11 @@ class BoundedComposer(Composer):
         self._expanded = 0
         self._sizes: dict[int, int] = {}
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        """Compose as ruamel does, counting what each alias stands for."""
-        if not self.parser.check_event(AliasEvent):
-            return super().compose_node(parent, index)
-        event = self.parser.peek_event()
-        node = super().compose_node(parent, index)
-        if isinstance(node, (MappingNode, SequenceNode)) and node.end_mark is None:
+    def return_alias(self, a: Any) -> Any:
+        """Called by ruamel for each alias (only): count what it stands for, refuse past the
+        limit. Nodes that are not aliases pay nothing."""
+        event = self.parser.last_event  # the alias just read, for its position
+        if isinstance(a, (MappingNode, SequenceNode)) and a.end_mark is None:
             # Its anchor is still open: the alias would make an endless structure.
             raise AliasExpansionError(
                 None,
@@ -65,7 +62,7 @@ class BoundedComposer(Composer):
                 f"alias *{event.anchor} is inside the part its anchor &{event.anchor} marks",
                 event.start_mark,
             )
-        self._expanded += self._size(node)
+        self._expanded += self._size(a)
         limit = getattr(self.loader, "alias_limit", ALIAS_EXPANSION_LIMIT)
         if self._expanded > limit:
             raise AliasExpansionError(
@@ -74,7 +71,7 @@ class BoundedComposer(Composer):
                 f"aliases expand past {limit:,} values (alias *{event.anchor})",
                 event.start_mark,
             )
-        return node
+        return a
 
     def _size(self, node: Node) -> int:
         """How many values ``node`` stands for with every alias inside it expanded."""
