@@ -244,6 +244,8 @@ def _read_file(path: Path, found: _Collected) -> None:
         return
     sections = [k for k in data if k in FILE_KINDS]
     if not sections and ("id" in data or "kind" in data):
+        if isinstance(data.get("id"), str):
+            found.written_ids.setdefault("campaigns", set()).add(data["id"])
         _read_items(doc, "campaigns", Campaign, [((), data)], found)
         return
     if not sections:

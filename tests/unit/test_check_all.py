@@ -99,6 +99,9 @@ def test_a_broken_welcome_campaign_is_not_also_called_unknown(deployment: Path) 
     found = errors(deployment)
     assert not any("unknown campaign" in f[3] for f in found)
     assert ("campaigns/more.yaml", 6, 11) in {f[:3] for f in found}
+    (deployment.parent / "campaigns" / "lunch.yaml").write_text("id: lunch\nkind: x\n", "utf-8")
+    deployment.write_text("welcome: {campaign: lunch}\n", "utf-8")
+    assert not any("unknown campaign" in f[3] for f in errors(deployment))
     deployment.write_text("welcome: {campaign: evenin}\n", "utf-8")
     assert errors(deployment)[0] == (
         "config.yaml",
