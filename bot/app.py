@@ -34,6 +34,7 @@ from bot.entry.referral_codes import referral_secret
 from bot.entry.seats import MemberCounts
 from bot.entry.waitlist import Waitlist
 from bot.events import Event
+from bot.faq import FaqIndex
 from bot.gateways.base import ChatGateway
 from bot.handlers import (
     EntryFlowHandler,
@@ -45,6 +46,7 @@ from bot.handlers import (
     ModerationHandler,
 )
 from bot.handlers.moderation import shared_detector
+from bot.handlers.tickets import TicketReplyHandler
 from bot.opsdata.bundle import OpsData
 from bot.opsdata.loader import OpsDataSource
 from bot.opsdata.problems import OpsDataError
@@ -54,10 +56,12 @@ from bot.retry import fault_reason
 from bot.routing import GroupIndex
 from bot.scheduling import CampaignScheduler
 from bot.templating import check_templates
+from bot.tickets import ChatContext, TicketDesk
 from bot.welcome import WelcomeService
 from db.entry_repositories import EntryRepo, QrCodeRepo, ReferralCodeRepo, SeatsRepo, WaitlistRepo
 from db.repositories import CheckpointRepo, GroupRepo, MembershipRepo, OccurrenceRepo
 from db.session import make_engine, upgrade
+from db.ticket_repositories import TicketRepo
 from scheduler.clock import Clock, RealClock
 
 
@@ -102,6 +106,7 @@ class Qunfu:
         self._ops: OpsData | None = None
         self._gazetteer: Gazetteer | None = None
         self._geocoder: Geocoder | None = None
+        self._faq: FaqIndex | None = None
         if source.current is None:
             raise OpsDataError([])  # load_source() gives a source with data; this is a bug
         self._apply(source.current)
@@ -125,6 +130,17 @@ class Qunfu:
         )
         self._build_entry(settings, clock, gateway)
         self.referrals, self.referral_intake = build_referrals(self)
+        # Tickets and their SLA (docs/support.md); the context is the last few group messages.
+        self.tickets = TicketDesk(
+            TicketRepo(self.engine),
+            self.outbox,
+            clock,
+            lambda: self.ops,
+            settings.support,
+            settings.entry.ops_contacts,
+            account=settings.bot.id,
+        )
+        self.chat_context = ChatContext(settings.support.context_messages)
         self.dispatcher = Dispatcher(
             self._handlers(settings),
             HandlerContext(self.planner, self.outbox, clock, settings.bot.id),
@@ -159,11 +175,12 @@ class Qunfu:
             # Member commands and opt-out. slot: 我的邀请, 邀请排行 (referrals);
             # slot: 退订 / 订阅 (opt-out); slot: a lottery's entry keyword.
             JoinRequestHandler(),
-            # slot: managers' replies to tickets (#<n> text, #<n> 关闭, 工单), private.
+            # Managers' replies to tickets (#<n> text, #<n> 关闭, 工单), private.
+            TicketReplyHandler(self.tickets),
             # The entry flow: location offers, number picks, invite codes, the waitlist.
             self.entry_flow,
             # Last: FAQ answers, and escalation when the FAQ has none.
-            FaqHandler(),
+            FaqHandler(self.faq, self.tickets, self.chat_context, settings.faq),
         ]
 
     def _build_entry(self, settings: Settings, clock: Clock, gateway: ChatGateway) -> None:
@@ -205,6 +222,11 @@ class Qunfu:
         """The planner for the live ops data."""
         assert self._planner is not None
         return self._planner
+
+    def faq(self) -> FaqIndex:
+        """The FAQ index of the live ops data."""
+        assert self._faq is not None
+        return self._faq
 
     def index(self) -> GroupIndex:
         """The routing index for the live groups directory."""
@@ -248,6 +270,7 @@ class Qunfu:
             index=GroupIndex(ops.groups.values()),
             gazetteer=gazetteer,
             geocoder=make_geocoder(self.settings.entry, gazetteer),
+            faq=FaqIndex.build(ops.faq, self.settings.faq),  # jieba loads here, off the loop
         )
         # Synced before the swap: the live index never routes to a group the database (or the
         # member counts) does not know yet.
@@ -265,6 +288,7 @@ class Qunfu:
         self._ops = version.ops
         self._gazetteer = version.gazetteer
         self._geocoder = version.geocoder
+        self._faq = version.faq
         map_rooms = getattr(self.gateway, "map_rooms", None)
         if callable(map_rooms):
             map_rooms({g.id: g.room for g in version.ops.groups.values() if g.room})
@@ -330,6 +354,7 @@ class Qunfu:
             for t in (
                 self.scheduler.next_due(),
                 self.welcome.next_due(),
+                self.tickets.next_due(),
                 self.outbox.next_due(),
                 self.dispatcher.next_retry(),
             )
@@ -350,6 +375,10 @@ class Qunfu:
             await self.welcome.run_due()
         except Exception as exc:  # safe: batches stay unwelcomed until a pass gets through
             logger.opt(exception=exc).error("welcome failed: {}", fault_reason(exc))
+        try:
+            await self.tickets.run_due()
+        except Exception as exc:  # safe: SLA steps stay due until a pass gets through
+            logger.opt(exception=exc).error("ticket SLA pass failed: {}", fault_reason(exc))
         await self.outbox.deliver_due(self.gateway)
 
     async def run_forever(self, stop: asyncio.Event) -> None:
@@ -396,6 +425,7 @@ class _Version:
     index: GroupIndex
     gazetteer: Gazetteer
     geocoder: Geocoder
+    faq: FaqIndex
 
 
 def _rejected(problems: Sequence[object]) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from bot.opsdata.models import Duration, TimeOfDay
+from bot.opsdata.models import Duration, TimeOfDay, Weekday
 
 
 class _Section(BaseModel):
@@ -145,6 +145,71 @@ class ReferralSettings(_Section):
     push_timeout: Duration = timedelta(seconds=10)
 
 
+# fmt: off
+_QUESTION_WORDS = (
+    "怎么", "怎样", "如何", "什么", "为什么", "哪", "多少", "几", "能不能", "可不可以",
+    "是不是", "有没有", "是否", "请问", "吗", "呢",
+)
+_TOPIC_WORDS = (
+    "信用卡", "年费", "额度", "积分", "账单", "还款", "分期", "优惠", "活动", "权益",
+    "办卡", "申请", "激活", "利息", "手续费", "福利",
+)
+_SENSITIVE_WORDS = (
+    "投诉", "盗刷", "挂失", "被骗", "诈骗", "冒用", "丢失", "报警", "被盗", "维权",
+)
+_WORKWEEK: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+# fmt: on
+
+
+class FaqSettings(_Section):
+    """When the bot answers from the FAQ (bot/faq.py, docs/support.md)."""
+
+    min_score: float = Field(
+        default=0.5, ge=0, description="confidence below this is escalated, not answered"
+    )
+    keyword_weight: float = Field(default=0.5, ge=0, description="confidence per keyword hit")
+    questions_without_mention: bool = Field(
+        default=True, description="answer a clear question on a FAQ topic without an @-mention"
+    )
+    question_words: list[str] = Field(default_factory=lambda: list(_QUESTION_WORDS))
+    topic_words: list[str] = Field(
+        default_factory=lambda: list(_TOPIC_WORDS),
+        description="a question without an @-mention must name one of these (or a FAQ keyword)",
+    )
+
+
+class BusinessHours(_Section):
+    """When customer managers are expected to answer; SLA clocks run only inside them."""
+
+    enabled: bool = False
+    start: TimeOfDay = time(9, 0)
+    end: TimeOfDay = time(18, 0)
+    days: list[Weekday] = Field(default_factory=lambda: list(_WORKWEEK))
+
+
+class SupportSettings(_Section):
+    """Tickets and their SLA: escalations, managers' answers, reminders (docs/support.md)."""
+
+    first_response: Duration = Field(
+        default=timedelta(minutes=30),
+        description="no answer from the manager within this: SLA missed, manager reminded",
+    )
+    escalate_after: Duration = Field(
+        default=timedelta(minutes=30),
+        description="still no answer this long after the reminder: backup manager / ops told",
+    )
+    urgent_first_response: Duration = Field(
+        default=timedelta(minutes=10), description="first_response for sensitive topics"
+    )
+    relay: Literal["group", "private"] = Field(
+        default="group", description="where a manager's answer reaches the member"
+    )
+    hotline: str = Field(default="95555", description="official hotline told on sensitive topics")
+    sensitive_words: list[str] = Field(default_factory=lambda: list(_SENSITIVE_WORDS))
+    context_messages: int = Field(default=5, ge=0, le=20, description="recent group messages sent")
+    business_hours: BusinessHours = BusinessHours()
+
+
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8600, ge=0, le=65535)
@@ -182,6 +247,8 @@ class Settings(BaseSettings):
     simulator: SimulatorSettings = SimulatorSettings()
     web: WebSettings = WebSettings()
     referral: ReferralSettings = ReferralSettings()
+    faq: FaqSettings = FaqSettings()
+    support: SupportSettings = SupportSettings()
     wechaty: WechatySettings = WechatySettings()
     log_level: str = "INFO"
     base_dir: Path = Field(default=Path("."), exclude=True)

@@ -1,11 +1,12 @@
-"""Texts the bot composes itself (not from ops templates): route offers and FAQ answers."""
+"""Texts the bot composes itself (not from ops templates): route offers and warnings.
+
+FAQ matching lives in bot/faq.py, ticket texts in bot/tickets.py."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from bot.entry.overflow import Placement
-from bot.opsdata.models import FaqEntry
 from bot.routing import RouteResult
 from bot.templating import distance
 
@@ -59,16 +60,6 @@ def format_placement(placed: Placement, radius_m: float, *, waiting: bool) -> st
     else:
         lines.append("目前暂时没有其他可以加入的群。")
     return "\n".join(lines)
-
-
-def answer_faq(faq: Iterable[FaqEntry], question: str) -> str | None:
-    """The answer whose keywords best match the question, or None."""
-    best, best_score = None, 0
-    for entry in faq:
-        score = sum(1 for k in entry.keywords if k and k in question)
-        if score > best_score:
-            best, best_score = entry.answer, score
-    return best
 
 
 def no_answer(manager_name: str | None) -> str:

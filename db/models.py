@@ -420,6 +420,54 @@ class ReferralRewardHistory(SQLModel, table=True):
     note: str = ""
 
 
+TICKET_STATUSES = ("open", "pending", "resolved")
+TICKET_PRIORITIES = ("normal", "high")
+
+
+class TicketRow(SQLModel, table=True):
+    """A member's question handed to a person (bot/tickets.py); ``id`` is the ticket number.
+
+    The number comes from the database (SQLite AUTOINCREMENT, a PostgreSQL identity), so
+    several processes never hand out the same one and a number is never reused. ``key`` is the
+    escalated message's idempotency key: the same event handled twice opens one ticket.
+    ``sla_due_at`` is the next SLA step (reminder, then re-escalation) of an open ticket; the
+    time loop reads the earliest through ``ix_ticket_sla_due``. Texts are stored masked.
+    """
+
+    __tablename__ = "ticket"
+    __table_args__ = (
+        sa.UniqueConstraint("key", name="uq_ticket_key"),
+        sa.Index("ix_ticket_sla_due", "sla_due_at"),
+        sa.Index("ix_ticket_manager_status", "manager_contact", "status"),
+        sa.Index("ix_ticket_group_created", "group_id", "created_at"),
+        sa.CheckConstraint(_in("status", TICKET_STATUSES), name="ck_ticket_status"),
+        sa.CheckConstraint(_in("priority", TICKET_PRIORITIES), name="ck_ticket_priority"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200)
+    status: str = Field(default="open", max_length=16)
+    priority: str = Field(default="normal", max_length=16)
+    group_id: str = Field(max_length=100)
+    member_id: str = Field(max_length=100)
+    member_name: str = ""
+    question: str = ""
+    topic: str = Field(default="", max_length=40)
+    manager_id: str | None = Field(default=None, max_length=100)
+    manager_contact: str | None = Field(default=None, max_length=100)
+    escalated_to: str = ""
+    created_at: datetime = _ts()
+    waiting_since: datetime = _ts()
+    first_response_at: datetime | None = _ts(nullable=True)
+    resolved_at: datetime | None = _ts(nullable=True)
+    resolved_by: str | None = Field(default=None, max_length=100)
+    sla_stage: int = 0
+    sla_due_at: datetime | None = _ts(nullable=True)
+    sla_missed_at: datetime | None = _ts(nullable=True)
+    answers: int = 0
+
+
 TABLES = (
     "welfare_group",
     "person",
@@ -435,4 +483,5 @@ TABLES = (
     "referral_event",
     "referral_reward",
     "referral_reward_history",
+    "ticket",
 )

@@ -214,6 +214,8 @@ class CustomerManager(_Strict):
     id: str
     name: str
     contact: str
+    backup: str | None = None
+    """Another manager's id: takes the tickets this manager leaves unanswered too long."""
 
 
 class ManagersFile(_Strict):

@@ -64,22 +64,25 @@ async def test_the_same_message_delivered_twice_is_answered_once(tmp_path: Path)
     assert len(answers) == 1
 
 
-async def test_a_question_the_faq_cannot_answer_points_to_the_groups_manager(
+async def test_a_question_the_faq_cannot_answer_goes_to_the_groups_manager(
     tmp_path: Path,
 ) -> None:
     r = rig(tmp_path)
     r.gateway.add_contact("u1", "张三")
+    r.gateway.add_contact("wxid_cm_li", "李经理")
     r.gateway.join("sz-nanshan-kjy", ["u1"])
     r.gateway.say("u1", "@群福助手 你们银行几点下班", "sz-nanshan-kjy", ["bot"])
     await r.advance_to(NOW.replace(minute=1))
-    reply = [x for x in r.records() if "暂时回答不了" in x["text"]]
+    reply = [x for x in r.records() if "转交" in x["text"]]
     assert len(reply) == 1 and "李经理" in reply[0]["text"] and reply[0]["mentions"] == ["u1"]
+    ticket = [x for x in r.records() if x["to"] == "contact:wxid_cm_li"]
+    assert len(ticket) == 1 and "几点下班" in ticket[0]["text"]
 
 
 def test_the_pipeline_runs_in_the_order_the_design_sets(tmp_path: Path) -> None:
     r = rig(tmp_path)
     names = [h.name for h in r.bot.dispatcher.handlers]
-    assert names == ["membership", "moderation", "command:join", "entry-flow", "faq"]
+    assert names == ["membership", "moderation", "command:join", "tickets", "entry-flow", "faq"]
     assert [h.name for h in r.bot.dispatcher.handlers if h.always] == ["membership"]
 
 
