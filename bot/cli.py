@@ -474,13 +474,23 @@ def _record_json(r) -> dict:  # noqa: ANN001
 
 @outbox_app.command("status")
 def outbox_status(config: ConfigOpt = DEFAULT_CONFIG, demo: DemoOpt = False) -> None:
-    """How many sends are pending, sent, failed or uncertain; and how many await a prune."""
+    """How many sends are pending, sent, failed or uncertain (the last two with their reasons);
+    and how many await a prune."""
+    from collections import Counter
+
     from scheduler.clock import SHANGHAI, RealClock
 
     outbox = _outbox(config, demo)
     counts = outbox.status_counts()
     for status in ("pending", "sending", "sent", "failed", "uncertain"):
         typer.echo(f"{status:<10} {counts.get(status, 0)}")
+    # Permanent faults with their reasons, most frequent first (`outbox list` shows each row).
+    for status in ("failed", "uncertain"):
+        if not counts.get(status):
+            continue
+        reasons = Counter(r.last_error or "(no reason)" for r in outbox.with_status(status))
+        for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:5]:
+            typer.echo(f"  {status}: {n} × {reason}")
     retention = _settings(config).outbox.retention
     # A dry run counts through the audit log's index; nothing is pruned by looking.
     old = outbox.prune(RealClock().now() - retention, dry_run=True)

@@ -272,3 +272,44 @@ async def test_a_broken_edit_reloaded_off_the_loop_keeps_the_last_good_version(
     await r.advance_to(at("2026-12-01T12:00"))
     assert len(_lunch(r)) >= 12
     r.bot.close()
+
+
+# --- permanent faults of sends, as ops see them ------------------------------------------------
+
+
+def test_outbox_status_shows_why_sends_failed(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app as cli
+    from bot.config import OutboxSettings, QuietHours
+    from bot.events import Say
+    from bot.gateways.base import GatewayError
+    from bot.outbox import Outbox
+    from db.session import make_engine, upgrade
+    from scheduler.clock import VirtualClock
+
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"campaigns_dir: {ROOT / 'campaigns'}\ntemplates_dir: {ROOT / 'templates'}\n"
+        "database: {url: sqlite:///q.db}\n",
+        encoding="utf-8",
+    )
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    clock = VirtualClock(at("2026-12-01T10:00"))
+    outbox = Outbox(engine, OutboxSettings(jitter=0, max_attempts=1), QuietHours(), clock)
+    outbox.enqueue([OutboxItem("k-refused", Say(f"room:{ROOM}", "你好"), clock.now())])
+
+    class Refusing:
+        bot_id = "bot"
+
+        async def perform(self, action: object) -> None:
+            raise GatewayError("room dissolved")
+
+    asyncio.run(outbox.deliver_due(Refusing()))  # type: ignore[arg-type]
+    engine.dispose()
+    status = CliRunner().invoke(cli, ["outbox", "status", "--config", str(config)])
+    assert status.exit_code == 0, status.output
+    assert "failed     1" in status.stdout
+    assert "failed: 1 × GatewayError: room dissolved" in status.stdout
