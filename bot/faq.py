@@ -36,7 +36,15 @@ from rank_bm25 import BM25Okapi
 from bot.config import FaqSettings
 from bot.opsdata.models import FaqEntry
 
-__all__ = ["FaqIndex", "FaqMatch", "TermSet", "is_question", "normalise", "tokens"]
+__all__ = [
+    "FaqIndex",
+    "FaqMatch",
+    "TermSet",
+    "is_question",
+    "normalise",
+    "strip_mentions",
+    "tokens",
+]
 
 MAX_QUERY_CHARS = 300
 """Characters of a message looked at: enough for any question, bounded for huge pastes."""
@@ -53,6 +61,11 @@ _STOPWORDS = frozenset((
 ))
 # fmt: on
 jieba.setLogLevel(logging.WARNING)  # no dictionary-loading chatter in the bot's logs
+
+
+def strip_mentions(text: str) -> str:
+    """``text`` without its @-mentions (``@群福助手 年费?`` → ``年费?``)."""
+    return _MENTION.sub("", text).strip()
 
 
 def normalise(text: str) -> str:

@@ -34,7 +34,7 @@ from sqlmodel import Session
 
 from bot.config import BusinessHours, SupportSettings
 from bot.events import Person, Say, contact_conv, room_conv
-from bot.faq import TermSet, normalise
+from bot.faq import TermSet, normalise, strip_mentions
 from bot.opsdata.bundle import OpsData
 from bot.opsdata.models import WEEKDAYS, CustomerManager
 from bot.outbox import Outbox, OutboxItem
@@ -222,7 +222,7 @@ class TicketDesk:
                 "group_id": esc.group_id,
                 "member_id": esc.member.id,
                 "member_name": masked_name(esc.member),
-                "question": mask_text(esc.question[: _QUESTION_CHARS * 2])[:_QUESTION_CHARS],
+                "question": _question(esc.question),
                 "topic": esc.topic,
                 "manager_id": manager.id if manager is not None else None,
                 "manager_contact": manager.contact if manager is not None else None,
@@ -528,6 +528,11 @@ def parse_command(text: str) -> tuple[int, str] | Literal["list"] | None:
     if m is None:
         return None
     return int(m.group(1)), m.group(2).strip()
+
+
+def _question(text: str) -> str:
+    """The question as stored and shown: mentions gone, personal data masked, bounded."""
+    return mask_text(strip_mentions(text[: _QUESTION_CHARS * 2]))[:_QUESTION_CHARS] or "（空）"
 
 
 def _ticket_brief(ticket: Ticket, group_name: str, context: tuple[str, ...]) -> str:
