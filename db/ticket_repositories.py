@@ -73,10 +73,16 @@ class TicketRepo(_Repo):
     def open(self, values: dict[str, Any]) -> tuple[Ticket, bool]:
         """Insert a ticket unless one with ``values["key"]`` exists; (the ticket, inserted)."""
         values = {**values, "escalated_to": join_contacts(values.get("escalated_to", ()))}
+        by_key = sa.select(TICKETS).where(TICKETS.c.key == values["key"])
         with self._session() as s:
+            # Looked up first: a conflicting INSERT would burn a number (sequences and SQLite's
+            # AUTOINCREMENT advance anyway), leaving gaps when an event is handled again. The
+            # INSERT still guards against two processes racing on one key.
+            row = s.execute(by_key).first()
+            if row is not None:
+                return _ticket(row), False
             inserted = insert_ignore(s, TicketRow, values, ["key"])
-            row = s.execute(sa.select(TICKETS).where(TICKETS.c.key == values["key"])).one()
-            return _ticket(row), inserted
+            return _ticket(s.execute(by_key).one()), inserted
 
     def get(self, number: int) -> Ticket | None:
         """The ticket with this number, or None."""
