@@ -1,10 +1,10 @@
 """Benchmark the outbox's ``next_due`` and a claim against the size of its history.
 
-    python bench/outbox.py [--sizes 0 100000 1000000] [--runs 50] [--url URL]
+    python bench/outbox.py [--sizes 0 100000 1000000] [--runs 50] [--pending 500] [--url URL]
 
 For each size, a database (SQLite in a temp dir; with ``--url``, a PostgreSQL schema of its own,
 ``bench_outbox_<size>``, dropped afterwards) gets that many ``sent`` audit rows by bulk insert and
-is analysed; then 500 pending sends of one account arrive (a push in progress, after the
+is analysed; then ``--pending`` sends of one account arrive (a push in progress, after the
 statistics were taken, as in a long-running database where ANALYZE ran while nothing was
 pending). Then, in rounds, each size in turn: ``Outbox.next_due()`` and ``Outbox.claim()``
 (pacing slot + row, one transaction), the virtual clock moving past the pacing interval between
@@ -121,7 +121,7 @@ class Subject:
             self.claim_written.append(after[1] - io[1])
 
 
-def prepare(engine: sa.Engine, size: int, runs: int) -> Subject:
+def prepare(engine: sa.Engine, size: int, runs: int, pending: int = _PENDING) -> Subject:
     """Migrate, load ``size`` audit rows, analyse and settle, then queue a push."""
     upgrade(engine)
     fill_history(engine, size)
@@ -141,7 +141,7 @@ def prepare(engine: sa.Engine, size: int, runs: int) -> Subject:
     outbox = Outbox(engine, settings, QuietHours(enabled=False), clock)
     outbox.enqueue(
         OutboxItem(f"push:{g}", Say(f"room:g{g:05d}", "午餐"), T0, account="bot0")
-        for g in range(max(_PENDING, runs))
+        for g in range(max(pending, runs))
     )
     return Subject(size, engine, outbox, clock)
 
@@ -189,11 +189,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[0, 100_000, 1_000_000])
     parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--pending", type=int, default=_PENDING, help="sends queued per size")
     parser.add_argument("--url", help="PostgreSQL URL (schemas bench_outbox_<size> are used)")
     args = parser.parse_args()
     logger.remove()  # a log line per queued send would drown the figures
     with engines(args.url, args.sizes) as made:
-        subjects = [prepare(made[n], n, args.runs) for n in args.sizes]
+        subjects = [prepare(made[n], n, args.runs, args.pending) for n in args.sizes]
         for _ in range(args.runs):
             for subject in subjects:
                 subject.round()
@@ -210,7 +211,10 @@ def main() -> None:
         )
     base = subjects[0]
     median: Callable[[list[float]], float] = statistics.median
-    print(f"medians of {args.runs} interleaved runs; ratio to {base.size:,} rows:")
+    print(
+        f"medians of {args.runs} interleaved runs, {max(args.pending, args.runs)} pending; "
+        f"ratio to {base.size:,} rows:"
+    )
     for s in subjects:
         print(
             f"{s.size:>9,}: next_due {median(s.due_wall) / median(base.due_wall):.2f}x, "
