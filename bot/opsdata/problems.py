@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 import types
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -21,6 +21,8 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
+from bot.opsdata import fastyaml
+from bot.opsdata.fastyaml import NotFast, Positions
 from bot.opsdata.yaml_aliases import BoundedYAML
 from bot.opsdata.yaml_syntax import explain
 
@@ -87,13 +89,32 @@ class YamlDoc:
     data: Any
     keys: dict[Loc, tuple[int, int]] = field(default_factory=dict, repr=False)
     values: dict[Loc, tuple[int, int]] = field(default_factory=dict, repr=False)
+    # Computes ``(keys, values)`` on first use, for a file read by the fast path: most files
+    # never need a position, and a long directory's would cost more than reading it.
+    locate: Callable[[], tuple[Positions, Positions]] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    def _located(self) -> None:
+        if self.locate is not None:
+            keys, values = self.locate()
+            self.keys.update(keys)
+            self.values.update(values)
+            object.__setattr__(self, "locate", None)  # once; frozen only to the outside
+
+    def has_key(self, loc: Loc) -> bool:
+        """True when the key (or list item) at ``loc`` was written in the file."""
+        self._located()
+        return loc in self.keys
 
     def key_pos(self, loc: Loc) -> tuple[int, int]:
         """Where the key of ``loc`` was written (for a list item: where the item starts)."""
+        self._located()
         return self.keys.get(_known_prefix(self.keys, loc), (1, 1))
 
     def value_pos(self, loc: Loc) -> tuple[int, int]:
         """Where the value at ``loc`` was written; for a mapping or list value, its key."""
+        self._located()
         known = _known_prefix(self.values, loc)
         if isinstance(self.get(known), (dict, list)):
             return self.key_pos(known)
@@ -143,6 +164,34 @@ def read_yaml(path: Path) -> YamlDoc:
         raise OpsDataError([Problem(path, 1, 1, f"not UTF-8 text ({e.reason})")]) from None
     except OSError as e:
         raise OpsDataError([Problem(path, 1, 1, f"cannot read the file: {e.strerror}")]) from None
+    return parse_yaml(path, text)
+
+
+def parse_yaml(path: Path, text: str) -> YamlDoc:
+    """Parse ``text`` (read from ``path``) as :func:`read_yaml` does.
+
+    The fast path (:mod:`bot.opsdata.fastyaml`) reads most files, with positions computed on
+    first use; the rest, and every file it refuses, go through ruamel, which has the positions
+    at once and says what is wrong with a file in plain words.
+    """
+    try:
+        data = fastyaml.fast_load(text)
+    except NotFast as e:
+        return _parse_slow(path, text, e.line)
+    return YamlDoc(path, data, locate=lambda: fastyaml.positions(text, data))
+
+
+def _parse_slow(path: Path, text: str, failed_at: int | None = None) -> YamlDoc:
+    """ruamel's reading (bounded aliases and depth); ``failed_at``: where the fast parser
+    stopped, so a long file's error is looked for from a few items before it."""
+    near = fastyaml.window(text, failed_at) if failed_at is not None else None
+    if near is not None:
+        try:
+            BoundedYAML(len(text)).load(near)
+        except YAMLError as e:
+            line, col, message = explain(e, near)
+            raise OpsDataError([Problem(path, line, col, message)]) from None
+        # ruamel reads the rest without an error: the whole file decides, below.
     try:
         node = BoundedYAML(len(text)).load(text)
     except YAMLError as e:
@@ -323,7 +372,7 @@ def _mentioned_key(message: str, doc: YamlDoc, loc: Loc) -> Loc | None:
     for name in re.findall(r"`([A-Za-z_][\w.]*)`", message):
         parts = tuple(name.split("."))
         for end in range(len(parts), 0, -1):
-            if loc + parts[:end] in doc.keys:
+            if doc.has_key(loc + parts[:end]):
                 return loc + parts[:end]
     return None
 
