@@ -46,11 +46,17 @@ from bot.handlers import (
     ModerationHandler,
 )
 from bot.handlers.moderation import shared_detector
+from bot.handlers.lottery import LotteryEntryHandler
+from bot.handlers.optout import OptOutHandler
+from bot.handlers.referrals import LeaderboardHandler, MyReferralsHandler
 from bot.handlers.tickets import TicketReplyHandler
+from bot.lottery import LotteryService
 from bot.opsdata.bundle import OpsData
 from bot.opsdata.loader import OpsDataSource
 from bot.opsdata.problems import OpsDataError
+from bot.optout import MarketingOptOut
 from bot.outbox import Outbox
+from bot.referral_notices import ReferralNotices
 from bot.referrals import build_referrals
 from bot.retry import fault_reason
 from bot.routing import GroupIndex
@@ -119,6 +125,8 @@ class Qunfu:
             settings.outbox.grace,
             account=settings.bot.id,
         )
+        # Marketing opt-out (退订 / 订阅): welcomes and lotteries leave opted-out members out.
+        self.optout = MarketingOptOut(self.engine)
         self.welcome = WelcomeService(
             self.planner,
             self.memberships,
@@ -127,9 +135,25 @@ class Qunfu:
             settings.welcome.batch_window,
             settings.welcome.campaign,
             account=settings.bot.id,
+            opted_out=self.optout.among,
+        )
+        self.lottery = LotteryService(
+            self.planner, self.engine, self.outbox, clock, self._staff, account=settings.bot.id
         )
         self._build_entry(settings, clock, gateway)
         self.referrals, self.referral_intake = build_referrals(self)
+        self.referral_notices = ReferralNotices(
+            self.referrals,
+            self.referral_codes,
+            lambda: self.ops,
+            self.engine,
+            self.outbox,
+            clock,
+            settings.web.base_url(),
+            account=settings.bot.id,
+            shout_out=settings.referral.shout_out,
+        )
+        self.referrals.on_granted.append(self.referral_notices.congratulate)
         # Tickets and their SLA (docs/support.md); the context is the last few group messages.
         self.tickets = TicketDesk(
             TicketRepo(self.engine),
@@ -172,9 +196,13 @@ class Qunfu:
             ),
             # Moderation sees every group message first (strikes and removal: issue 11).
             ModerationHandler(shared_detector, staff=lambda: staff),
-            # Member commands and opt-out. slot: 我的邀请, 邀请排行 (referrals);
-            # slot: 退订 / 订阅 (opt-out); slot: a lottery's entry keyword.
+            # Member commands and opt-out: opt-out first, so nothing after it sends marketing
+            # to a member who just left it.
+            OptOutHandler(self.optout),
             JoinRequestHandler(),
+            MyReferralsHandler(self.referral_notices),
+            LeaderboardHandler(self.referral_notices),
+            LotteryEntryHandler(self.lottery),
             # Managers' replies to tickets (#<n> text, #<n> 关闭, 工单), private.
             TicketReplyHandler(self.tickets),
             # The entry flow: location offers, number picks, invite codes, the waitlist.
@@ -182,6 +210,11 @@ class Qunfu:
             # Last: FAQ answers, and escalation when the FAQ has none.
             FaqHandler(self.faq, self.tickets, self.chat_context, settings.faq),
         ]
+
+    def _staff(self) -> frozenset[str]:
+        """Contacts who may not win a lottery: ops contacts, managers and the bot itself."""
+        managers = (m.contact for m in self.ops.managers.values())
+        return frozenset((*self.settings.entry.ops_contacts, *managers, self.settings.bot.id))
 
     def _build_entry(self, settings: Settings, clock: Clock, gateway: ChatGateway) -> None:
         """The live-code entry path: placement with overflow, referral codes, QR codes, funnel."""
@@ -355,6 +388,7 @@ class Qunfu:
                 self.scheduler.next_due(),
                 self.welcome.next_due(),
                 self.tickets.next_due(),
+                self.lottery.next_due(),
                 self.outbox.next_due(),
                 self.dispatcher.next_retry(),
             )
@@ -379,6 +413,10 @@ class Qunfu:
             await self.tickets.run_due()
         except Exception as exc:  # safe: SLA steps stay due until a pass gets through
             logger.opt(exception=exc).error("ticket SLA pass failed: {}", fault_reason(exc))
+        try:  # after the scheduler: an announcement just queued gets its round (and seed) now
+            await self.lottery.run_due()
+        except Exception as exc:  # safe: rounds stay open and undrawn until a pass gets through
+            logger.opt(exception=exc).error("lottery pass failed: {}", fault_reason(exc))
         await self.outbox.deliver_due(self.gateway)
 
     async def run_forever(self, stop: asyncio.Event) -> None:

@@ -91,9 +91,12 @@ def planner_data_keys(kind: str) -> frozenset[str]:
     """The ``data`` keys the planner itself may read for a campaign of ``kind``.
 
     Any campaign may list merchant ``category`` / ``categories``, and then its ``radius_m`` and
-    ``limit`` choose them; a meal campaign also names its ``meal``. Templates read the others.
+    ``limit`` choose them; a meal campaign also names its ``meal``; a lottery its ``keyword``,
+    ``draw_at``, ``winners`` and ``prizes``. Templates read the others.
     """
     keys = {"category", "categories", "radius_m", "limit"}
+    if kind == "lottery":  # read by bot.lottery (docs/lottery.md)
+        keys |= {"keyword", "draw_at", "winners", "prizes"}
     return frozenset(keys | {"meal"} if kind in MERCHANT_KINDS else keys)
 
 

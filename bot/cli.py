@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from bot.lottery.commands import lottery_app
 from bot.opsdata.problems import OpsDataError
 from bot.referrals.commands import referrals_app, rewards_app
 
@@ -26,6 +27,7 @@ outbox_app = typer.Typer(
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(referrals_app, name="referrals")
 app.add_typer(rewards_app, name="rewards")
+app.add_typer(lottery_app, name="lottery")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Path to config.yaml.")]
 DEFAULT_CONFIG = Path("config.yaml")
@@ -334,6 +336,10 @@ def simulate(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
     config: Annotated[Path | None, typer.Option("--config", "-c")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+    keep_db: Annotated[
+        Path | None,
+        typer.Option("--keep-db", help="Keep the run's SQLite database at this path."),
+    ] = None,
 ) -> None:
     """Run a scripted scenario on the simulator and print what the bot did."""
     from bot.console import format_action
@@ -344,7 +350,7 @@ def simulate(
         typer.echo(f"{scenario}:1:1: scenario file not found", err=False)
         raise typer.Exit(1)
     try:
-        transcript = asyncio.run(run_scenario(scenario, config))
+        transcript = asyncio.run(run_scenario(scenario, config, keep_db))
     except OpsDataError as exc:
         _fail(exc.problems)
     for record in iter_records(transcript):
@@ -544,6 +550,39 @@ def outbox_audit(
         raise typer.Exit(1) from None
     for r in _outbox(config, demo).audit(start):
         typer.echo(json.dumps(_record_json(r), ensure_ascii=False, default=str))
+
+
+@app.command()
+def optouts(
+    since: Annotated[str | None, typer.Option(help="From this day, YYYY-MM-DD.")] = None,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    demo: DemoOpt = False,
+) -> None:
+    """Every 退订 / 订阅 members sent: who (masked), in or out, when and where (JSON lines)."""
+    from bot.app import _ensure_sqlite_dir
+    from bot.optout import MarketingOptOut
+    from bot.privacy import mask
+    from db.session import make_engine, upgrade
+    from scheduler.clock import SHANGHAI
+
+    try:
+        day = date.fromisoformat(since) if since else None
+        start = datetime.combine(day, datetime.min.time(), SHANGHAI) if day else None
+    except ValueError:
+        typer.echo(f"--since: expected a date as YYYY-MM-DD, got {since!r}", err=True)
+        raise typer.Exit(1) from None
+    url = _database_url(_settings(config), demo)
+    _ensure_sqlite_dir(url)
+    upgrade(url)
+    for r in MarketingOptOut(make_engine(url)).history(start):
+        record = {
+            "at": r.at.astimezone(SHANGHAI).isoformat(),
+            "member": mask(r.person_id),
+            "action": "退订" if r.opted_out else "订阅",
+            "via": r.via,
+            "group": r.group_id,
+        }
+        typer.echo(json.dumps(record, ensure_ascii=False))
 
 
 @outbox_app.command("requeue")

@@ -142,6 +142,9 @@ class ReferralSettings(_Section):
         default=timedelta(minutes=60), description="... within this span: rewards held for review"
     )
     push_url: str | None = Field(default=None, description="POST each payable reward here")
+    shout_out: bool = Field(
+        default=False, description="a reached tier is also cheered in the member's group"
+    )
     push_timeout: Duration = timedelta(seconds=10)
 
 
@@ -214,6 +217,16 @@ class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8600, ge=0, le=65535)
     enabled: bool = False
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="the address members open (links and QR codes sent in chat); "
+        "default: http://HOST:PORT",
+    )
+
+    def base_url(self) -> str:
+        """Where links sent in chat point: ``public_url`` without a trailing slash."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
 class WechatySettings(_Section):

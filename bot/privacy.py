@@ -38,6 +38,7 @@ __all__ = [
     "contains_personal_data",
     "find_personal_data",
     "mask",
+    "mask_name",
     "mask_text",
 ]
 
@@ -130,6 +131,15 @@ def mask(identifier: str) -> str:
     if len(identifier) <= 4:
         return identifier[:1] + "***"
     return identifier[:2] + "***" + identifier[-2:]
+
+
+def mask_name(name: str) -> str:
+    """A nickname as a group sees it on a leaderboard or a winners list: its first character
+    and stars (``张*``, ``L***``), never a phone or card number; ``群友`` without a name."""
+    name = mask_text(name.strip())
+    if not name:
+        return "群友"
+    return name[0] + "*" * min(max(len(name) - 1, 1), 3)
 
 
 class _Stretch(NamedTuple):

@@ -167,13 +167,16 @@ class Simulation:
         scenario_path: Path,
         settings: Settings,
         step_positions: list[tuple[int, int]] | None = None,
+        keep_db: Path | None = None,
     ) -> None:
         self.scenario = scenario
         self.path = scenario_path
         self.clock = VirtualClock(aware(scenario.start))
         self.gateway = SimulatorGateway(self.clock, settings.bot.id, settings.bot.name)
         self._tmp = tempfile.TemporaryDirectory(prefix="qunfu-sim-")
-        url = f"sqlite:///{Path(self._tmp.name) / 'sim.db'}"
+        # keep_db: the run's database stays there for inspection (`qunfu lottery verify`).
+        db_file = keep_db if keep_db is not None else Path(self._tmp.name) / "sim.db"
+        url = f"sqlite:///{db_file}"
         self.bot = Qunfu(
             settings, self.clock, self.gateway, load_source(settings), database_url=url
         )
@@ -327,11 +330,17 @@ def scenario_settings(scenario: Scenario, scenario_path: Path, config: Path | No
     return load_settings(config or Path("config.yaml"))
 
 
-async def simulate(path: Path, config: Path | None = None) -> list[Transcribed]:
-    """Load and play a scenario; raise OpsDataError with positions on bad input."""
+async def simulate(
+    path: Path, config: Path | None = None, keep_db: Path | None = None
+) -> list[Transcribed]:
+    """Load and play a scenario; raise OpsDataError with positions on bad input. With
+    ``keep_db`` the run's SQLite database is written there and kept (replaced if present)."""
     scenario, positions = load_scenario(path)
     settings = scenario_settings(scenario, path, config)
-    return await Simulation(scenario, path, settings, positions).run()
+    if keep_db is not None:
+        keep_db.parent.mkdir(parents=True, exist_ok=True)
+        keep_db.unlink(missing_ok=True)
+    return await Simulation(scenario, path, settings, positions, keep_db).run()
 
 
 def iter_records(transcript: list[Transcribed]) -> Iterator[dict[str, Any]]:

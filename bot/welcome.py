@@ -15,7 +15,7 @@ the batch without a welcome, logged with its reason.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -48,8 +48,11 @@ class WelcomeService:
         campaign_id: str | None = None,
         account: str = "bot",
         retry: RetryPolicy = DEFAULT_POLICY,
+        opted_out: Callable[[Iterable[str]], set[str]] | None = None,
     ) -> None:
         self._planner = planner
+        # Who among some members opted out of marketing (bot.optout): one lookup per batch.
+        self._opted_out = opted_out
         self._memberships = memberships
         self._outbox = outbox
         self._clock = clock
@@ -129,7 +132,13 @@ class WelcomeService:
         if group is None or campaign is None or not newcomers:
             self._memberships.mark_welcomed(ids, now)
             return 0
-        members = [{"id": m.person_id, "name": m.person_name} for m in newcomers]
+        # A member who sent 退订 is not @-mentioned (nor named) in the welcome's perk pitch.
+        skip = self._opted_out(m.person_id for m in newcomers) if self._opted_out else set()
+        members = [
+            {"id": m.person_id, "name": m.person_name}
+            for m in newcomers
+            if m.person_id not in skip
+        ]
         ctx = {
             "group": group_context(group),
             "campaign": campaign_context(campaign),

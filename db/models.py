@@ -468,6 +468,95 @@ class TicketRow(SQLModel, table=True):
     answers: int = 0
 
 
+OPTOUT_VIA = ("group", "private")
+
+
+class OptOutEvent(SQLModel, table=True):
+    """Every ``退订`` / ``订阅`` a member sent: who, in or out, when and where (the record).
+
+    The current state is ``person.opted_out``; this table is the history ops staff audit.
+    """
+
+    __tablename__ = "optout_event"
+    __table_args__ = (
+        sa.Index("ix_optout_event_at", "at"),
+        sa.Index("ix_optout_event_person", "person_id", "id"),
+        sa.CheckConstraint(_in("via", OPTOUT_VIA), name="ck_optout_event_via"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: str = Field(max_length=100)
+    opted_out: bool
+    at: datetime = _ts()
+    via: str = Field(max_length=16)
+    group_id: str | None = Field(default=None, max_length=100)
+
+
+class LotteryRound(SQLModel, table=True):
+    """One occurrence of a lottery campaign: its keyword, draw time and committed seed.
+
+    ``committed`` (random) and ``seed`` are written when the announcement is queued, before any
+    entry, so the draw cannot be steered afterwards; ``drawn_at`` marks the draw done.
+    """
+
+    __tablename__ = "lottery_round"
+    __table_args__ = (
+        sa.UniqueConstraint("campaign_id", "occurrence", name="uq_lottery_round_occurrence"),
+        sa.Index("ix_lottery_round_due", "drawn_at", "draw_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: str = Field(max_length=100)
+    occurrence: datetime = _ts()
+    keyword: str = Field(max_length=40)
+    committed: str = Field(max_length=64)
+    seed: str = Field(max_length=64)
+    draw_at: datetime = _ts()
+    winners_per_group: int = 1
+    prizes: list[str] = _json(default=list)
+    created_at: datetime = _ts()
+    drawn_at: datetime | None = _ts(nullable=True)
+
+
+class LotteryEntry(SQLModel, table=True):
+    """A member's entry in a round: one per member per round (the database refuses a second).
+
+    ``excluded`` is set at the draw for an entry that could not win (opted out, left the group,
+    staff), so ``qunfu lottery verify`` re-runs the draw on exactly the entries it saw.
+    """
+
+    __tablename__ = "lottery_entry"
+    __table_args__ = (
+        sa.UniqueConstraint("round_id", "person_id", name="uq_lottery_entry_person"),
+        sa.Index("ix_lottery_entry_round_group", "round_id", "group_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    round_id: int = Field(foreign_key="lottery_round.id")
+    group_id: str = Field(max_length=100)
+    person_id: str = Field(max_length=100)
+    person_name: str = ""
+    entered_at: datetime = _ts()
+    excluded: str | None = Field(default=None, max_length=32)
+
+
+class LotteryWinner(SQLModel, table=True):
+    """A winner of a round in one group, with the rank drawn and the prize."""
+
+    __tablename__ = "lottery_winner"
+    __table_args__ = (
+        sa.UniqueConstraint("round_id", "group_id", "rank", name="uq_lottery_winner_rank"),
+        sa.UniqueConstraint("round_id", "person_id", name="uq_lottery_winner_person"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    round_id: int = Field(foreign_key="lottery_round.id")
+    group_id: str = Field(max_length=100)
+    person_id: str = Field(max_length=100)
+    rank: int
+    prize: str = ""
+
+
 TABLES = (
     "welfare_group",
     "person",
@@ -484,4 +573,8 @@ TABLES = (
     "referral_reward",
     "referral_reward_history",
     "ticket",
+    "optout_event",
+    "lottery_round",
+    "lottery_entry",
+    "lottery_winner",
 )

@@ -146,6 +146,12 @@ class Campaign(_Strict):
         s = self.schedule
         if self.kind == "welcome":
             return self
+        if self.kind == "lottery":
+            # `data.keyword` / `data.draw_at` (docs/lottery.md); an error names the key, so the
+            # loader points at it. Imported here: bot.lottery reads these models.
+            from bot.lottery.rules import lottery_spec
+
+            lottery_spec(self.data)
         if not s.at and not s.cron:
             raise ValueError(f"a {self.kind} campaign needs `schedule.at` (or `schedule.cron`)")
         if s.cron:

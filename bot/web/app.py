@@ -54,7 +54,12 @@ def create_app(bot: Qunfu) -> FastAPI:
         on_simulator = isinstance(request.app.state.bot.gateway, SimulatorGateway)
         return RedirectResponse("/sim" if on_simulator else "/join", status_code=307)
 
-    for module_name in ("bot.web.entry", "bot.web.simulator_page", "bot.web.webhooks"):
+    for module_name in (
+        "bot.web.entry",
+        "bot.web.simulator_page",
+        "bot.web.webhooks",
+        "bot.web.referral_qr",
+    ):
         with contextlib.suppress(ModuleNotFoundError):
             module = __import__(module_name, fromlist=["router"])
             app.include_router(module.router)
