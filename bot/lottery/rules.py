@@ -96,12 +96,13 @@ def lottery_spec(data: Mapping[str, Any]) -> LotterySpec | None:
 
 
 def _draw_at(value: Any) -> tuple[timedelta | None, int | None, time | None]:
-    expected = (
-        "`data.draw_at` must be when the draw happens after the announcement: a duration "
-        '("48h", "2d"), a time ("20:00": the next one) or a weekday and time ("sun 20:00")'
+    forms = (
+        'a duration ("48h", "2d"), a time ("20:00": the next one) or a weekday and time '
+        '("sun 20:00"), counted from the announcement'
     )
+    expected = f"`data.draw_at` must be when the draw happens: {forms}"
     if value is None:
-        raise ValueError(f"a lottery with `data.keyword` needs {expected[1:]}")
+        raise ValueError(f"a lottery with `data.keyword` needs `data.draw_at`: {forms}")
     if isinstance(value, int) and not isinstance(value, bool):
         try:  # YAML 1.1 reads an unquoted 20:00 as 1200 (sexagesimal)
             return None, None, parse_time_of_day(f"{value // 60}:{value % 60:02d}")
