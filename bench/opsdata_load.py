@@ -70,13 +70,13 @@ def make_ops_dir(root: Path, n_groups: int, merchants_per_group: int = 3, seed: 
         for j in range(merchants_per_group):
             mlat, mlon = lat + rnd.uniform(-0.008, 0.008), lon + rnd.uniform(-0.008, 0.008)
             days = "\n    days: [mon, tue, wed, thu, fri]" if j % 2 else ""
+            address = f"\n    address: {district}科技路{j + 1}号" if j == 0 else ""
             merchants.append(
                 f"  - id: m{i:05d}-{j}\n"
-                f"    name: 商户{i}-{j}（{district}店）\n"
+                f"    name: 商户{i}-{j}\n"
                 f"    category: {CATEGORIES[(i + j) % len(CATEGORIES)]}\n"
-                f"    location: {{lat: {mlat:.5f}, lon: {mlon:.5f}, crs: gcj02}}\n"
-                f"    offer: 刷信用卡满30减10{days}\n"
-                f"    address: {city}市{district}科技路{j + 1}号\n"
+                f"    location: {{lat: {mlat:.5f}, lon: {mlon:.5f}}}\n"
+                f"    offer: 满30减10{days}{address}\n"
             )
     campaigns = root / "campaigns"
     (campaigns / "groups.yaml").write_text("".join(groups), encoding="utf-8")

@@ -183,7 +183,8 @@ class WelfareGroup(_Strict):
     location: Location
     capacity: int = Field(default=500, ge=1, le=500)
     members: int = Field(default=0, ge=0, description="member count when the directory was written")
-    tags: list[str] = []
+    # A factory, not `[]`: pydantic deep-copies a mutable default for every item validated.
+    tags: list[str] = Field(default_factory=list)
     manager: str | None = None
     room: str | None = Field(
         default=None,
@@ -204,7 +205,7 @@ class Merchant(_Strict):
     category: str
     location: Location
     offer: str
-    days: list[Weekday] = []
+    days: list[Weekday] = Field(default_factory=list)  # a factory: see WelfareGroup.tags
     address: str = ""
 
     _lists = field_validator("days", mode="before")(lambda cls, v: _as_list(v))

@@ -79,6 +79,7 @@ def test_a_long_generated_directory_has_the_same_positions() -> None:
 
 
 # Scalars chosen where YAML 1.1 and 1.2, or two parsers, tend to differ.
+# fmt: off
 TRICKY = [
     "11:30", "1:20:30", "on", "off", "yes", "no", "y", "n", "True", "TRUE", "false", "null",
     "Null", "~", "", "0", "-0", "00", "017", "09", "0o17", "0x1F", "0b101", "1_000", "+1",
@@ -87,6 +88,7 @@ TRICKY = [
     "a b", "深圳", "满30减10", "a#b", "a # comment", "@x", "`x", "%x", "x: y", "- x", "[x]",
     "{x: 1}", "'q'", '"q"', "a\\b", "it's", "*x", "&x", "!x", "? x", "|", ">", "1.5.3",
 ]
+# fmt: on
 
 
 def _forms(raw: str) -> list[str]:
@@ -135,3 +137,59 @@ def test_deep_block_nesting_is_a_plain_error_not_a_crash() -> None:
     text = "".join(" " * i + "- \n" for i in range(5000))
     with pytest.raises(OpsDataError, match="nested too deeply"):
         parse_yaml(Path("deep.yaml"), text)
+
+
+# --- a long directory file with a problem ---------------------------------------------------
+
+
+def _directory(n: int) -> str:
+    return "groups:\n" + "".join(
+        f"  - id: g{i}\n    name: 群{i}\n    city: 深圳\n    location: {{lat: 22.5, lon: 113.9}}\n"
+        for i in range(n)
+    )
+
+
+def test_a_broken_line_in_a_long_directory_is_explained_from_near_it(tmp_path: Path) -> None:
+    lines = _directory(2000).splitlines(keepends=True)
+    lines[4002] = lines[4002].replace("name: ", 'name: "')  # item 1000: a quote never closed
+    text = "".join(lines)
+    assert fastyaml.window(text, 4004) is not None  # read from a few items before, not whole
+    fast, slow = _read_both(text)
+    assert (
+        fast
+        == slow
+        == [
+            "x.yaml:4003:11: this quoted text is never closed: add the closing quote at the end of "
+            "the value"
+        ]
+    )
+
+
+def test_a_window_is_not_used_when_a_quote_runs_over_items() -> None:
+    text = _directory(2000).replace("name: 群10\n", 'name: "群10\n', 1)
+    assert fastyaml.window(text, 1800) is None
+
+
+def test_a_schema_error_deep_in_a_long_file_is_located_like_ruamel_does() -> None:
+    text = _directory(2000).replace("lat: 22.5, lon: 113.9}\n", "lat: north, lon: 113.9}\n", 1501)
+    fast, slow = _read_both(text)
+    assert isinstance(fast, YamlDoc) and isinstance(slow, YamlDoc)
+    loc = ("groups", 1500, "location", "lat")
+    assert fast.value_pos(loc) == slow.value_pos(loc) == (6005, 21)
+
+
+def test_a_broken_long_directory_keeps_the_last_good_version_live(tmp_path: Path) -> None:
+    from bot.opsdata.loader import OpsDataSource
+
+    campaigns, templates = tmp_path / "campaigns", tmp_path / "templates"
+    campaigns.mkdir()
+    templates.mkdir()
+    groups = campaigns / "groups.yaml"
+    groups.write_text(_directory(2000), encoding="utf-8")
+    source = OpsDataSource(campaigns, templates)
+    good, problems = source.reload()
+    assert problems == [] and good is not None and len(good.groups) == 2000
+    groups.write_text(_directory(2000).replace("name: 群1500\n", "name: 群1500\n  bad\n"), "utf-8")
+    data, problems = source.reload()
+    assert data is None and source.current is good
+    assert [(p.line, p.col) for p in problems] == [(6004, 3)]
