@@ -29,6 +29,7 @@ import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
 
@@ -114,7 +115,7 @@ class Member:
         await self.bot.handle(event)
         return time.perf_counter() - t0
 
-    async def replies_until(self, done: asyncio.Future[object], every: float) -> list[float]:
+    async def replies_until(self, done: asyncio.Future[Any], every: float) -> list[float]:
         out: list[float] = []
         while not done.done():
             out.append(await self.reply_once())
