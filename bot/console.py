@@ -172,8 +172,14 @@ class TerminalConsole:
     def _who(self, args: list[str]) -> str:
         if args:
             return "\n".join(self._room_line(self._room(a)) for a in args)
-        occupied = [r for r in self.gateway.rooms.values() if r.members]
-        return "\n".join(self._room_line(r) for r in occupied) or "every group is empty"
+        # Rooms restored lazily are not read here: at bank scale that is a million people.
+        rooms = self.gateway.rooms.values()
+        occupied = [r for r in rooms if r.loaded and r.members]
+        unread = sum(1 for r in rooms if not r.loaded)
+        lines = [self._room_line(r) for r in occupied]
+        if unread:
+            lines.append(f"({unread} groups restored from the database: `who ROOM` shows one)")
+        return "\n".join(lines) or "every group is empty"
 
     def _room_line(self, room: SimRoom) -> str:
         contacts = self.gateway.contacts

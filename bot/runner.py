@@ -67,7 +67,7 @@ async def _run_simulator(settings: Settings, source) -> None:  # noqa: ANN001
     bot = Qunfu(settings, clock, gateway, source, database_url=db_url)
     for group in bot.planner().ops.groups.values():
         gateway.add_room(group.id, group.name)
-    restore_rooms(gateway, bot)
+    restored = restore_rooms(gateway, bot)
     gateway.on_action(lambda sent: console.show_action(action_record(sent)))
     out = console.out
     out.print(
@@ -86,6 +86,11 @@ async def _run_simulator(settings: Settings, source) -> None:  # noqa: ANN001
         markup=False,
         soft_wrap=True,
     )
+    if restored > EAGER_RESTORE_LIMIT:
+        out.print(
+            f"[dim]{restored:,} people are in groups (from the database); each group reads "
+            "its members when first used[/dim]"
+        )
     out.print("[dim]type `help` for commands; Ctrl-C to stop[/dim]")
     stop = asyncio.Event()
     _install_signals(stop)
@@ -185,17 +190,33 @@ def shown_database(url: str) -> str:
         return url.split("://", 1)[0] + "://…"
 
 
-def restore_rooms(gateway: SimulatorGateway, bot: Qunfu) -> int:
+# Up to this many open memberships are read back whole at start, so the console and the page
+# show every restored member at once; past it (a bank's million cost gigabytes and a minute
+# read whole) each room reads its own members when first used.
+EAGER_RESTORE_LIMIT = 20_000
+
+
+def restore_rooms(
+    gateway: SimulatorGateway, bot: Qunfu, eager_limit: int = EAGER_RESTORE_LIMIT
+) -> int:
     """Put the people the database says are in each group back into the simulated rooms.
 
     The simulated world lives in memory; without this a restart would make everyone a newcomer
-    again. Returns how many memberships were restored.
+    again. Up to ``eager_limit`` open memberships are streamed in now (plain rows, a batch at a
+    time); more than that and every room reads its own when first used
+    (:meth:`SimulatorGateway.restore_lazily`). Returns how many open memberships there are.
     """
+    memberships = bot.memberships
+    total = memberships.count_current()
+    if total > eager_limit:
+        gateway.restore_lazily(memberships)
+        return total
     restored = 0
-    for stay in bot.memberships.current():
-        if stay.group_id in gateway.rooms:
-            gateway.add_contact(stay.person_id, stay.person_name)
-            gateway.add_room(stay.group_id, members=[stay.person_id])
+    for group_id, person_id, name in memberships.stream_current():
+        room = gateway.rooms.get(group_id)
+        if room is not None:
+            gateway.add_contact(person_id, name)
+            room.members.add(person_id)
             restored += 1
     return restored
 

@@ -25,6 +25,8 @@ from bot.opsdata.models import WelfareGroup
 from db.models import Checkpoint, Membership, PersonRow, ScheduleOccurrence, WelfareGroupRow
 
 OccurrenceStatus = Literal["enqueued", "missed", "skipped"]
+# Rows per fetch when a large table is read as a stream (memberships: a million at bank scale).
+STREAM_BATCH = 2000
 
 
 class UnknownGroup(LookupError):
@@ -122,6 +124,25 @@ class _Repo:
             yield s
 
 
+# The directory's fields a sync copies onto a group's row (the member count only seeds it).
+_GROUP_FIELDS = ("name", "city", "district", "lat", "lon", "crs", "capacity", "tags", "manager")
+
+
+def _group_fields(g: WelfareGroup) -> dict[str, Any]:
+    """A group's row values from the directory, in :data:`_GROUP_FIELDS` order."""
+    return {
+        "name": g.name,
+        "city": g.city,
+        "district": g.district,
+        "lat": g.location.lat,
+        "lon": g.location.lon,
+        "crs": g.location.crs,
+        "capacity": g.capacity,
+        "tags": list(g.tags),
+        "manager": g.manager,
+    }
+
+
 class GroupRepo(_Repo):
     """Welfare groups as synced from the groups directory, with live member counts."""
 
@@ -133,36 +154,32 @@ class GroupRepo(_Repo):
         ``at`` stamps ``updated_at``; without it the wall clock is used (bookkeeping only).
         """
         stamp = utc(at) if at is not None else datetime.now(UTC)
-        added = updated = 0
+        table = WelfareGroupRow.__table__  # type: ignore[attr-defined]
+        # Plain rows in, two executemany statements out: 20,000 groups are no 20,000 ORM objects.
         with self._session() as s:
-            known = {row.id: row for row in s.exec(select(WelfareGroupRow))}
+            known = {
+                row[0]: tuple(row[1:])
+                for row in s.execute(sa.select(table.c.id, *(table.c[k] for k in _GROUP_FIELDS)))
+            }
+            new: dict[str, dict[str, Any]] = {}
+            changed: dict[str, dict[str, Any]] = {}
             for g in groups:
-                fields: dict[str, Any] = {
-                    "name": g.name,
-                    "city": g.city,
-                    "district": g.district,
-                    "lat": g.location.lat,
-                    "lon": g.location.lon,
-                    "crs": g.location.crs,
-                    "capacity": g.capacity,
-                    "tags": list(g.tags),
-                    "manager": g.manager,
-                }
-                row = known.get(g.id)
-                if row is None:
-                    row = WelfareGroupRow(
-                        id=g.id, member_count=g.members, updated_at=stamp, **fields
-                    )
-                    s.add(row)
-                    known[g.id] = row
-                    added += 1
-                elif any(getattr(row, k) != v for k, v in fields.items()):
-                    for k, v in fields.items():
-                        setattr(row, k, v)
-                    row.updated_at = stamp
-                    updated += 1
-            s.flush()
-        return added, updated
+                fields = _group_fields(g)
+                if g.id in new:  # listed twice: the last one wins, as it would live
+                    new[g.id].update(fields)
+                elif g.id not in known:
+                    new[g.id] = {"id": g.id, "member_count": g.members, "updated_at": stamp}
+                    new[g.id].update(fields)
+                elif known[g.id] != tuple(fields.values()):
+                    changed[g.id] = {"_id": g.id, "updated_at": stamp, **fields}
+            if new:
+                s.execute(sa.insert(table), list(new.values()))
+            if changed:
+                keys = (*_GROUP_FIELDS, "updated_at")
+                values: dict[str, Any] = {k: sa.bindparam(k) for k in keys}
+                stmt = sa.update(table).where(table.c.id == sa.bindparam("_id")).values(values)
+                s.execute(stmt, list(changed.values()))
+        return len(new), len(changed)
 
     def get(self, group_id: str) -> WelfareGroupRow | None:
         with self._session() as s:
@@ -262,29 +279,81 @@ class MembershipRepo(_Repo):
         )
 
     def current(self) -> list[Newcomer]:
-        """Every open membership (people in groups now), by group, in join order."""
+        """Every open membership (people in groups now), by group, in join order.
+
+        A list of them all: for small worlds and tests. Anything that may meet a bank's million
+        memberships reads :meth:`stream_current` or :meth:`members_of` instead.
+        """
         return self._open()
 
-    def _open(self, *where: Any) -> list[Newcomer]:
+    def count_current(self) -> int:
+        """How many memberships are open (one count over the open-membership index)."""
+        stmt = sa.select(sa.func.count()).where(col(Membership.left_at).is_(None))
+        with self._session() as s:
+            return int(s.execute(stmt).scalar_one())
+
+    def stream_current(self, batch: int = STREAM_BATCH) -> Iterator[tuple[str, str, str]]:
+        """Every open membership as plain ``(group_id, person_id, person_name)`` rows, fetched
+        ``batch`` at a time (``yield_per``): no ORM object and never the whole table in memory.
+
+        The read holds one transaction (one consistent snapshot) until the iterator is used up
+        or closed; use it from one thread.
+        """
         stmt = (
-            select(Membership, PersonRow)
+            sa.select(col(Membership.group_id), col(Membership.person_id), col(PersonRow.name))
+            .join(PersonRow, col(PersonRow.id) == col(Membership.person_id))
+            .where(col(Membership.left_at).is_(None))
+            .order_by(col(Membership.group_id), col(Membership.joined_at), col(Membership.id))
+            .execution_options(yield_per=batch)
+        )
+        with self._session() as s:
+            for partition in s.execute(stmt).partitions():
+                yield from partition
+
+    def members_of(self, group_id: str) -> list[Person]:
+        """The people in one group now, in join order (plain rows over the group's index)."""
+        stmt = (
+            sa.select(col(Membership.person_id), col(PersonRow.name))
+            .join(PersonRow, col(PersonRow.id) == col(Membership.person_id))
+            .where(col(Membership.group_id) == group_id, col(Membership.left_at).is_(None))
+            .order_by(col(Membership.joined_at), col(Membership.id))
+        )
+        with self._session() as s:
+            return [Person(pid, name) for pid, name in s.execute(stmt)]
+
+    def current_person(self, person_id: str) -> Person | None:
+        """The person with this id if they are in some group now; None otherwise."""
+        stmt = (
+            sa.select(col(PersonRow.id), col(PersonRow.name))
+            .where(
+                col(PersonRow.id) == person_id,
+                sa.exists().where(
+                    col(Membership.person_id) == person_id, col(Membership.left_at).is_(None)
+                ),
+            )
+        )
+        with self._session() as s:
+            row = s.execute(stmt).first()
+        return Person(row[0], row[1]) if row is not None else None
+
+    def _open(self, *where: Any) -> list[Newcomer]:
+        # Plain columns, not ORM entities: a batch may be large after a restart.
+        stmt = (
+            sa.select(
+                col(Membership.id),
+                col(Membership.group_id),
+                col(Membership.person_id),
+                col(PersonRow.name),
+                col(Membership.joined_at),
+                col(Membership.inviter_id),
+                col(Membership.channel),
+            )
             .join(PersonRow, col(PersonRow.id) == col(Membership.person_id))
             .where(col(Membership.left_at).is_(None), *where)
             .order_by(col(Membership.group_id), col(Membership.joined_at), col(Membership.id))
         )
         with self._session() as s:
-            return [
-                Newcomer(
-                    id=m.id or 0,
-                    group_id=m.group_id,
-                    person_id=p.id,
-                    person_name=p.name,
-                    joined_at=m.joined_at,
-                    inviter_id=m.inviter_id,
-                    channel=m.channel,
-                )
-                for m, p in s.exec(stmt)
-            ]
+            return [Newcomer(*row) for row in s.execute(stmt)]
 
     def mark_welcomed(self, membership_ids: Iterable[int], at: datetime) -> int:
         """Stamp memberships as welcomed; returns how many were newly stamped."""

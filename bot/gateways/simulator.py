@@ -8,8 +8,9 @@ injected clock's time, as the transcript.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, field
+from typing import Protocol
 
 from bot.events import (
     Action,
@@ -34,13 +35,58 @@ class UnknownPeer(ValueError):
     """A scripted step named a room or contact the simulator does not know."""
 
 
-@dataclass
-class SimRoom:
-    """A simulated group chat."""
+class Roster(Protocol):
+    """Who the database says is in the groups: where a restart brings people back from."""
 
-    id: str
-    name: str
-    members: set[str] = field(default_factory=set)
+    def members_of(self, group_id: str) -> list[Person]:
+        """The people in one group now."""
+        ...
+
+    def current_person(self, person_id: str) -> Person | None:
+        """The person with this id if they are in some group now."""
+        ...
+
+
+class SimRoom:
+    """A simulated group chat.
+
+    A room restored lazily (:meth:`SimulatorGateway.restore_lazily`) reads its members the first
+    time ``members`` is used; until then it holds nothing, so a million restored memberships
+    cost nothing before anyone acts in their rooms.
+    """
+
+    def __init__(
+        self,
+        id: str,  # noqa: A002 - the room's id, as everywhere in the domain
+        name: str,
+        members: Iterable[str] = (),
+        load: Callable[[], Iterable[str]] | None = None,
+    ) -> None:
+        self.id = id
+        self.name = name
+        self._members: set[str] = set(members)
+        self._load = load
+
+    @property
+    def members(self) -> set[str]:
+        """The ids of the people in the room (read from the roster on first use)."""
+        if self._load is not None:
+            load, self._load = self._load, None
+            self._members.update(load())
+        return self._members
+
+    @property
+    def loaded(self) -> bool:
+        """False while a lazily restored room has not read its members yet."""
+        return self._load is None
+
+    def defer(self, load: Callable[[], Iterable[str]]) -> None:
+        """Read the members with ``load`` on first use (added to any already here)."""
+        self._load = load
+
+    def __repr__(self) -> str:
+        shown = f"{len(self._members)} members" if self.loaded else "members not read yet"
+        return f"SimRoom({self.id!r}, {self.name!r}, {shown})"
 
 
 class SimulatorGateway:
@@ -58,6 +104,7 @@ class SimulatorGateway:
         self._listeners: list[Callable[[SentAction], None]] = []
         self._event_listeners: list[Callable[[Event], None]] = []
         self.fail_next: int = 0  # tests: make the next N actions fail as if the platform refused
+        self._roster: Roster | None = None  # set by restore_lazily
 
     # --- the platform's side: what people do -------------------------------------------------
 
@@ -78,9 +125,31 @@ class SimulatorGateway:
         try:
             return self.contacts[contact_id]
         except KeyError:
+            restored = self._roster.current_person(contact_id) if self._roster else None
+            if restored is not None:
+                self.contacts[contact_id] = restored
+                return restored
             raise UnknownPeer(
                 f"unknown contact {contact_id!r}: add it with a `contact` step first"
             ) from None
+
+    def restore_lazily(self, roster: Roster) -> None:
+        """Bring back who is in each known room from ``roster``, a room at a time and only when
+        the room is first used; people named in a step are looked up there too.
+
+        A bank's database holds a million open memberships: read whole they cost gigabytes and
+        a minute before the bot is ready, and almost no room is used in a session.
+        """
+        self._roster = roster
+        for room in self.rooms.values():
+            room.defer(functools.partial(self._read_room, room.id))
+
+    def _read_room(self, room_id: str) -> list[str]:
+        assert self._roster is not None
+        people = self._roster.members_of(room_id)
+        for p in people:
+            self.contacts.setdefault(p.id, p)  # a name given in this session stays
+        return [p.id for p in people]
 
     def room(self, room_id: str) -> SimRoom:
         """The known room with this id; :class:`UnknownPeer` otherwise."""

@@ -50,6 +50,7 @@ _CONTACT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 _MAX_NAME = 32
 _MAX_TEXT = 2000
 _FEED_KEEP = 5000
+_MEMBERS_SHOWN = 200  # per room in a state poll; members_total gives the whole count
 _CRS = ("gcj02", "wgs84", "bd09")
 
 Json = dict[str, Any]
@@ -275,7 +276,7 @@ def _contacts(gateway: SimulatorGateway) -> list[Json]:
 def _rooms(request: Request, gateway: SimulatorGateway) -> list[Json]:
     bot = _bot(request)
     groups = bot.planner().ops.groups
-    counts = bot.groups.member_counts()
+    counts = bot.member_counts.member_counts()  # in memory: no database read per poll
     out = []
     ordered = [gid for gid in groups if gid in gateway.rooms] + [
         rid for rid in gateway.rooms if rid not in groups
@@ -283,11 +284,15 @@ def _rooms(request: Request, gateway: SimulatorGateway) -> list[Json]:
     for room_id in ordered:
         room = gateway.rooms[room_id]
         group = groups.get(room_id)
-        members = [_person(gateway.contacts.get(m, Person(m, m))) for m in room.members]
+        # A room restored lazily is not read for a poll (a million people at bank scale), and a
+        # big one shows its first members only; ``members_total`` says how many it holds.
+        ids = sorted(room.members) if room.loaded else []
+        members = [_person(gateway.contacts.get(m, Person(m, m))) for m in ids[:_MEMBERS_SHOWN]]
         line: Json = {
             "id": room_id,
             "name": room.name,
-            "members": sorted(members, key=lambda p: p["id"]),
+            "members": members,
+            "members_total": len(ids),
             "member_count": counts.get(room_id, 0),
             "city": group.city if group else "",
             "district": group.district if group else "",
