@@ -42,7 +42,8 @@ def create_app(bot: Qunfu) -> FastAPI:
                 "logged_in": bool(detail.get("logged_in", ready)),
                 "reconnects": int(detail.get("reconnects", 0)),
             },
-            "outbox": {"pending": b.outbox.pending_count()},
+            # A database read: in a worker thread, so a probe never waits on the loop's work.
+            "outbox": {"pending": await asyncio.to_thread(b.outbox.pending_count)},
         }
 
     @app.get("/", include_in_schema=False)
