@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -51,6 +52,7 @@ from bot.handlers.optout import OptOutHandler
 from bot.handlers.referrals import LeaderboardHandler, MyReferralsHandler
 from bot.handlers.tickets import TicketReplyHandler
 from bot.lottery import LotteryService
+from bot.moderation.strikes import StrikeBook, StrikePolicy
 from bot.opsdata.bundle import OpsData
 from bot.opsdata.loader import OpsDataSource
 from bot.opsdata.problems import OpsDataError
@@ -65,6 +67,7 @@ from bot.templating import check_templates
 from bot.tickets import ChatContext, TicketDesk
 from bot.welcome import WelcomeService
 from db.entry_repositories import EntryRepo, QrCodeRepo, ReferralCodeRepo, SeatsRepo, WaitlistRepo
+from db.moderation_repositories import StrikeRepo
 from db.repositories import CheckpointRepo, GroupRepo, MembershipRepo, OccurrenceRepo
 from db.session import make_engine, upgrade
 from db.ticket_repositories import TicketRepo
@@ -188,14 +191,22 @@ class Qunfu:
             waitlist=self.waitlist,
             seats=self.seats,
         )
-        staff = frozenset(settings.entry.ops_contacts)
+        staff = frozenset((*settings.entry.ops_contacts, *settings.moderation.staff))
+        ops_contacts = frozenset(settings.entry.ops_contacts)
+        moderation = settings.moderation
         return [
             # Bookkeeping every later handler relies on; runs for every join and leave.
             MembershipHandler(
                 self.memberships, self.member_counts, joins=joins, waitlist=self.waitlist
             ),
-            # Moderation sees every group message first (strikes and removal: issue 11).
-            ModerationHandler(shared_detector, staff=lambda: staff),
+            # Moderation sees every group message first: warns, counts strikes, removes.
+            ModerationHandler(
+                functools.partial(shared_detector, moderation),
+                staff=lambda: staff,
+                strikes=StrikeBook(StrikePolicy.from_settings(moderation), StrikeRepo(self.engine)),
+                remove_members=moderation.remove_members,
+                ops_contacts=lambda: ops_contacts,
+            ),
             # Member commands and opt-out: opt-out first, so nothing after it sends marketing
             # to a member who just left it.
             OptOutHandler(self.optout),

@@ -553,8 +553,59 @@ def outbox_audit(
 
 
 @app.command()
-def optouts(
-    since: Annotated[str | None, typer.Option(help="From this day, YYYY-MM-DD.")] = None,
+def audit(
+    group: Annotated[str | None, typer.Option(help="Only this group's actions.")] = None,
+    from_day: Annotated[
+        str | None, typer.Option("--from", help="From this day, YYYY-MM-DD (Asia/Shanghai).")
+    ] = None,
+    to_day: Annotated[
+        str | None, typer.Option("--to", help="To this day, inclusive, YYYY-MM-DD.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+    config: ConfigOpt = DEFAULT_CONFIG,
+    demo: DemoOpt = False,
+) -> None:
+    """Every action of the bot with its reason (campaign, ticket, moderation rule, command...),
+    in time order; texts masked and cut short."""
+    from bot.app import _ensure_sqlite_dir
+    from bot.audit import audit_entries, day_range
+    from db.session import make_engine, upgrade
+
+    days: list[date | None] = []
+    for option, value in (("--from", from_day), ("--to", to_day)):
+        try:
+            days.append(date.fromisoformat(value) if value else None)
+        except ValueError:
+            typer.echo(f"{option}: expected a date as YYYY-MM-DD, got {value!r}", err=True)
+            raise typer.Exit(1) from None
+    if days[0] and days[1] and days[0] > days[1]:
+        typer.echo(f"--from {days[0]} is after --to {days[1]}", err=True)
+        raise typer.Exit(1)
+    start, end = day_range(days[0], days[1])
+    url = _database_url(_settings(config), demo)
+    _ensure_sqlite_dir(url)
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        if not as_json:
+            typer.echo(
+                f"{'at':<19}  {'action':<6}  {'to':<28}  {'account':<10}  "
+                f"{'reason':<28}  {'status':<9}  text"
+            )
+        for e in audit_entries(engine, group=group, start=start, end=end):
+            if as_json:
+                typer.echo(json.dumps(e.as_json(), ensure_ascii=False))
+            else:
+                typer.echo(
+                    f"{e.at:%Y-%m-%d %H:%M:%S}  {e.action:<6}  {e.to:<28}  {e.account:<10}  "
+                    f"{e.reason:<28}  {e.status:<9}  {e.text}"
+                )
+    finally:
+        engine.dispose()
+
+
+@app.command()
+def optouts(    since: Annotated[str | None, typer.Option(help="From this day, YYYY-MM-DD.")] = None,
     config: ConfigOpt = DEFAULT_CONFIG,
     demo: DemoOpt = False,
 ) -> None:

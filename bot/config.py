@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from bot.moderation.settings import ModerationSettings
 from bot.opsdata.models import Duration, TimeOfDay, Weekday
 
 
@@ -262,6 +263,7 @@ class Settings(BaseSettings):
     referral: ReferralSettings = ReferralSettings()
     faq: FaqSettings = FaqSettings()
     support: SupportSettings = SupportSettings()
+    moderation: ModerationSettings = ModerationSettings()
     wechaty: WechatySettings = WechatySettings()
     log_level: str = "INFO"
     base_dir: Path = Field(default=Path("."), exclude=True)

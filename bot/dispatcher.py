@@ -28,6 +28,7 @@ from loguru import logger
 
 from bot.events import Event, LocationShared, MemberJoined, MemberLeft, MessageReceived
 from bot.handlers.base import Handler, HandlerContext
+from bot.outbox import SEND_REASON
 from bot.privacy import mask
 from bot.retry import fault_reason, is_transient
 
@@ -131,7 +132,11 @@ class Dispatcher:
             try:
                 if not handler.accepts(event, ctx):
                     continue
-                took = await handler.handle(event, ctx)
+                reason = SEND_REASON.set(handler.name)  # the audit reason of what it queues
+                try:
+                    took = await handler.handle(event, ctx)
+                finally:
+                    SEND_REASON.reset(reason)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # safe: logged with its reason, the event kept or ended

@@ -31,6 +31,7 @@ threads (transient faults retried, :mod:`bot.retry`), so only ``gateway.perform`
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gzip
 import json
 import random
@@ -95,6 +96,9 @@ class OutboxItem:
     group_id: str | None = None
     marketing: bool = False
     account: str = "bot"
+    reason: str | None = None
+    """Why the bot sends it, for the audit log: ``moderation:ad.cashout``, ``command:optout``...
+    None: :func:`reason_for` (campaign or ticket id, the running handler, the key's prefix)."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,26 @@ class OutboxRecord:
     group_id: str | None
     marketing: bool
     last_error: str | None
+    reason: str | None = None
+
+
+SEND_REASON: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "qunfu_send_reason", default=None
+)
+"""The reason of sends queued without one of their own: the dispatcher sets the running
+handler's name (``command:join``, ``entry-flow``...). A context variable, so it follows the
+handler into the worker threads its database calls run in (``asyncio.to_thread`` copies it)."""
+
+
+def reason_for(key: str, campaign_id: str | None, fallback: str | None = None) -> str:
+    """The reason of a send queued without one: its ticket (``ticket:<n>``) or campaign
+    (``campaign:<id>``), else ``fallback`` (the running handler), else its key's first part
+    (``waitlist``, ``lottery``, ``referral``, ``overflow``...)."""
+    if campaign_id:
+        return campaign_id if campaign_id.startswith("ticket:") else f"campaign:{campaign_id}"
+    if fallback:
+        return fallback
+    return key.partition(":")[0] or "unknown"
 
 
 def preview(text: str | None) -> str:
@@ -618,7 +642,8 @@ def _row_values(item: OutboxItem, now: datetime) -> dict[str, Any]:
         "account": item.account,
         "action": _kind(item.action),
         "campaign_id": item.campaign_id,
-        "group_id": item.group_id,
+        "group_id": item.group_id or _room_of(item.action),
+        "reason": item.reason or reason_for(item.key, item.campaign_id, SEND_REASON.get()),
         "marketing": item.marketing,
         "not_before": not_before,
         "next_attempt_at": not_before,
@@ -633,6 +658,14 @@ def _row_values(item: OutboxItem, now: datetime) -> dict[str, Any]:
         case Invite(room=room, contact=contact) | Remove(room=room, contact=contact):
             values |= {"conversation": room_conv(room), "room": room, "contact": contact}
     return values
+
+
+def _room_of(action: Action) -> str | None:
+    """The group an action happens in (audit filters by group), None for a private message."""
+    if isinstance(action, Say):
+        kind, _, ident = action.to.partition(":")
+        return ident if kind == "room" else None
+    return action.room
 
 
 def _action(row: OutboxRow) -> Action:
@@ -656,6 +689,7 @@ def _record(row: OutboxRow) -> OutboxRecord:
         group_id=row.group_id,
         marketing=row.marketing,
         last_error=row.last_error,
+        reason=row.reason,
     )
 
 

@@ -69,11 +69,28 @@ def no_answer(manager_name: str | None) -> str:
     return f"这个问题我暂时回答不了，请私信本群客户经理{manager_name}咨询。"
 
 
-def moderation_warning(category: str, reason: str) -> str:
+def moderation_warning(category: str, reason: str, remaining: int | None = None) -> str:
     """The warning to a poster in the group. ``reason`` is the lexicon's wording for the rule
-    that matched, never the message itself, so the warning cannot repeat an ad or a number."""
+    that matched, never the message itself, so the warning cannot repeat an ad or a number.
+    ``remaining``: strikes left before removal, when the message was a strike."""
     if category == "personal_data":
         return f"温馨提示：您的{reason}。"
+    left = f"再违规{remaining}次将被移出本群。" if remaining else ""
     if category == "ad":
-        return f"温馨提示：本群{reason}，请遵守群规。"
-    return f"温馨提示：{reason}，请遵守群规。"
+        return f"温馨提示：本群{reason}，请遵守群规。{left}"
+    return f"温馨提示：{reason}，请遵守群规。{left}"
+
+
+def moderation_removal(reason: str, strikes: int) -> str:
+    """Said in the group as a member is removed at their last strike (rule wording only)."""
+    return f"温馨提示：{reason}。该成员已累计违规{strikes}次，已被移出本群。"
+
+
+def moderation_report(
+    group_name: str, member: str, reason: str, strikes: int, *, removed: bool
+) -> str:
+    """The private notice to a group's manager at a member's last strike. ``member`` comes
+    masked; the message that broke the rule is never repeated, only the rule's wording."""
+    outcome = "已自动移出本群" if removed else "已达移出标准，请人工处理"
+    who = f"【群管理】「{group_name}」成员 {member}"
+    return f"{who} 累计违规{strikes}次（最近一次：{reason}），{outcome}。"

@@ -503,7 +503,11 @@ class TicketDesk:
 
     def _tell(self, contact: str, text: str, at: datetime, key: str) -> None:
         item = OutboxItem(
-            key=key, action=Say(contact_conv(contact), text), not_before=at, account=self._account
+            key=key,
+            action=Say(contact_conv(contact), text),
+            not_before=at,
+            account=self._account,
+            reason="command:tickets",  # answers to managers' 工单 / #n commands
         )
         self._outbox.enqueue([item])
 

@@ -195,6 +195,9 @@ class OutboxRow(SQLModel, table=True):
     contact: str | None = Field(default=None, max_length=100)
     campaign_id: str | None = Field(default=None, max_length=100, index=True)
     group_id: str | None = Field(default=None, max_length=100, index=True)
+    reason: str | None = Field(default=None, max_length=200)
+    """Why the bot sent it (``campaign:<id>``, ``ticket:<n>``, ``moderation:<rule>``,
+    ``command:<name>``...): the audit log's reason column (bot/audit.py)."""
     marketing: bool = False
     not_before: datetime = _ts()
     status: str = Field(default="pending", max_length=16)
@@ -577,4 +580,25 @@ TABLES = (
     "lottery_round",
     "lottery_entry",
     "lottery_winner",
+    "moderation_strike",
 )
+
+
+class ModerationStrikeRow(SQLModel, table=True):
+    """One moderation strike: a member's ad or flood in a group (bot/moderation/strikes.py).
+
+    Counted per member per group within the policy's window through the unique index
+    ``uq_strike_message`` (group, member, time), which also makes the same message handled
+    twice one strike. The rule is kept, never the message.
+    """
+
+    __tablename__ = "moderation_strike"
+    __table_args__ = (
+        sa.UniqueConstraint("group_id", "member_id", "at", name="uq_strike_message"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: str = Field(max_length=100)
+    member_id: str = Field(max_length=100)
+    rule: str = Field(max_length=60)
+    at: datetime = _ts()

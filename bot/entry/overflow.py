@@ -188,6 +188,7 @@ class OverflowPlacement:
                     not_before=now,
                     marketing=False,
                     account=self._account,
+                    reason="overflow",
                 )
                 for contact in self._ops
             ]

@@ -113,6 +113,7 @@ class Waitlist:
                             not_before=at,
                             marketing=False,
                             account=self._account,
+                            reason="waitlist",
                         )
                     ]
                 )

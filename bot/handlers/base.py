@@ -28,6 +28,7 @@ from bot.events import (
     MemberJoined,
     MemberLeft,
     MessageReceived,
+    Remove,
     Say,
     contact_conv,
     room_conv,
@@ -96,14 +97,24 @@ class HandlerContext:
         """Database calls handed off so far (tests and benchmarks count them per event)."""
         return self._calls
 
-    async def send(self, actions: Sequence[tuple[Action, str]], at: datetime) -> None:
+    async def send(
+        self, actions: Sequence[tuple[Action, str]], at: datetime, *, reason: str | None = None
+    ) -> None:
         """Queue the bot's own answers (never marketing) in one outbox transaction.
 
         Each action comes with its idempotency key, so an event delivered twice, or a
-        handler run again after a fault, queues each answer once.
+        handler run again after a fault, queues each answer once. ``reason`` is the audit log's
+        (default: the running handler's name, set by the dispatcher).
         """
         items = [
-            OutboxItem(key=key, action=action, not_before=at, marketing=False, account=self.bot_id)
+            OutboxItem(
+                key=key,
+                action=action,
+                not_before=at,
+                marketing=False,
+                account=self.bot_id,
+                reason=reason,
+            )
             for action, key in actions
         ]
         await self.db(self.outbox.enqueue, items)
@@ -113,14 +124,27 @@ class HandlerContext:
         await self.send([(Say(contact_conv(contact_id), text), key)], at)
 
     async def say_in_room(
-        self, room_id: str, at: datetime, text: str, key: str, mentions: tuple[str, ...] = ()
+        self,
+        room_id: str,
+        at: datetime,
+        text: str,
+        key: str,
+        mentions: tuple[str, ...] = (),
+        *,
+        reason: str | None = None,
     ) -> None:
         """A message in a group, @-mentioning ``mentions``."""
-        await self.send([(Say(room_conv(room_id), text, mentions), key)], at)
+        await self.send([(Say(room_conv(room_id), text, mentions), key)], at, reason=reason)
 
     async def invite(self, room_id: str, contact_id: str, at: datetime, key: str) -> None:
         """Invite ``contact_id`` into ``room_id``."""
         await self.send([(Invite(room_id, contact_id), key)], at)
+
+    async def remove(
+        self, room_id: str, contact_id: str, at: datetime, key: str, *, reason: str | None = None
+    ) -> None:
+        """Remove ``contact_id`` from ``room_id`` (through the outbox, like every action)."""
+        await self.send([(Remove(room_id, contact_id), key)], at, reason=reason)
 
 
 def event_key(event: Event) -> str:

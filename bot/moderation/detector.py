@@ -19,15 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from bot.moderation.flood import PastMessage, is_flood
 from bot.moderation.lexicon import Lexicon, default_lexicon
 from bot.moderation.normalise import normalise
 from bot.moderation.rules import find_ad_rule, has_contact_id, links
+from bot.moderation.settings import ModerationSettings
 from bot.privacy import find_personal_data
 
 __all__ = [
@@ -49,21 +48,6 @@ _KIND_RULES: dict[str, str] = {
     "link_card": "ad.link_card",
 }
 _STAFF_REPORTED = ("id_card", "bank_card")
-
-
-class ModerationSettings(BaseModel):
-    """Tunable limits of the detector (a ``moderation:`` block of config.yaml, later)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    max_chars: int = Field(default=4000, ge=100, le=100_000)
-    """Characters of a message that are read; a longer message is a flood (``flood.long``)."""
-    flood_repeats: int = Field(default=3, ge=2, le=100)
-    """The message that makes this many similar ones in the window is a flood."""
-    flood_window: timedelta = timedelta(minutes=10)
-    flood_similarity: float = Field(default=0.8, gt=0, le=1)
-    """Bigram Jaccard at or above which two messages count as the same."""
-    allowed_domains: tuple[str, ...] = ()
-    """Link hosts members may post (the bank's own site); subdomains included."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,9 @@
 """Strikes: count a member's moderation verdicts per group and say when to remove them.
 
 :class:`StrikePolicy` is a value (how many strikes, over what window, for which classes);
-:class:`StrikeBook` applies it over a :class:`StrikeRepository`, an interface the database
-will implement later. :class:`InMemoryStrikes` is the in-process implementation for tests and
-the simulator.
+:class:`StrikeBook` applies it over a :class:`StrikeRepository`, an interface that
+``db.moderation_repositories.StrikeRepo`` implements over the ``moderation_strike`` table;
+:class:`InMemoryStrikes` is the in-process implementation for unit tests.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.moderation.detector import Verdict, VerdictClass
+from bot.moderation.settings import ModerationSettings
 
 __all__ = ["InMemoryStrikes", "StrikeBook", "StrikeDecision", "StrikePolicy", "StrikeRepository"]
 
@@ -61,6 +62,11 @@ class StrikePolicy:
             raise ValueError(f"remove_after must be at least 1, got {self.remove_after}")
         if self.window is not None and self.window <= timedelta(0):
             raise ValueError(f"window must be positive, got {self.window}")
+
+    @classmethod
+    def from_settings(cls, settings: ModerationSettings) -> StrikePolicy:
+        """The policy the ``moderation:`` block of config.yaml sets."""
+        return cls(remove_after=settings.strikes_to_remove, window=settings.strike_window)
 
     def counts(self, verdict: Verdict) -> bool:
         """True when the verdict is a strike under this policy."""
