@@ -16,7 +16,8 @@ from typing import Any
 
 from loguru import logger
 
-from bot.config import QuietHours
+from bot.accounts import AccountMap
+from bot.config import AccountSettings, QuietHours
 from bot.opsdata.bundle import OpsData
 from bot.opsdata.models import WEEKDAYS, Campaign, WelfareGroup
 from bot.perks import perk_calendar
@@ -39,6 +40,8 @@ class Delivery:
     group: WelfareGroup
     campaign: Campaign
     text: str
+    account: str = ""
+    """The bot account that sends it (the group's)."""
 
     @property
     def key(self) -> str:
@@ -110,8 +113,13 @@ class CampaignPlanner:
         *,
         merchant_radius_m: float = 1500,
         merchant_limit: int = 5,
+        accounts: AccountMap | None = None,
     ) -> None:
         self.ops = ops
+        # Which account serves each group; without one, every group on one default account.
+        self.accounts = accounts or AccountMap(
+            (AccountSettings.model_construct(id="bot", name="群福助手"),)
+        )
         self.quiet = quiet
         self.calendar = WorkCalendar(ops.calendar)
         self.renderer = TemplateRenderer(ops.templates)
@@ -119,7 +127,7 @@ class CampaignPlanner:
         self._merchant_radius_m = merchant_radius_m
         self._merchant_limit = merchant_limit
         self._targets: dict[str, list[WelfareGroup]] = {}
-        self._positions: dict[str, dict[str, int]] = {}
+        self._positions: dict[str, dict[str, tuple[int, int]]] = {}
         self._perks: dict[tuple[str, date], list[dict[str, str]]] = {}
 
     @property
@@ -151,17 +159,26 @@ class CampaignPlanner:
     def spread_offset(self, campaign: Campaign, group: WelfareGroup) -> timedelta:
         """How long after the fire time ``group``'s send falls within the campaign's spread.
 
-        A function of the group's place in the *whole* target list, so a group's send time is
-        the same whether a caller plans every group or only some (``qunfu preview --group``).
+        The occurrence is spread over the accounts serving its groups: each account's groups
+        are spaced evenly over the whole window, so every account sends at an even pace and
+        they all finish together. A function of the group's place among its account's groups
+        in the *whole* target list, so a group's send time is the same whether a caller plans
+        every group or only some (``qunfu preview --group``).
         """
         positions = self._positions.get(campaign.id)
         if positions is None:
-            positions = {g.id: i for i, g in enumerate(self.targets(campaign))}
+            per_account: dict[str, list[str]] = {}
+            for g in self.targets(campaign):
+                per_account.setdefault(self.accounts.for_group(g.id), []).append(g.id)
+            positions = {
+                gid: (j, len(ids)) for ids in per_account.values() for j, gid in enumerate(ids)
+            }
             self._positions[campaign.id] = positions
-        i = positions.get(group.id)
-        if i is None:
+        place = positions.get(group.id)
+        if place is None:
             return timedelta(0)
-        return campaign.schedule.spread * i / len(positions)
+        j, n = place
+        return campaign.schedule.spread * j / n
 
     def merchant_radius_m(self, campaign: Campaign) -> float:
         """The radius within which a merchant campaign looks for merchants (``data.radius_m``)."""
@@ -262,7 +279,12 @@ class CampaignPlanner:
                 )
                 continue
             yield Delivery(
-                fire_at, fire_at + self.spread_offset(campaign, group), group, campaign, text
+                fire_at,
+                fire_at + self.spread_offset(campaign, group),
+                group,
+                campaign,
+                text,
+                self.accounts.for_group(group.id),
             )
 
     def plan(

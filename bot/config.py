@@ -31,6 +31,21 @@ class BotAccount(_Section):
     name: str = "群福助手"
 
 
+class AccountSettings(_Section):
+    """One bot account that sends (DESIGN.md "Bot accounts"); unset limits take the outbox's.
+
+    On Wechaty its puppet-service endpoint and token come from ``QUNFU_ACCOUNT_<ID>_ENDPOINT``
+    and ``QUNFU_ACCOUNT_<ID>_TOKEN`` (see :mod:`bot.accounts`).
+    """
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    name: str = "群福助手"
+    rate_per_minute: float | None = Field(default=None, gt=0)
+    daily_cap: int | None = Field(
+        default=None, ge=0, description="most sends in one Asia/Shanghai day; 0 pauses the account"
+    )
+
+
 class DatabaseSettings(_Section):
     """Where state lives. ``sqlite:///var/qunfu.db`` is relative to config.yaml's folder."""
 
@@ -74,6 +89,9 @@ class OutboxSettings(_Section):
     retention: Duration = Field(
         default=timedelta(days=180),
         description="sent rows older than this are pruned by `qunfu outbox prune`, never by itself",
+    )
+    daily_cap: int | None = Field(
+        default=None, ge=0, description="default per-account daily cap; none: no daily cap"
     )
 
 
@@ -265,6 +283,9 @@ class Settings(BaseSettings):
     support: SupportSettings = SupportSettings()
     moderation: ModerationSettings = ModerationSettings()
     wechaty: WechatySettings = WechatySettings()
+    accounts: list[AccountSettings] = Field(
+        default_factory=list, description="bot accounts; omitted: one account named after bot.id"
+    )
     log_level: str = "INFO"
     base_dir: Path = Field(default=Path("."), exclude=True)
 
@@ -302,6 +323,24 @@ def resolve_sqlite_url(url: str, base: Path) -> str:
         rel = url[len(prefix) :]
         return prefix + str((base / rel).resolve())
     return url
+
+    def bot_accounts(self) -> list[AccountSettings]:
+        """The accounts that send, in config order, every limit filled in.
+
+        ``accounts:`` omitted means one account named after ``bot.id`` with the outbox's limits.
+        """
+        # Not validated: on Wechaty bot.id becomes the logged-in account's platform id.
+        default = AccountSettings.model_construct(id=self.bot.id, name=self.bot.name)
+        listed = self.accounts or [default]
+        return [
+            a.model_copy(
+                update={
+                    "rate_per_minute": a.rate_per_minute or self.outbox.rate_per_minute,
+                    "daily_cap": a.daily_cap if a.daily_cap is not None else self.outbox.daily_cap,
+                }
+            )
+            for a in listed
+        ]
 
 
 def secret(name: str) -> str | None:

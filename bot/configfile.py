@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from bot.config import Settings, settings_from_mapping
+from bot.opsdata.bundle import OpsData
 from bot.opsdata.loader import read_opsdata
 from bot.opsdata.problems import (
     Loc,
@@ -58,9 +59,50 @@ def _load(path: Path) -> tuple[Settings, YamlDoc]:
             ]
         )
     try:
-        return settings_from_mapping(data, base_dir=path.parent), doc
+        settings = settings_from_mapping(data, base_dir=path.parent)
     except ValidationError as e:
         raise OpsDataError(_settings_problems(doc, e)) from None
+    if duplicated := _duplicate_accounts(doc, settings):
+        raise OpsDataError(duplicated)
+    return settings, doc
+
+
+def _duplicate_accounts(doc: YamlDoc, settings: Settings) -> list[Problem]:
+    """Two ``accounts:`` entries with one id: an error at each later one."""
+    first: dict[str, int] = {}
+    problems = []
+    for i, account in enumerate(settings.accounts):
+        if account.id in first:
+            line, _ = doc.value_pos(("accounts", first[account.id], "id"))
+            problems.append(
+                doc.problem(
+                    ("accounts", i, "id"),
+                    f"account {account.id!r} is already defined (line {line}); "
+                    "expected a unique account id",
+                )
+            )
+        first.setdefault(account.id, i)
+    return problems
+
+
+def _unknown_accounts(ops: OpsData, settings: Settings) -> list[Problem]:
+    """Groups whose ``account:`` names no account of config.yaml, at the group's key."""
+    known = {a.id for a in settings.bot_accounts()}
+    problems = []
+    for group in ops.groups.values():
+        if group.account is None or group.account in known:
+            continue
+        source = ops.group_sources.get(group.id)
+        if source is not None:
+            problems.append(
+                source.problem(
+                    ("account",),
+                    f"unknown account {group.account!r}: expected one of config.yaml's "
+                    f"`accounts:` ({', '.join(sorted(known))})"
+                    + did_you_mean(group.account, known),
+                )
+            )
+    return problems
 
 
 def _settings_problems(doc: YamlDoc, error: ValidationError) -> list[Problem]:
@@ -121,6 +163,7 @@ def check_all(config_path: Path, now: datetime) -> list[Problem]:
     problems += loaded.problems
     problems += check_templates(ops, now)
     if settings is not None:
+        problems += _unknown_accounts(ops, settings)
         from bot.opsdata.lint import warnings
 
         problems += warnings(ops, settings, now)

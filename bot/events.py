@@ -49,6 +49,8 @@ class MessageReceived:
     room_id: str | None = None
     mentions: tuple[str, ...] = ()
     message_id: str = ""
+    account: str = ""
+    """The bot account it reached (multi-account gateways say; empty: the default one)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class LocationShared:
     crs: Crs = "gcj02"
     room_id: str | None = None
     label: str = ""
+    account: str = ""
+    """The bot account it reached (multi-account gateways say; empty: the default one)."""
 
 
 @dataclass(frozen=True)
@@ -121,3 +125,5 @@ class SentAction:
     at: datetime
     action: Action
     extra: dict[str, str] = field(default_factory=dict)
+    account: str = ""
+    """The bot account that performed it (empty: a gateway that does not say)."""

@@ -149,13 +149,18 @@ def action_record(sent: Transcribed) -> dict[str, Any]:
     if isinstance(sent, WebhookCall):
         return {"at": at, "action": "webhook", "path": sent.path, "status": sent.status}
     a = sent.action
+    record: dict[str, Any]
     if isinstance(a, Say):
-        return {"at": at, "action": "say", "to": a.to, "text": a.text, "mentions": list(a.mentions)}
-    if isinstance(a, Invite):
-        return {"at": at, "action": "invite", "room": a.room, "contact": a.contact}
-    if isinstance(a, Remove):
-        return {"at": at, "action": "remove", "room": a.room, "contact": a.contact}
-    raise TypeError(f"unknown action {a!r}")
+        record = {"at": at, "action": "say", "to": a.to, "text": a.text}
+        record["mentions"] = list(a.mentions)
+    elif isinstance(a, Invite):
+        record = {"at": at, "action": "invite", "room": a.room, "contact": a.contact}
+    elif isinstance(a, Remove):
+        record = {"at": at, "action": "remove", "room": a.room, "contact": a.contact}
+    else:
+        raise TypeError(f"unknown action {a!r}")
+    record["account"] = sent.account  # DESIGN.md: every action line names its account
+    return record
 
 
 class Simulation:
@@ -173,6 +178,8 @@ class Simulation:
         self.path = scenario_path
         self.clock = VirtualClock(aware(scenario.start))
         self.gateway = SimulatorGateway(self.clock, settings.bot.id, settings.bot.name)
+        for account in settings.bot_accounts():  # each account a simulated bot
+            self.gateway.add_account(account.id, account.name)
         self._tmp = tempfile.TemporaryDirectory(prefix="qunfu-sim-")
         # keep_db: the run's database stays there for inspection (`qunfu lottery verify`).
         db_file = keep_db if keep_db is not None else Path(self._tmp.name) / "sim.db"

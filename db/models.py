@@ -8,7 +8,7 @@ The schema is created and changed only by the Alembic migrations in ``db/migrati
 application never calls ``create_all``.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -247,6 +247,9 @@ class EntryVisit(SQLModel, table=True):
     retention is read from the membership. ``lat``/``lon`` are WGS-84, rounded to about 100 m.
     ``invite_code`` is the short code a person sends the bot to be invited into a group that
     no longer takes QR scans.
+    # The account's daily cap: gateway calls made on ``day`` (an Asia/Shanghai date).
+    day: date | None = Field(default=None, nullable=True)
+    day_calls: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     """
 
     __tablename__ = "entry_visit"
@@ -582,6 +585,31 @@ TABLES = (
     "lottery_winner",
     "moderation_strike",
 )
+class GroupAccount(SQLModel, table=True):
+    """Which bot account serves a group: assigned once (balanced), then kept (sticky).
+
+    A group pinned by the directory's ``account:`` is stored here too, so removing the pin
+    leaves the group where it was (see :mod:`bot.accounts`).
+    """
+
+    __tablename__ = "group_account"
+
+    group_id: str = Field(primary_key=True, max_length=100)
+    account: str = Field(max_length=100, index=True)
+    assigned_at: datetime = _ts()
+
+
+class AccountHealth(SQLModel, table=True):
+    """The last health a running bot saw for one account (``qunfu accounts`` reads it)."""
+
+    __tablename__ = "account_health"
+
+    account: str = Field(primary_key=True, max_length=100)
+    up: bool = True
+    last_error: str | None = None
+    changed_at: datetime = _ts()
+
+
 
 
 class ModerationStrikeRow(SQLModel, table=True):
@@ -602,3 +630,5 @@ class ModerationStrikeRow(SQLModel, table=True):
     member_id: str = Field(max_length=100)
     rule: str = Field(max_length=60)
     at: datetime = _ts()
+    "group_account",
+    "account_health",

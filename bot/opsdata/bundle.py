@@ -57,6 +57,8 @@ class OpsData:
     templates_dir: Path | None = None
     # Where each campaign was written, for warnings located at the campaign's own lines.
     campaign_sources: dict[str, Source] = field(default_factory=dict, repr=False, compare=False)
+    # Where each group was written, for errors at a group's own keys (e.g. its `account:`).
+    group_sources: dict[str, Source] = field(default_factory=dict, repr=False, compare=False)
 
     def campaigns_of_kind(self, kind: str) -> list[Campaign]:
         """Enabled campaigns of one kind, in id order."""

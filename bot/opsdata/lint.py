@@ -46,3 +46,12 @@ def _silent_campaigns(ops: OpsData, settings: Settings, now: datetime) -> list[P
 
 
 CHECKS.append(_silent_campaigns)
+
+
+def _capacity(ops: OpsData, settings: Settings, now: datetime) -> list[Problem]:
+    from bot.capacity import capacity_warnings  # late: only a check pulls in the planner
+
+    return capacity_warnings(ops, settings, now)
+
+
+CHECKS.append(_capacity)

@@ -147,6 +147,7 @@ def read_opsdata(campaigns_dir: Path, templates_dir: Path) -> LoadedOpsData:
         campaigns_dir=campaigns_dir,
         templates_dir=templates_dir,
         campaign_sources={k: Source(f.doc, f.loc) for k, f in campaigns.items()},
+        group_sources={k: Source(f.doc, f.loc) for k, f in unique["groups"].items()},
     )
     in_order = dict.fromkeys(found.problems)  # keeps the order problems were found in, for ties
     problems = sorted(in_order, key=lambda p: (str(p.path), p.line, p.col))

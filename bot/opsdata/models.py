@@ -191,6 +191,11 @@ class WelfareGroup(_Strict):
         description="the chat platform's id of this group chat (e.g. 12345@chatroom); "
         "default: the group id",
     )
+    account: str | None = Field(
+        default=None,
+        description="the bot account that serves this group (config.yaml `accounts:`); "
+        "default: assigned by Qunfu, balanced and sticky",
+    )
 
 
 class GroupsFile(_Strict):

@@ -59,8 +59,9 @@ def test_preview_json_lines_follow_the_contract() -> None:
     )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert {tuple(sorted(r)) for r in rows} == {("at", "campaign", "group", "text")}
+    assert {tuple(sorted(r)) for r in rows} == {("account", "at", "campaign", "group", "text")}
     assert {r["group"] for r in rows} == {"sz-nanshan-kjy"}
+    assert {r["account"] for r in rows} == {"bot"}  # the sample runs one account, named bot.id
     by_campaign = {r["campaign"]: r for r in rows}
     # Wednesday 2 December 2026: meals, check-in and the Wednesday cinema perk.
     # 13th of the 15 groups in a 15-minute spread, as in the full preview (--group filters only).

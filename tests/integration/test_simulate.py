@@ -47,7 +47,13 @@ def test_private_location_gets_nearest_groups_and_a_pick_gets_an_invite() -> Non
     assert offer.index("深圳南山科技园福利1群") < offer.index("2.")
     invites = [r for r in records if r["action"] == "invite"]
     assert invites == [
-        {"at": invites[0]["at"], "action": "invite", "room": "sz-nanshan-kjy", "contact": "u1"}
+        {
+            "at": invites[0]["at"],
+            "action": "invite",
+            "room": "sz-nanshan-kjy",
+            "contact": "u1",
+            "account": "bot",  # every action line names the account that performed it
+        }
     ]
 
 
