@@ -4,7 +4,8 @@ Every ``*.yaml``/``*.yml`` file under the campaigns folder is read (files and fo
 name starts with a dot are skipped: editor backups, version control). Its top-level keys say
 what it holds: a single campaign (``id`` + ``kind``), or any number of the sections of
 :data:`FILE_KINDS` (a directory file with ``groups:``, ``managers:`` and ``merchants:`` is
-normal). Every
+normal). Long tables may also be CSV: ``groups*.csv``, ``merchants*.csv`` and
+``managers*.csv`` (see :mod:`bot.opsdata.csvtables`). Every
 ``*.j2`` file under the templates folder becomes a template, named by its path relative to that
 folder (``meal.j2``, ``welcome/default.j2``).
 """
@@ -19,6 +20,7 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from bot.opsdata.bundle import OpsData, Source
+from bot.opsdata.csvtables import read_table
 from bot.opsdata.models import FILE_KINDS, CalendarOverrides, Campaign
 from bot.opsdata.problems import (
     Loc,
@@ -116,8 +118,11 @@ def read_opsdata(campaigns_dir: Path, templates_dir: Path) -> LoadedOpsData:
     if not campaigns_dir.is_dir():
         found.problems.append(Problem(campaigns_dir, 1, 1, "campaigns folder not found"))
     else:
-        for path in _files(campaigns_dir, _YAML_SUFFIXES):
-            _read_file(path, found)
+        for path in _files(campaigns_dir, _YAML_SUFFIXES + (".csv",)):
+            if path.suffix == ".csv":
+                _read_csv(path, found)
+            else:
+                _read_file(path, found)
     base = campaigns_dir.parent
     unique = {
         section: _unique(found.of(section), what, base, found.problems, key=key)
@@ -261,6 +266,16 @@ def _read_file(path: Path, found: _Collected) -> None:
             )
     for section in sections:
         _read_section(doc, section, found)
+
+
+def _read_csv(path: Path, found: _Collected) -> None:
+    """A long table written as CSV (:mod:`bot.opsdata.csvtables`), validated as YAML is."""
+    table = read_table(path)
+    found.problems += table.problems
+    if table.section is not None:
+        found.written_ids.setdefault(table.section, set()).update(table.ids)
+    if table.section is not None and table.doc is not None:
+        _read_section(table.doc, table.section, found)
 
 
 def _read_section(doc: YamlDoc, section: str, found: _Collected) -> None:
