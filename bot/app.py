@@ -54,7 +54,7 @@ from bot.handlers.tickets import TicketReplyHandler
 from bot.lottery import LotteryService
 from bot.moderation.strikes import StrikeBook, StrikePolicy
 from bot.opsdata.bundle import OpsData
-from bot.opsdata.loader import OpsDataSource
+from bot.opsdata.loader import OpsDataSource, load_opsdata
 from bot.opsdata.problems import OpsDataError
 from bot.optout import MarketingOptOut
 from bot.outbox import Outbox
@@ -489,8 +489,15 @@ def _ensure_sqlite_dir(url: str) -> None:
         Path(url[len(prefix) :]).parent.mkdir(parents=True, exist_ok=True)
 
 
-def load_ops(settings: Settings) -> OpsData:
-    """The ops data, loaded once; raise :class:`OpsDataError` when it is broken."""
+def load_ops(settings: Settings, *, check: bool = True) -> OpsData:
+    """The ops data, loaded once; raise :class:`OpsDataError` when it is broken.
+
+    ``check=False`` skips rendering every campaign's template against a sample
+    context (what a reload does before a version goes live): for commands that use only part
+    of the ops data (``qunfu route``, ``qunfu preview``), which need not pay for the rest.
+    """
+    if not check:
+        return load_opsdata(settings.campaigns_dir, settings.templates_dir)
     ops = load_source(settings).current
     assert ops is not None  # load_source raises rather than return an empty source
     return ops

@@ -114,8 +114,12 @@ class CampaignPlanner:
         merchant_radius_m: float = 1500,
         merchant_limit: int = 5,
         accounts: AccountMap | None = None,
+        few_groups: bool = False,
     ) -> None:
         self.ops = ops
+        # Only a few groups will be planned (`qunfu preview --group`): their merchants are
+        # measured one group at a time rather than every group's neighbourhood computed.
+        self._few_groups = few_groups
         # Which account serves each group; without one, every group on one default account.
         self.accounts = accounts or AccountMap(
             (AccountSettings.model_construct(id="bot", name="群福助手"),)
@@ -138,9 +142,12 @@ class CampaignPlanner:
         """
         if self._neighbourhoods is None:
             self._neighbourhoods = MerchantNeighbourhoods(
-                self.ops.groups.values(), self.ops.merchants.values(), self._merchant_radius_m
+                groups, self.ops.merchants.values(), self._merchant_radius_m
+        With ``few_groups`` it holds no group: each lookup measures its group directly (the
+        same answer, see :meth:`MerchantNeighbourhoods.near`).
             )
         return self._neighbourhoods
+            groups = () if self._few_groups else self.ops.groups.values()
 
     def scheduled_campaigns(self) -> list[Campaign]:
         """Enabled campaigns that fire on a schedule (every kind but welcome)."""
