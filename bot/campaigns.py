@@ -139,15 +139,15 @@ class CampaignPlanner:
         """Every group's merchants within the merchant radius, computed once for this version.
 
         Built on first use, so planners that never send merchant campaigns do not pay for it.
-        """
-        if self._neighbourhoods is None:
-            self._neighbourhoods = MerchantNeighbourhoods(
-                groups, self.ops.merchants.values(), self._merchant_radius_m
         With ``few_groups`` it holds no group: each lookup measures its group directly (the
         same answer, see :meth:`MerchantNeighbourhoods.near`).
+        """
+        if self._neighbourhoods is None:
+            groups = () if self._few_groups else self.ops.groups.values()
+            self._neighbourhoods = MerchantNeighbourhoods(
+                groups, self.ops.merchants.values(), self._merchant_radius_m
             )
         return self._neighbourhoods
-            groups = () if self._few_groups else self.ops.groups.values()
 
     def scheduled_campaigns(self) -> list[Campaign]:
         """Enabled campaigns that fire on a schedule (every kind but welcome)."""
