@@ -39,7 +39,10 @@ def is_han(ch: str) -> bool:
 @cache  # bounded by the number of Han characters (~30,000)
 def syllable(ch: str) -> str:
     """Toneless pinyin of one Han character, its first reading; ``ü`` is written ``v``."""
-    return lazy_pinyin(ch, style=Style.NORMAL, v_to_u=False, errors="ignore")[0] if ch else ""
+    # A rare character pypinyin has no reading for gives no syllable (the character stays
+    # in the compact form, so exact-keyword matching still sees it).
+    readings = lazy_pinyin(ch, style=Style.NORMAL, v_to_u=False, errors="ignore") if ch else []
+    return readings[0] if readings else ""
 
 
 @dataclass(frozen=True, slots=True)

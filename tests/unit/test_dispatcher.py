@@ -82,7 +82,18 @@ async def test_a_question_the_faq_cannot_answer_goes_to_the_groups_manager(
 def test_the_pipeline_runs_in_the_order_the_design_sets(tmp_path: Path) -> None:
     r = rig(tmp_path)
     names = [h.name for h in r.bot.dispatcher.handlers]
-    assert names == ["membership", "moderation", "command:join", "tickets", "entry-flow", "faq"]
+    assert names == [
+        "membership",
+        "moderation",
+        "command:optout",
+        "command:join",
+        "command:my-referrals",
+        "command:leaderboard",
+        "command:lottery",
+        "tickets",
+        "entry-flow",
+        "faq",
+    ]
     assert [h.name for h in r.bot.dispatcher.handlers if h.always] == ["membership"]
 
 

@@ -383,6 +383,11 @@ def test_binary_looking_text_and_lone_surrogates_do_not_crash(
     assert rule_of(detector, "\ud83d") == "ok"
 
 
+def test_a_rare_han_character_without_a_pinyin_reading_gets_a_verdict() -> None:
+    # pypinyin has no reading for 䎥 (found by the property test below); it once crashed.
+    assert rule_of(_shared_detector(), "䎥") == "ok"
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=st.characters(blacklist_categories=()), max_size=300))
 def test_any_text_gets_a_verdict_whose_reason_is_fixed_text(text: str) -> None:
