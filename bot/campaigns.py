@@ -8,7 +8,7 @@ what the bot sends.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from heapq import merge
@@ -132,7 +132,11 @@ class CampaignPlanner:
         self._merchant_limit = merchant_limit
         self._targets: dict[str, list[WelfareGroup]] = {}
         self._positions: dict[str, dict[str, tuple[int, int]]] = {}
-        self._perks: dict[tuple[str, date], list[dict[str, str]]] = {}
+        self._perks: dict[tuple[tuple[str, ...], date], list[dict[str, str]]] = {}
+        self._perk_list: tuple[tuple[str, ...], list[Campaign]] | None = None
+        self._occurrence: (
+            tuple[Campaign, datetime, Callable[[WelfareGroup], dict[str, Any] | None]] | None
+        ) = None
 
     @property
     def neighbourhoods(self) -> MerchantNeighbourhoods:
@@ -213,51 +217,81 @@ class CampaignPlanner:
 
         A merchant campaign with no merchant open near the group that day sends nothing there.
         """
-        ctx: dict[str, Any] = {
-            "group": group_context(group),
-            "campaign": campaign_context(campaign),
-            "data": campaign.data,
-            "now": fire_at,
-            "merchants": [],
-            "members": [],
-            "perks": self.perks(group, fire_at.date()),
-        }
+        return self._contexts(campaign, fire_at)(group)
+
+    def _contexts(
+        self, campaign: Campaign, fire_at: datetime
+    ) -> Callable[[WelfareGroup], dict[str, Any] | None]:
+        """:meth:`context` for each group of one occurrence: what the groups share (the merchant
+        query, the campaign's identity) is worked out once, not 20,000 times."""
+        cached = self._occurrence
+        if cached is not None and cached[0] is campaign and cached[1] == fire_at:
+            return cached[2]
+        identity = campaign_context(campaign)
+        day = fire_at.date()
         categories = merchant_categories(campaign)
+        near = None
         if categories is not None:
-            radius = self.merchant_radius_m(campaign)
-            weekday = WEEKDAYS[fire_at.astimezone(SHANGHAI).weekday()]
-            limit = int(campaign.data.get("limit", self._merchant_limit))
             # A slice of the neighbourhoods computed once for this ops-data version.
-            near = self.neighbourhoods.near(
-                group,
-                radius_m=radius,
+            near = self.neighbourhoods.lookup(
+                radius_m=self.merchant_radius_m(campaign),
                 categories=categories or None,
-                weekday=weekday,
-                limit=limit,
+                weekday=WEEKDAYS[fire_at.astimezone(SHANGHAI).weekday()],
+                limit=int(campaign.data.get("limit", self._merchant_limit)),
             )
-            if not near:
-                return None
-            ctx["merchants"] = [
-                {
-                    "id": m.id,
-                    "name": m.name,
-                    "offer": m.offer,
-                    "category": m.category,
-                    "address": m.address,
-                    "distance_m": round(d),
-                }
-                for m, d in near
-            ]
-        return ctx
+
+        def build(group: WelfareGroup) -> dict[str, Any] | None:
+            merchants: list[dict[str, Any]] = []
+            if near is not None:
+                merchants = [
+                    {
+                        "id": m.id,
+                        "name": m.name,
+                        "offer": m.offer,
+                        "category": m.category,
+                        "address": m.address,
+                        "distance_m": round(d),
+                    }
+                    for m, d in near(group)
+                ]
+                if not merchants:
+                    return None
+            return {
+                "group": group_context(group),
+                "campaign": dict(identity),
+                "data": campaign.data,
+                "now": fire_at,
+                "merchants": merchants,
+                "members": [],
+                "perks": self.perks(group, day),
+            }
+
+        self._occurrence = (campaign, fire_at, build)
+        return build
 
     def perks(self, group: WelfareGroup, day: date) -> list[dict[str, str]]:
-        """The group's perk calendar on ``day`` in template form (cached per group and day)."""
-        key = (group.id, day)
+        """The group's perk calendar on ``day`` in template form.
+
+        Cached per day and per set of campaigns reaching the group: the groups of a fan-out
+        mostly share a handful of calendars, so each is built once, not once per group.
+        """
         if self._perks and next(iter(self._perks))[1] != day:
             self._perks.clear()  # one day's calendars at a time: the cache never grows old
+        everyone, some = self._perk_campaigns()
+        reaching = everyone + tuple(c.id for c in some if self.ops.targets(c, group))
+        key = (reaching, day)
         if key not in self._perks:
             self._perks[key] = [p.as_context() for p in perk_calendar(self.ops, group, day)]
         return self._perks[key]
+
+    def _perk_campaigns(self) -> tuple[tuple[str, ...], list[Campaign]]:
+        """The campaigns a perk calendar may list (see :func:`bot.perks.perk_calendar`): the
+        ids of those reaching every group, and the others (asked group by group)."""
+        if self._perk_list is None:
+            listed = [c for c in self.ops.campaigns.values() if c.enabled and c.kind != "welcome"]
+            everyone = tuple(c.id for c in listed if c.targets.is_everyone())
+            self._perk_list = (everyone, [c for c in listed if not c.targets.is_everyone()])
+        return self._perk_list
 
     def deliveries(
         self, campaign: Campaign, fire_at: datetime, groups: list[WelfareGroup] | None = None
@@ -270,8 +304,9 @@ class CampaignPlanner:
     ) -> Iterator[Delivery]:
         """:meth:`deliveries` one group at a time, so a caller can pause between groups."""
         targeted = self.targets(campaign) if groups is None else groups
+        contexts = self._contexts(campaign, fire_at)
         for group in targeted:
-            ctx = self.context(campaign, group, fire_at)
+            ctx = contexts(group)
             if ctx is None:
                 logger.bind(campaign=campaign.id, group=group.id).debug(
                     "no merchants near; skipped"

@@ -5,7 +5,7 @@ Shown in every welcome, so newcomers know what to expect and when.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date
 
 from bot.opsdata.bundle import OpsData
@@ -40,7 +40,15 @@ class Perk:
 
     def as_context(self) -> dict[str, str]:
         """Template context form (plain dict, with ``text``)."""
-        return {**asdict(self), "text": self.text}
+        # Spelt out rather than dataclasses.asdict (a deep copy): one per group per fan-out.
+        return {
+            "weekday": self.weekday,
+            "time": self.time,
+            "name": self.name,
+            "kind": self.kind,
+            "campaign": self.campaign,
+            "text": self.text,
+        }
 
 
 def describe_days(campaign: Campaign) -> str:

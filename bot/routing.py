@@ -626,21 +626,41 @@ class MerchantNeighbourhoods:
         Same answer as :meth:`MerchantIndex.near` at the group's location. A group this
         neighbourhood was not built with (or a changed copy of one) is measured directly.
         """
+        return self.lookup(
+            radius_m=radius_m, categories=categories, weekday=weekday, limit=limit
+        )(group)
+
+    def lookup(
+        self,
+        *,
+        radius_m: float | None = None,
+        categories: Collection[str] | None = None,
+        weekday: str | None = None,
+        limit: int = 5,
+    ) -> Callable[[WelfareGroup], list[tuple[Merchant, float]]]:
+        """:meth:`near` with the query fixed: the selection is found once, so asking for each
+        of 20,000 groups in a fan-out costs a slice of it."""
         radius = self.radius_m if radius_m is None else radius_m
-        row = self._row.get(group.id)
-        if row is None or self.groups[row] is not group:
-            loc = group.location
-            return self.merchants.near(
-                loc.lat, loc.lon, loc.crs, radius_m=radius, categories=categories,
-                weekday=weekday, limit=limit,
-            )  # fmt: skip
-        sel = self.selection(radius, categories, weekday, limit)
-        a, b = int(sel.start[row]), int(sel.start[row + 1])
         items = self.merchants.merchants
-        return [
-            (items[i], d)
-            for i, d in zip(sel.merchant[a:b].tolist(), sel.metres[a:b].tolist(), strict=True)
-        ]
+        found: list[tuple[_Pairs, list[int]]] = []  # the selection, once a group needs it
+
+        def near(group: WelfareGroup) -> list[tuple[Merchant, float]]:
+            row = self._row.get(group.id)
+            if row is None or self.groups[row] is not group:
+                loc = group.location
+                return self.merchants.near(
+                    loc.lat, loc.lon, loc.crs, radius_m=radius, categories=categories,
+                    weekday=weekday, limit=limit,
+                )  # fmt: skip
+            if not found:
+                chosen = self.selection(radius, categories, weekday, limit)
+                found.append((chosen, chosen.start.tolist()))
+            sel, starts = found[0]
+            a, b = starts[row], starts[row + 1]
+            metres = sel.metres[a:b].tolist()
+            return [(items[i], d) for i, d in zip(sel.merchant[a:b].tolist(), metres, strict=True)]
+
+        return near
 
 
 def _cut(pairs: _Pairs, radius_m: float, keep: NDArray[np.bool_], limit: int = -1) -> _Pairs:

@@ -89,6 +89,28 @@ def weekday_zh(day: str | int | date) -> str:
     raise ValueError(f"weekday_zh: expected mon..sun, got {day!r}")
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class _Sandbox(SandboxedEnvironment):
+    """The sandbox, with a short way to ``m.name`` on the plain dicts contexts are made of.
+
+    Jinja looks ``x.name`` up as an attribute first and only then as an item; on a dict the
+    attribute lookup fails (an exception per access) unless ``name`` is one of dict's own
+    methods. Taking the item straight away when ``name`` is not one of them gives the very
+    same answer without the exception, and items of a dict are values, which the sandbox never
+    checks. Everything else (``data.get``, objects, missing keys) goes the sandbox's way.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
 class TemplateRenderer:
     """Renders templates by name; compiled templates are cached for the renderer's life.
 
@@ -97,7 +119,7 @@ class TemplateRenderer:
 
     def __init__(self, templates: Mapping[str, str]) -> None:
         self._templates = dict(templates)
-        self._env = SandboxedEnvironment(
+        self._env = _Sandbox(
             loader=FunctionLoader(self._source),
             undefined=_Undefined,
             autoescape=False,
