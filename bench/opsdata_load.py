@@ -12,7 +12,10 @@ shipped files, comments included). Times, each the median of ``--runs`` runs in 
 * ``load_opsdata``: what the bot and a reload do (parse, validate, cross-check);
 * ``check_all``: everything ``qunfu check`` does (that, plus templates and warnings);
 * with ``--broken``, a line of the big groups file is broken (an unclosed quote), and
-  ``check_all`` is timed on that too (it must report it as fast as it checks the good one).
+  ``check_all`` is timed on that too (it must report it as fast as it checks the good one);
+* with ``--csv``, the same directory with ``groups.csv`` and ``merchants.csv`` instead of the
+  two big YAML files: ``load_opsdata`` on it, against the stdlib ``csv`` module merely reading
+  those two files (and the rest parsed by the C loader) as its bare baseline.
 
 The ratio (``check_all`` / bare C-loader parse; goal <= 1.0) is printed last. Figures only.
 """
@@ -93,6 +96,36 @@ def break_groups_file(config: Path) -> None:
     path.write_text("".join(lines), encoding="utf-8")
 
 
+def to_csv(config: Path) -> None:
+    """Replace ``groups.yaml`` and ``merchants.yaml`` by the same tables as CSV."""
+    import csv
+
+    import yaml
+
+    from bot.opsdata.csvtables import table_rows
+
+    campaigns = config.parent / "campaigns"
+    for section in ("groups", "merchants"):
+        source = campaigns / f"{section}.yaml"
+        items = yaml.load(source.read_text("utf-8"), Loader=yaml.CSafeLoader)[section]
+        with (campaigns / f"{section}.csv").open("w", encoding="utf-8", newline="") as f:
+            csv.writer(f).writerows(table_rows(section, items))
+        source.unlink()
+
+
+def bare_csv(campaigns: Path) -> int:
+    """Read every CSV file under ``campaigns`` with the csv module (rows only) and parse the
+    YAML files with the C loader; the count of rows."""
+    import csv
+
+    bare_parse(campaigns)
+    n = 0
+    for path in sorted(campaigns.rglob("*.csv")):
+        with path.open(encoding="utf-8", newline="") as f:
+            n += sum(1 for _ in csv.reader(f))
+    return n
+
+
 def bare_parse(campaigns: Path) -> int:
     """Parse every YAML file under ``campaigns`` with PyYAML's C loader; the count of files."""
     import yaml
@@ -118,6 +151,7 @@ def main() -> None:
     parser.add_argument("--merchants-per-group", type=int, default=3)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--broken", action="store_true", help="also time a broken groups file")
+    parser.add_argument("--csv", action="store_true", help="also time the tables as CSV")
     args = parser.parse_args()
 
     from bot.configfile import check_all, load_settings
@@ -127,6 +161,9 @@ def main() -> None:
         config = make_ops_dir(Path(tmp) / "good", args.groups, args.merchants_per_group)
         broken = make_ops_dir(Path(tmp) / "broken", args.groups, args.merchants_per_group)
         break_groups_file(broken)
+        as_csv = make_ops_dir(Path(tmp) / "csv", args.groups, args.merchants_per_group)
+        to_csv(as_csv)
+        csv_dir = as_csv.parent / "campaigns"
         settings = load_settings(config)
         size = sum(p.stat().st_size for p in settings.campaigns_dir.rglob("*.yaml"))
         print(
@@ -145,6 +182,11 @@ def main() -> None:
                 ),
                 "check": _timed(lambda: check_all(config, now)),
             }
+            if args.csv:
+                run["bare_csv"] = _timed(lambda: bare_csv(csv_dir))
+                run["load_csv"] = _timed(
+                    lambda: load_opsdata(csv_dir, as_csv.parent / "templates")
+                )
             if args.broken:
                 problems.clear()
                 run["broken"] = _timed(lambda: problems.extend(check_all(broken, now)))
@@ -155,6 +197,9 @@ def main() -> None:
         print(f"bare CSafeLoader parse        {med['bare']:8.2f} s")
         print(f"load_opsdata                  {med['load']:8.2f} s")
         print(f"check_all                     {med['check']:8.2f} s")
+        if args.csv:
+            print(f"bare csv.reader + C parse     {med['bare_csv']:8.2f} s   (tables as CSV)")
+            print(f"load_opsdata, tables as CSV   {med['load_csv']:8.2f} s")
         if args.broken:
             print(f"check_all, broken groups file {med['broken']:8.2f} s")
             print(f"  first problem: {next(iter(problems), None)}")
