@@ -18,6 +18,7 @@ from pathlib import Path
 from geopy.geocoders.base import Geocoder
 from loguru import logger
 
+from bot.accounts import AccountBook, AccountHealthWatch, AccountMap, plan_accounts
 from bot.campaigns import CampaignPlanner
 from bot.config import Settings
 from bot.dispatcher import Dispatcher
@@ -34,7 +35,8 @@ from bot.entry import (
 from bot.entry.referral_codes import referral_secret
 from bot.entry.seats import MemberCounts
 from bot.entry.waitlist import Waitlist
-from bot.events import Event
+from bot.events import Event, Say, contact_conv
+from bot.expiry import ExpiryReport
 from bot.faq import FaqIndex
 from bot.gateways.base import ChatGateway
 from bot.handlers import (
@@ -46,18 +48,19 @@ from bot.handlers import (
     MembershipHandler,
     ModerationHandler,
 )
-from bot.handlers.moderation import shared_detector
 from bot.handlers.lottery import LotteryEntryHandler
+from bot.handlers.moderation import shared_detector
 from bot.handlers.optout import OptOutHandler
 from bot.handlers.referrals import LeaderboardHandler, MyReferralsHandler
 from bot.handlers.tickets import TicketReplyHandler
+from bot.leases import AccountLeases
 from bot.lottery import LotteryService
 from bot.moderation.strikes import StrikeBook, StrikePolicy
 from bot.opsdata.bundle import OpsData
 from bot.opsdata.loader import OpsDataSource, load_opsdata
 from bot.opsdata.problems import OpsDataError
 from bot.optout import MarketingOptOut
-from bot.outbox import Outbox
+from bot.outbox import Outbox, OutboxItem
 from bot.referral_notices import ReferralNotices
 from bot.referrals import build_referrals
 from bot.retry import fault_reason
@@ -66,6 +69,7 @@ from bot.scheduling import CampaignScheduler
 from bot.templating import check_templates
 from bot.tickets import ChatContext, TicketDesk
 from bot.welcome import WelcomeService
+from db.account_repositories import AccountHealthRepo, GroupAccountRepo
 from db.entry_repositories import EntryRepo, QrCodeRepo, ReferralCodeRepo, SeatsRepo, WaitlistRepo
 from db.moderation_repositories import StrikeRepo
 from db.repositories import CheckpointRepo, GroupRepo, MembershipRepo, OccurrenceRepo
@@ -96,8 +100,29 @@ class Qunfu:
         self.engine = make_engine(url, echo=settings.database.echo)
         self.groups = GroupRepo(self.engine)
         self.memberships = MembershipRepo(self.engine)
-        self.outbox = Outbox(self.engine, settings.outbox, settings.quiet_hours, clock)
-        self.outbox.recover()
+        # Each group's account (DESIGN.md core loop 5): the outbox asks the book who sends.
+        self.accounts = AccountBook(settings.bot_accounts())
+        self.group_accounts = GroupAccountRepo(self.engine)
+        self.account_health = AccountHealthRepo(self.engine)
+        self.outbox = Outbox(
+            self.engine, settings.outbox, settings.quiet_hours, clock, settings.bot_accounts()
+        )
+        self.outbox.route = self.accounts.account_for
+        self.outbox.local = self.accounts.local_accounts
+        # Several processes on PostgreSQL share the accounts by leases (bot/leases.py); each
+        # recovers the sends in hand of the accounts it takes. Alone (SQLite), it recovers all.
+        self.leases: AccountLeases | None = None
+        if self.engine.dialect.name == "postgresql":
+            self.leases = AccountLeases(
+                self.engine,
+                lambda: self.accounts.map.ids,
+                ttl=settings.database.lease_ttl,
+                on_acquired=self.outbox.recover,
+            )
+            self.accounts.held = self.leases.held
+            self.leases.start()
+        else:
+            self.outbox.recover()
         self.seats = SeatsRepo(self.engine)
         # Live member counts in memory (routing, entry API, private chat); see bot/entry/seats.py.
         self.member_counts = MemberCounts(self.groups)
@@ -127,6 +152,10 @@ class Qunfu:
             clock,
             settings.outbox.grace,
             account=settings.bot.id,
+            holder=self.leases.holder if self.leases else None,
+            lease_time=self.leases.clock.now if self.leases else None,
+            claim_for=settings.database.lease_ttl,
+            solo=self.leases is None,
         )
         # Marketing opt-out (退订 / 订阅): welcomes and lotteries leave opted-out members out.
         self.optout = MarketingOptOut(self.engine)
@@ -142,6 +171,17 @@ class Qunfu:
         )
         self.lottery = LotteryService(
             self.planner, self.engine, self.outbox, clock, self._staff, account=settings.bot.id
+        )
+        self.expiries = ExpiryReport(
+            self.outbox,
+            CheckpointRepo(self.engine),
+            self.planner,
+            clock,
+            settings.outbox.grace,
+            settings.entry.ops_contacts,
+        )
+        self.health_watch = AccountHealthWatch(
+            self.accounts, self.account_health.set, self._tell_ops
         )
         self._build_entry(settings, clock, gateway)
         self.referrals, self.referral_intake = build_referrals(self)
@@ -302,10 +342,15 @@ class Qunfu:
         index, gazetteer, and the groups directory synced into the database (with the member
         counts and the waitlist that follow it). Heavy at 20,000 groups, and touching nothing
         the live version uses, so a reload runs it in a worker thread."""
+        accounts, changes = plan_accounts(
+            ops.groups.values(), self.settings.bot_accounts(), self.group_accounts.load()
+        )
+        self.group_accounts.save(changes, self.clock.now())  # sticky from now on
         planner = CampaignPlanner(
             ops,
             self.settings.quiet_hours,
             merchant_radius_m=self.settings.routing.merchant_radius_m,
+            accounts=accounts,
         )
         gazetteer = Gazetteer(ops.gazetteer)
         version = _Version(
@@ -315,6 +360,7 @@ class Qunfu:
             gazetteer=gazetteer,
             geocoder=make_geocoder(self.settings.entry, gazetteer),
             faq=FaqIndex.build(ops.faq, self.settings.faq),  # jieba loads here, off the loop
+            accounts=accounts,
         )
         # Synced before the swap: the live index never routes to a group the database (or the
         # member counts) does not know yet.
@@ -333,6 +379,7 @@ class Qunfu:
         self._gazetteer = version.gazetteer
         self._geocoder = version.geocoder
         self._faq = version.faq
+        self.accounts.swap(version.accounts)
         map_rooms = getattr(self.gateway, "map_rooms", None)
         if callable(map_rooms):
             map_rooms({g.id: g.room for g in version.ops.groups.values() if g.room})
@@ -383,11 +430,27 @@ class Qunfu:
             "ops data reloaded: {} campaigns, {} groups", len(ops.campaigns), len(ops.groups)
         )
 
+    async def _tell_ops(self, key: str, text: str, about: str) -> None:
+        """A private message to every ops contact, through an account other than ``about``
+        when there is one (the account the message is about may be the one that is down)."""
+        others = [a for a in self.accounts.map.ids if a != about]
+        items = [
+            OutboxItem(
+                key=f"{key}:{c}",
+                action=Say(contact_conv(c), text),
+                not_before=self.clock.now(),
+                account=others[0] if others else about,
+            )
+            for c in self.settings.entry.ops_contacts
+        ]
+        await asyncio.to_thread(self.outbox.enqueue, items)
+
     # --- the time loop ---------------------------------------------------------------------
 
     async def handle(self, event: Event) -> None:
         """Process one event from the gateway through the handler pipeline (database work in
         worker threads); events are handled one at a time, in the order they are given."""
+        self.accounts.saw(event)  # replies to a person go back through the account they wrote to
         await self.dispatcher.dispatch(event)
         self._wake.set()
 
@@ -400,6 +463,7 @@ class Qunfu:
                 self.welcome.next_due(),
                 self.tickets.next_due(),
                 self.lottery.next_due(),
+                self.expiries.next_due(),
                 self.outbox.next_due(),
                 self.dispatcher.next_retry(),
             )
@@ -428,6 +492,11 @@ class Qunfu:
             await self.lottery.run_due()
         except Exception as exc:  # safe: rounds stay open and undrawn until a pass gets through
             logger.opt(exception=exc).error("lottery pass failed: {}", fault_reason(exc))
+        try:
+            await self.health_watch.look(self.gateway, self.clock.now())
+            await self.expiries.run_due()
+        except Exception as exc:  # safe: both look again on the next pass
+            logger.opt(exception=exc).error("account health or expiry pass failed: {}", exc)
         await self.outbox.deliver_due(self.gateway)
 
     async def run_forever(self, stop: asyncio.Event) -> None:
@@ -461,7 +530,9 @@ class Qunfu:
             await self.handle(event)
 
     def close(self) -> None:
-        """Release the database."""
+        """Release the database (and, on PostgreSQL, this process's leases)."""
+        if self.leases is not None:
+            self.leases.stop()
         self.engine.dispose()
 
 
@@ -475,6 +546,7 @@ class _Version:
     gazetteer: Gazetteer
     geocoder: Geocoder
     faq: FaqIndex
+    accounts: AccountMap
 
 
 def _rejected(problems: Sequence[object]) -> list[str]:

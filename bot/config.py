@@ -9,7 +9,7 @@ environment by name (see :class:`Secrets`).
 from __future__ import annotations
 
 import os
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,6 +51,11 @@ class DatabaseSettings(_Section):
 
     url: str = "sqlite:///var/qunfu.db"
     echo: bool = False
+    lease_ttl: Duration = Field(
+        default=timedelta(seconds=25),
+        description="PostgreSQL, several processes: an account's lease lasts this long without "
+        "a heartbeat (renewed every third of it); a dead process's accounts move after it",
+    )
 
 
 class WelcomeSettings(_Section):
@@ -85,13 +90,13 @@ class OutboxSettings(_Section):
     backoff: Duration = timedelta(seconds=5)
     max_backoff: Duration = timedelta(minutes=10)
     grace: Duration = timedelta(hours=1)
+    daily_cap: int | None = Field(
+        default=None, ge=0, description="default per-account daily cap; none: no daily cap"
+    )
     seed: int | None = Field(default=None, description="fixed jitter seed (simulation)")
     retention: Duration = Field(
         default=timedelta(days=180),
         description="sent rows older than this are pruned by `qunfu outbox prune`, never by itself",
-    )
-    daily_cap: int | None = Field(
-        default=None, ge=0, description="default per-account daily cap; none: no daily cap"
     )
 
 
@@ -143,6 +148,14 @@ class SimulatorSettings(_Section):
     demo: Path | None = None
     speed: float = Field(default=1.0, gt=0)
     console: bool = True
+    start: datetime | None = Field(
+        default=None, description="without a demo: the simulated time the clock starts at"
+    )
+    started: datetime | None = Field(
+        default=None,
+        description="the real instant the clock read `start` (default: when the run starts); "
+        "processes given the same pair share one simulated clock, restarts included",
+    )
 
 
 class ReferralSettings(_Section):
@@ -270,6 +283,9 @@ class Settings(BaseSettings):
     campaigns_dir: Path = Path("campaigns")
     templates_dir: Path = Path("templates")
     bot: BotAccount = BotAccount()
+    accounts: list[AccountSettings] = Field(
+        default_factory=list, description="bot accounts; omitted: one account named after bot.id"
+    )
     database: DatabaseSettings = DatabaseSettings()
     welcome: WelcomeSettings = WelcomeSettings()
     quiet_hours: QuietHours = QuietHours()
@@ -283,9 +299,6 @@ class Settings(BaseSettings):
     support: SupportSettings = SupportSettings()
     moderation: ModerationSettings = ModerationSettings()
     wechaty: WechatySettings = WechatySettings()
-    accounts: list[AccountSettings] = Field(
-        default_factory=list, description="bot accounts; omitted: one account named after bot.id"
-    )
     log_level: str = "INFO"
     base_dir: Path = Field(default=Path("."), exclude=True)
 
@@ -311,19 +324,6 @@ class Settings(BaseSettings):
         self.database.url = resolve_sqlite_url(self.database.url, base)
         return self
 
-
-def _under(base: Path, p: Path) -> Path:
-    return p if p.is_absolute() else (base / p).resolve()
-
-
-def resolve_sqlite_url(url: str, base: Path) -> str:
-    """Make a relative ``sqlite:///file`` URL absolute against ``base``; others pass through."""
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
-        rel = url[len(prefix) :]
-        return prefix + str((base / rel).resolve())
-    return url
-
     def bot_accounts(self) -> list[AccountSettings]:
         """The accounts that send, in config order, every limit filled in.
 
@@ -341,6 +341,19 @@ def resolve_sqlite_url(url: str, base: Path) -> str:
             )
             for a in listed
         ]
+
+
+def _under(base: Path, p: Path) -> Path:
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def resolve_sqlite_url(url: str, base: Path) -> str:
+    """Make a relative ``sqlite:///file`` URL absolute against ``base``; others pass through."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        rel = url[len(prefix) :]
+        return prefix + str((base / rel).resolve())
+    return url
 
 
 def secret(name: str) -> str | None:

@@ -11,7 +11,9 @@ import signal
 import socket
 import sys
 import threading
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
 from rich.console import Console
@@ -21,13 +23,31 @@ from bot.app import Qunfu, load_source
 from bot.config import Settings
 from bot.console import TerminalConsole
 from bot.gateways.simulator import SimulatorGateway, UnknownPeer
+from bot.leases import DatabaseInUse, hold_database
 from bot.logs import setup_logging
 from bot.simulation import Scenario, action_record, apply_people_step, load_scenario
 from scheduler.clock import Clock, RealClock, ScaledClock, aware
 
 
 async def run_bot(settings: Settings) -> None:
-    """Run until interrupted."""
+    """Run until interrupted.
+
+    A SQLite database takes one process: a second ``qunfu run`` on it stops here, before
+    anything is touched (PostgreSQL takes any number, sharing the accounts by leases).
+    """
+    demo = settings.gateway != "wechaty" and settings.simulator.demo is not None
+    try:
+        lock = hold_database(demo_database_url(settings) if demo else settings.database.url)
+    except DatabaseInUse as exc:
+        raise SystemExit(f"cannot start: {exc}") from None
+    try:
+        await _run_bot(settings)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+async def _run_bot(settings: Settings) -> None:
     log_file = (
         Path(settings.database.url.removeprefix("sqlite:///")).parent / "qunfu.log"
         if settings.database.url.startswith("sqlite:///")
@@ -49,13 +69,11 @@ async def _run_simulator(settings: Settings, source) -> None:  # noqa: ANN001
     clock = (
         ScaledClock(aware(demo.start), settings.simulator.speed)
         if demo
-        else (
-            ScaledClock(RealClock().now(), settings.simulator.speed)
-            if settings.simulator.speed != 1
-            else RealClock()
-        )
+        else simulated_clock(settings)
     )
     gateway = SimulatorGateway(clock, settings.bot.id, settings.bot.name)
+    for account in settings.bot_accounts():  # each account a simulated bot
+        gateway.add_account(account.id, account.name)
     console = TerminalConsole(gateway)
     db_url = settings.database.url
     if demo is not None:
@@ -126,6 +144,18 @@ async def _run_simulator(settings: Settings, source) -> None:  # noqa: ANN001
         await _wind_down(graceful, tasks)
         bot.close()
         out.print("[dim]stopped; unsent messages stay in the outbox for the next run[/dim]")
+
+
+def simulated_clock(settings: Settings) -> Clock:
+    """The simulator's clock without a demo: real time, or ``simulator.speed`` times faster
+    from ``simulator.start`` (which it read at the real instant ``simulator.started``, so
+    processes and restarts given the same pair share one simulated time)."""
+    sim = settings.simulator
+    if sim.start is None:
+        return ScaledClock(RealClock().now(), sim.speed) if sim.speed != 1 else RealClock()
+    real_now = RealClock().now()
+    since = real_now - aware(sim.started) if sim.started is not None else timedelta(0)
+    return ScaledClock(aware(sim.start) + since * sim.speed, sim.speed)
 
 
 _STOP_GRACE_S = 1.0
@@ -224,15 +254,22 @@ def restore_rooms(
 async def _run_wechaty(settings: Settings, source) -> None:  # noqa: ANN001
     from bot.gateways.wechaty import WechatyGateway
 
+    gateway: Any
     try:
-        gateway = WechatyGateway.from_env(settings)
+        if settings.accounts:  # one puppet-service connection per account (docs/deployment.md)
+            from bot.gateways.accounts import MultiAccountGateway
+
+            gateway = MultiAccountGateway.from_env(settings, os.environ)
+        else:
+            gateway = WechatyGateway.from_env(settings)
     except ValueError as exc:
         raise SystemExit(f"cannot start the Wechaty gateway: {exc}") from None
     sock = _listen(settings) if settings.web.enabled else None  # a busy port stops us first
     await gateway.start()
     await wait_for_login(gateway, settings.wechaty.login_timeout.total_seconds())
-    # Mentions and echoes are recognised by the account the service logged in as.
-    settings.bot.id = gateway.bot_id or settings.bot.id
+    if not settings.accounts:
+        # Mentions and echoes are recognised by the account the service logged in as.
+        settings.bot.id = gateway.bot_id or settings.bot.id
     bot = Qunfu(settings, RealClock(), gateway, source)
     stop = asyncio.Event()
     _install_signals(stop)

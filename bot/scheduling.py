@@ -10,24 +10,33 @@ which a reload replaces whole and never changes in place), and every database ca
 :mod:`bot.retry`. A transient fault (database locked or disconnected) is never recorded: the
 checkpoint stops before the occurrence it hit, and the occurrence is tried again after a pause
 that grows while the fault lasts. A permanent fault is recorded ``skipped`` with its reason.
+
+Several processes (PostgreSQL) run this loop on one database. An occurrence is claimed before
+its fan-out, by inserting its unique row (``enqueued``, no ``fanned_out_at``) with a claim that
+the fan-out renews while it runs: exactly one process fans it out. A fan-out cut short (the
+process died) is resumed, by any process, once its claim lapsed: the outbox keys make queueing
+it again add only what was missing; ``fanned_out_at`` marks it complete. Claims are in lease
+time (:mod:`bot.leases`), which all processes share, not the bot's clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from loguru import logger
 
 from bot.campaigns import CampaignPlanner
 from bot.events import Say, room_conv
-from bot.outbox import Outbox, OutboxItem
+from bot.leases import DEFAULT_TTL, LeaseClock, holder_id
+from bot.outbox import PRIORITY_PUSH, Outbox, OutboxItem
 from bot.retry import DEFAULT_POLICY, RetryPolicy, fault_reason, is_transient
 from db.repositories import CheckpointRepo, OccurrenceRepo
-from scheduler.clock import Clock
+from scheduler.clock import SHANGHAI, Clock
 
 CHECKPOINT = "campaigns"
 # Outbox rows per insert transaction (one executemany each): small enough that a reply queued
@@ -55,7 +64,15 @@ class CampaignScheduler:
         grace: timedelta,
         account: str = "bot",
         retry: RetryPolicy = DEFAULT_POLICY,
+        *,
+        holder: str | None = None,
+        lease_time: Callable[[], datetime] | None = None,
+        claim_for: timedelta = DEFAULT_TTL,
+        solo: bool = True,
     ) -> None:
+        """``holder`` names this process in fan-out claims, held ``claim_for`` at a time in
+        ``lease_time``; ``solo``: no other process runs on the database (SQLite), so a fan-out
+        left unfinished is an earlier run's and is resumed at once."""
         self._planner = planner
         self._outbox = outbox
         self._occurrences = occurrences
@@ -64,6 +81,10 @@ class CampaignScheduler:
         self._grace = grace
         self._account = account
         self.retry = retry
+        self._holder = holder or holder_id()
+        self._lease_time = lease_time or LeaseClock().now
+        self._claim_for = claim_for
+        self._solo = solo
         self._next: datetime | None = None
         # The planner itself, not its id(): a reloaded planner may reuse a freed one's id.
         self._next_for: tuple[CampaignPlanner, datetime] | None = None
@@ -117,7 +138,7 @@ class CampaignScheduler:
         mark = await self._db(self._checkpoint)
         if now <= mark:
             return 0
-        queued = 0
+        queued = await self._resume(planner, now)
         held: datetime | None = None  # the earliest occurrence a transient fault kept back
         start, end = mark + timedelta(microseconds=1), now + timedelta(microseconds=1)
         for campaign in planner.scheduled_campaigns():
@@ -141,6 +162,10 @@ class CampaignScheduler:
                     )
                     record = self._occurrences.record
                     await self._db(record, campaign.id, fire_at, "skipped", f"error: {reason}")
+                    finish = self._occurrences.finish_fanout  # if it failed mid-fan-out
+                    await self._db(
+                        finish, campaign.id, fire_at, self._holder, f"error: {reason}", now
+                    )
         if held is None:
             self._retry_at, self._pause = None, _FIRST_PAUSE
             await self._db(self._checkpoints.set, CHECKPOINT, now)
@@ -153,19 +178,68 @@ class CampaignScheduler:
                 await self._db(self._checkpoints.set, CHECKPOINT, held - timedelta(microseconds=1))
         return queued
 
+    def _lease_now(self) -> datetime:
+        """Lease time against which claims lapse; alone on the database, every claim left by
+        another holder (an earlier run) counts as lapsed."""
+        now = self._lease_time()
+        return now + self._claim_for if self._solo else now
+
+    async def _resume(self, planner: CampaignPlanner, now: datetime) -> int:
+        """Finish fan-outs a process (this one before a restart, or another) left unfinished
+        and whose claim lapsed; returns how many rows were queued."""
+        queued = 0
+        for campaign_id, stored in await self._db(self._occurrences.unfinished, self._lease_now()):
+            # Back in the campaigns' zone: the fire time is spelled in every outbox key, and a
+            # UTC spelling would make new keys (a second send per group) instead of deduping.
+            fire_at = stored.astimezone(SHANGHAI)
+            log = logger.bind(campaign=campaign_id, fire_at=fire_at.isoformat())
+            log.warning("resuming a campaign fan-out left unfinished")
+            try:
+                queued += await asyncio.to_thread(
+                    self._fire, planner, campaign_id, fire_at, now, True
+                )
+            except Exception as exc:  # safe: transient ones are resumed on a later pass
+                if is_transient(exc):
+                    log.warning("fan-out resume held, tried again later: {}", fault_reason(exc))
+                    continue
+                reason = f"error: {fault_reason(exc)}"
+                log.opt(exception=exc).error("fan-out resume failed: {}", reason)
+                finish = self._occurrences.finish_fanout
+                await self._db(finish, campaign_id, fire_at, self._holder, reason, now)
+        return queued
+
+    def _claim(self, campaign_id: str, fire_at: datetime) -> bool:
+        """Take (or renew) this process's claim on the occurrence's fan-out."""
+        lease_now = self._lease_now()
+        until = self._lease_time() + self._claim_for
+        return self.retry.call(
+            lambda: self._occurrences.claim_fanout(
+                campaign_id, fire_at, self._holder, lease_now, until
+            ),
+            what="occurrence claim",
+        )
+
     def _fire(
-        self, planner: CampaignPlanner, campaign_id: str, fire_at: datetime, now: datetime
+        self,
+        planner: CampaignPlanner,
+        campaign_id: str,
+        fire_at: datetime,
+        now: datetime,
+        resume: bool = False,
     ) -> int:
         """Plan, render and queue one occurrence (in a worker thread); how many rows were new.
 
         Safe to run again after any fault: the outbox keys dedupe the sends already queued,
-        and an occurrence already recorded is not planned again.
+        and an occurrence already recorded is not planned again (``resume``: finish one whose
+        fan-out was cut short).
         """
         call = self.retry.call
-        campaign = planner.ops.campaigns[campaign_id]
         log = logger.bind(campaign=campaign_id, fire_at=fire_at.isoformat())
+        if resume:
+            return self._fan_out(planner, campaign_id, fire_at, now, log, release=False)
+        campaign = planner.ops.campaigns[campaign_id]
         if call(lambda: self._occurrences.get(campaign_id, fire_at), what="occurrence") is not None:
-            return 0  # handled before a fault held an earlier occurrence back
+            return 0  # handled before a fault held an earlier occurrence back, or elsewhere
         if planner.in_quiet_hours(campaign, fire_at):
             call(
                 lambda: self._occurrences.record(campaign_id, fire_at, "skipped", "quiet_hours"),
@@ -182,6 +256,54 @@ class CampaignScheduler:
             if recorded:
                 log.warning("occurrence missed while the bot was down")
             return 0
+        return self._fan_out(planner, campaign_id, fire_at, now, log)
+
+    def _fan_out(
+        self,
+        planner: CampaignPlanner,
+        campaign_id: str,
+        fire_at: datetime,
+        now: datetime,
+        log: Any,
+        release: bool = True,
+    ) -> int:
+        """Claim the occurrence, queue a send per group, mark it fanned out; rows added.
+
+        A fault lets the claim go (what was queued stays, the keys dedupe a new try), so the
+        occurrence is held or recorded exactly as if it had never been claimed; only a process
+        that dies mid-fan-out leaves its claim to lapse and be resumed. A resumed fan-out
+        (``release`` False: its occurrence is behind the checkpoint) keeps it to lapse again.
+        """
+        if not self._claim(campaign_id, fire_at):
+            return 0  # another process has it in hand
+        try:
+            return self._queue_all(planner, campaign_id, fire_at, now, log)
+        except Exception:
+            if not release:
+                raise
+            with contextlib.suppress(Exception):  # else it lapses and is resumed
+                self._occurrences.release_fanout(campaign_id, fire_at, self._holder)
+            raise
+
+    def _queue_all(
+        self,
+        planner: CampaignPlanner,
+        campaign_id: str,
+        fire_at: datetime,
+        now: datetime,
+        log: Any,
+    ) -> int:
+        campaign = planner.ops.campaigns.get(campaign_id)
+        if campaign is None:  # removed by a reload while its fan-out was unfinished
+            self.retry.call(
+                lambda: self._occurrences.finish_fanout(
+                    campaign_id, fire_at, self._holder, "campaign removed", now
+                ),
+                what="occurrence",
+            )
+            return 0
+        renew_every = self._claim_for.total_seconds() / 3
+        renew_at = time.monotonic() + renew_every
         late = now - fire_at
         added = groups = 0
         batch: list[OutboxItem] = []
@@ -195,6 +317,7 @@ class CampaignScheduler:
                     campaign_id=campaign_id,
                     group_id=d.group.id,
                     marketing=campaign.marketing,
+                    priority=PRIORITY_PUSH,  # a member's reply goes before any push
                     account=d.account or self._account,  # the group's account
                 )
             )
@@ -202,13 +325,20 @@ class CampaignScheduler:
                 added += self._enqueue(batch)
                 groups += len(batch)
                 batch = []
+                if time.monotonic() >= renew_at:
+                    if not self._claim(campaign_id, fire_at):
+                        log.warning("fan-out claim lost to another process; it carries on")
+                        return added
+                    renew_at = time.monotonic() + renew_every
             if time.perf_counter() >= slice_end:
                 time.sleep(0)  # hand the GIL to the event loop if it is waiting for it
                 slice_end = time.perf_counter() + _GIL_SLICE_S
         added += self._enqueue(batch)
         groups += len(batch)
-        call(
-            lambda: self._occurrences.record(campaign_id, fire_at, "enqueued", f"{added} messages"),
+        self.retry.call(
+            lambda: self._occurrences.finish_fanout(
+                campaign_id, fire_at, self._holder, f"{added} messages", now
+            ),
             what="occurrence",
         )
         log.bind(groups=groups).info("campaign fired")
