@@ -35,9 +35,9 @@ import contextvars
 import gzip
 import json
 import random
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -46,17 +46,19 @@ from loguru import logger
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from bot.config import OutboxSettings, QuietHours
+from bot.config import AccountSettings, OutboxSettings, QuietHours
 from bot.events import Action, Invite, Remove, Say, room_conv
 from bot.gateways.base import ChatGateway, DeliveryUnknown, GatewayError
 from bot.pacing import Pacer
 from bot.retry import DEFAULT_POLICY, RetryPolicy
 from db.models import OUTBOX_STATUSES, OutboxPacing, OutboxRow
-from db.repositories import as_utc, insert_ignore_many
+from db.repositories import as_utc, insert_ignore_many, insert_ignore_rows
 from db.session import session_factory
 from scheduler.clock import SHANGHAI, Clock, aware
 
 OutboxStatus = Literal["pending", "sending", "sent", "failed", "uncertain"]
+EXPIRED = "expired: later than outbox.grace"
+"""``last_error`` of a marketing send that waited past ``outbox.grace`` (status ``failed``)."""
 _PREVIEW_CHARS = 6
 _ERROR_CHARS = 300
 
@@ -81,6 +83,17 @@ _ATTENTION_STATUSES = ("sending", "failed", "uncertain")
 _ATTENTION = col(OutboxRow.status).in_([sa.literal_column(f"'{s}'") for s in _ATTENTION_STATUSES])
 
 
+PRIORITY_CONVERSATION = 0
+"""What a person is waiting for: replies, tickets, moderation, invitations, welcomes."""
+PRIORITY_PUSH = 1
+"""Campaign pushes: an account sends them only when no conversation row is due."""
+_PRIORITIES = (PRIORITY_CONVERSATION, PRIORITY_PUSH)
+
+
+# An expired send: outbox id, key, campaign and group (for the log line and the count).
+_Expired = tuple[int, str, str | None, str | None]
+
+
 class _LostRace(Exception):
     """Another process took the slot or the row first; the claim transaction rolls back."""
 
@@ -96,9 +109,34 @@ class OutboxItem:
     group_id: str | None = None
     marketing: bool = False
     account: str = "bot"
+    """Asked for; the outbox's ``route`` (:class:`bot.accounts.AccountBook`) has the last word:
+    anything in a group goes through the group's account."""
     reason: str | None = None
     """Why the bot sends it, for the audit log: ``moderation:ad.cashout``, ``command:optout``...
     None: :func:`reason_for` (campaign or ticket id, the running handler, the key's prefix)."""
+    priority: int | None = None
+    """:data:`PRIORITY_CONVERSATION` or :data:`PRIORITY_PUSH` (claimed first to last); None:
+    a push when ``marketing``, else a conversation. The account's rate caps both."""
+
+
+@dataclass(frozen=True)
+class ExpiredSend:
+    """A marketing send that waited past ``outbox.grace`` and was never sent."""
+
+    key: str
+    campaign_id: str | None
+    group_id: str | None
+    account: str
+    not_before: datetime
+
+    @property
+    def occurrence(self) -> str | None:
+        """The campaign occurrence it belonged to (ISO fire time, from the key), if any."""
+        if not self.campaign_id or not self.key.startswith(self.campaign_id + ":"):
+            return None
+        rest = self.key[len(self.campaign_id) + 1 :]
+        _, sep, fire_at = rest.partition(":")
+        return fire_at if sep else None
 
 
 @dataclass(frozen=True)
@@ -167,6 +205,7 @@ class Outbox:
         settings: OutboxSettings,
         quiet: QuietHours,
         clock: Clock,
+        accounts: Sequence[AccountSettings] = (),
     ) -> None:
         self._sessions: Callable[[], Session] = (
             session_factory(db) if isinstance(db, Engine) else db
@@ -175,9 +214,25 @@ class Outbox:
         self._quiet = quiet
         self._clock = clock
         self._pacer = Pacer(settings.rate_per_minute, settings.jitter)
+        # Each account its own rate and daily cap; an account not configured (rows left by an
+        # account since removed) paces at the outbox's defaults.
+        self._pacers = {
+            a.id: Pacer(a.rate_per_minute or settings.rate_per_minute, settings.jitter)
+            for a in accounts
+        }
+        self._caps = {
+            a.id: a.daily_cap if a.daily_cap is not None else settings.daily_cap for a in accounts
+        }
         self._rng = random.Random(settings.seed)
         self._held_until: datetime | None = None
+        self._down: set[str] = set()
         self.retry: RetryPolicy = DEFAULT_POLICY
+        self.route: Callable[[Action, str | None], str] | None = None
+        """Which account sends an item (set by the composition root); None: the item's own."""
+        self.local: Callable[[], frozenset[str]] | None = None
+        """The accounts this process sends for (a lease manager narrows it); None: all."""
+        self.expired = 0
+        """Marketing sends expired past the grace by this outbox (counted; see ExpiryReport)."""
 
     # -- enqueue ---------------------------------------------------------------------------
 
@@ -196,23 +251,30 @@ class Outbox:
         batch = list(items)
         if not batch:
             return 0
+        if self.route is not None:
+            route = self.route
+            batch = [
+                i if (a := route(i.action, i.account)) == i.account else replace(i, account=a)
+                for i in batch
+            ]
         by_key = {item.key: item for item in batch}
+        fallback = SEND_REASON.get()
+        # Plain tuples through one executemany, no RETURNING: a 20,000-group fan-out is queued
+        # at the speed of the inserts themselves (the unique key keeps it idempotent).
+        rows = [_row_values(i, now, fallback) for i in by_key.values()]
         with self._sessions() as s, s.begin():
-            added = insert_ignore_many(
-                s, OutboxRow, [_row_values(i, now) for i in by_key.values()], "key"
-            )
+            added = insert_ignore_rows(s, OutboxRow, _ROW_COLUMNS, rows, "key")
             accounts = sorted({i.account for i in by_key.values()})
             # Every account with sends has a pacing row: next_due and claims start from them.
             pacing = [{"account": a, "calls": 0} for a in accounts]
             insert_ignore_many(s, OutboxPacing, pacing, "account")
             if also is not None:
                 also(s)
-        for key in added:
-            item = by_key[key]
-            self._log(key, item.account, item.campaign_id, item.group_id).debug(
-                "outbox: queued {} for {}", _kind(item.action), item.not_before.isoformat()
-            )
-        return len(added)
+        first = batch[0]
+        self._log(first.key, first.account, first.campaign_id, first.group_id).bind(
+            items=len(by_key), added=added
+        ).debug("outbox: queued {} of {} sends (first: {})", added, len(by_key), first.key)
+        return added
 
     # -- timing ----------------------------------------------------------------------------
 
@@ -225,15 +287,17 @@ class Outbox:
         with self._sessions() as s:
             rows = s.execute(
                 sa.select(
-                    col(OutboxPacing.due_at),
-                    col(OutboxPacing.last_call_at),
+                    *_PACING_STATE,
                     _earliest_pending(marketing=False),
                     _earliest_pending(marketing=True),
                 )
             ).all()
         best: datetime | None = None
-        for due_at, last_call_at, plain, marketing in rows:
-            gate = self._pacer.gate(due_at, last_call_at)
+        local = self.local() if self.local is not None else None
+        for account, due_at, last_call_at, day, day_calls, plain, marketing in rows:
+            if account in self._down or (local is not None and account not in local):
+                continue  # a down account is looked at again with _held_until
+            gate = self._gate(account, due_at, last_call_at, day, day_calls)
             for earliest, is_marketing in ((plain, False), (marketing, True)):
                 if earliest is None:
                     continue
@@ -264,30 +328,60 @@ class Outbox:
             return []
         self._held_until = None
         sent: list[OutboxRecord] = []
+        local = self.local() if self.local is not None else None
+        down: set[str] = set()
         # Database work in worker threads (transient faults retried): only the gateway call
         # is awaited on the loop. A fault that outlasts the retries raises with nothing lost:
         # an unclaimed row stays pending, a claimed one `sending` (uncertain after a restart).
         for account in await self._off_loop(self._open_accounts, now):
+            if local is not None and account not in local:
+                continue
+            sender = account_gateway(gateway, account)
+            if sender is not gateway and not sender.ready():
+                # This account's sends wait (the others keep going); its marketing past the
+                # grace expires as always, counted.
+                down.add(account)
+                await self._off_loop(self.expire_stale, account)
+                continue
             while (row := await self._off_loop(self.claim, account)) is not None:
-                record = await self._deliver_one(gateway, row)
+                record = await self._deliver_one(sender, row)
                 if record.status == "sent":
                     sent.append(record)
+        self._down = down
+        if down:
+            self._held_until = now + _HOLD_WHILE_DOWN
         return sent
 
     def _open_accounts(self, now: datetime) -> list[str]:
-        """Accounts whose pacing slot has come at ``now``, by id."""
+        """Accounts whose pacing slot (and daily cap) allows a send at ``now``, by id."""
         with self._sessions() as s:
             return [
                 account
-                for account, due_at, last_call_at in s.execute(
-                    sa.select(
-                        col(OutboxPacing.account),
-                        col(OutboxPacing.due_at),
-                        col(OutboxPacing.last_call_at),
-                    ).order_by(col(OutboxPacing.account))
+                for account, *state in s.execute(
+                    sa.select(*_PACING_STATE).order_by(col(OutboxPacing.account))
                 )
-                if (gate := self._pacer.gate(due_at, last_call_at)) is None or gate <= now
+                if (gate := self._gate(account, *state)) is None or gate <= now
             ]
+
+    def _gate(
+        self,
+        account: str,
+        due_at: datetime | None,
+        last_call_at: datetime | None,
+        day: date | None,
+        day_calls: int,
+    ) -> datetime | None:
+        """When ``account`` may call next: its pacing, and past a reached daily cap the next
+        Asia/Shanghai midnight (None: right away)."""
+        gate = self._pacers.get(account, self._pacer).gate(due_at, last_call_at)
+        cap = self._caps.get(account, self._settings.daily_cap)
+        if cap is None:
+            return gate
+        today = self._clock.now().astimezone(SHANGHAI).date()
+        if cap == 0 or (day == today and day_calls >= cap):
+            midnight = datetime.combine(today + timedelta(days=1), time(0), SHANGHAI)
+            return midnight if gate is None else max(gate, midnight)
+        return gate
 
     async def _off_loop(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         """``fn(*args, **kwargs)`` in a worker thread, transient faults retried with backoff.
@@ -300,20 +394,25 @@ class Outbox:
     def claim(self, account: str) -> OutboxRow | None:
         """Take ``account``'s pacing slot and its oldest sendable row, marked ``sending``.
 
-        Returns None when the account's slot has not come, nothing is sendable, or another
-        process won the slot or the row. Marketing rows past ``outbox.grace`` met on the way
+        Returns None when the account's slot has not come, nothing is sendable, another
+        process holds the account (:attr:`local`), or it won the slot or the row (the row is
+        locked ``FOR UPDATE SKIP LOCKED``). Marketing rows past ``outbox.grace`` met on the way
         are expired (status ``failed``, never sent). The clock's now is the gateway call the
         slot is counted from: the caller calls the gateway right after.
         """
+        if self.local is not None and account not in self.local():
+            return None  # another process holds the account
         now = self._clock.now()
         quiet_now = self._quiet.contains(now.astimezone(SHANGHAI).time())
-        expired: list[int] = []
+        expired: list[_Expired] = []
         try:
             with self._sessions() as s, s.begin():
                 pacing = s.get(OutboxPacing, account)
                 if pacing is None:
                     return None
-                gate = self._pacer.gate(pacing.due_at, pacing.last_call_at)
+                gate = self._gate(
+                    account, pacing.due_at, pacing.last_call_at, pacing.day, pacing.day_calls
+                )
                 if gate is not None and gate > now:
                     return None
                 row_id = self._first_sendable(s, account, now, quiet_now, expired)
@@ -325,10 +424,12 @@ class Outbox:
                 # PostgreSQL weigh a whole scan of a pending index (costed from statistics in
                 # which nothing was pending) against the primary key, and it took the scan.
                 # SQLite has no row locks, but the slot update above holds its write lock.
+                # SKIP LOCKED: a row another process has in hand is passed over, never waited
+                # for (several processes on PostgreSQL, docs/deployment.md).
                 status = s.execute(
                     sa.select(col(OutboxRow.status))
                     .where(col(OutboxRow.id) == row_id)
-                    .with_for_update()
+                    .with_for_update(skip_locked=True)
                 ).scalar_one_or_none()
                 if status != "pending":
                     raise _LostRace
@@ -342,28 +443,133 @@ class Outbox:
             expired.clear()  # rolled back with the rest
             return None
         finally:
-            for expired_id in expired:
-                logger.bind(outbox_id=expired_id, account=account).warning(
-                    "outbox: marketing send expired after waiting past the grace period"
-                )
+            self._expired(expired, account)
         return row
 
-    def _first_sendable(
-        self, s: Session, account: str, now: datetime, quiet_now: bool, expired: list[int]
-    ) -> int | None:
-        """The id of ``account``'s oldest row that may go now; expires stale marketing."""
-        after: tuple[datetime, int] | None = None
-        while True:
-            stmt = (
-                select(
-                    OutboxRow.id,
-                    OutboxRow.marketing,
-                    OutboxRow.not_before,
-                    OutboxRow.next_attempt_at,
+    def _expired(self, expired: list[_Expired], account: str) -> None:
+        """Count and log sends just expired (committed): nothing expires silently."""
+        self.expired += len(expired)
+        for row_id, key, campaign, group in expired:
+            logger.bind(
+                outbox_id=row_id, outbox_key=key, account=account, campaign=campaign, group=group
+            ).warning("outbox: marketing send expired after waiting past the grace period")
+
+    def expire_stale(self, account: str) -> int:
+        """Expire ``account``'s marketing sends already past the grace (its gateway is down, so
+        no claim meets them); returns how many. Walks the claim index in slices."""
+        now = self._clock.now()
+        expired: list[_Expired] = []
+        with self._sessions() as s, s.begin():
+            rows = s.execute(
+                sa.select(
+                    col(OutboxRow.id),
+                    col(OutboxRow.key),
+                    col(OutboxRow.campaign_id),
+                    col(OutboxRow.group_id),
+                    col(OutboxRow.not_before),
                 )
                 .where(
                     _PENDING,
-                    OutboxRow.account == account,
+                    col(OutboxRow.account) == account,
+                    col(OutboxRow.not_before) <= now - self._settings.grace,
+                    col(OutboxRow.marketing) == True,  # noqa: E712 - SQL
+                )
+                .order_by(col(OutboxRow.not_before), col(OutboxRow.id))
+                .limit(_PRUNE_BATCH)
+            ).all()
+            stale = [
+                r
+                for r in rows
+                if now - self._after_quiet(as_utc(r.not_before)) > self._settings.grace
+            ]
+            if stale:
+                s.execute(
+                    sa.update(OutboxRow)
+                    .where(col(OutboxRow.id).in_([r.id for r in stale]))
+                    .values(status="failed", last_error=EXPIRED)
+                )
+            expired = [(r.id, r.key, r.campaign_id, r.group_id) for r in stale]
+        self._expired(expired, account)
+        return len(expired)
+
+    def _first_sendable(
+        self,
+        s: Session,
+        account: str,
+        now: datetime,
+        quiet_now: bool,
+        expired: list[_Expired],
+    ) -> int | None:
+        """The id of ``account``'s oldest row that may go now, the most urgent priority first
+        (a member's reply never waits behind a push); expires stale marketing on the way."""
+        for i, priority in enumerate(_PRIORITIES):
+            row_id = self._first_sendable_of(s, account, priority, now, quiet_now, expired)
+            if row_id is not None:
+                for later in _PRIORITIES[i + 1 :]:  # stale pushes expire whoever goes first
+                    self._expire_head(s, account, later, now, expired)
+                return row_id
+        return None
+
+    def _expire_head(
+        self, s: Session, account: str, priority: int, now: datetime, expired: list[_Expired]
+    ) -> None:
+        """Expire the marketing rows of one priority already past the grace (at most a slice:
+        the rest go at later claims). A range of the claim index: only stale rows are read."""
+        rows = s.execute(
+            sa.select(
+                col(OutboxRow.id),
+                col(OutboxRow.not_before),
+                col(OutboxRow.key),
+                col(OutboxRow.campaign_id),
+                col(OutboxRow.group_id),
+            )
+            .where(
+                _PENDING,
+                col(OutboxRow.account) == account,
+                col(OutboxRow.priority) == priority,
+                col(OutboxRow.not_before) < now - self._settings.grace,
+                col(OutboxRow.marketing) == True,  # noqa: E712 - SQL
+            )
+            .order_by(col(OutboxRow.not_before), col(OutboxRow.id))
+            .limit(_SLICE)
+        ).all()
+        stale = [
+            r for r in rows if now - self._after_quiet(as_utc(r.not_before)) > self._settings.grace
+        ]
+        if stale:
+            s.execute(
+                sa.update(OutboxRow)
+                .where(col(OutboxRow.id).in_([r.id for r in stale]))
+                .values(status="failed", last_error=EXPIRED)
+            )
+            expired.extend((r.id or 0, r.key, r.campaign_id, r.group_id) for r in stale)
+
+    def _first_sendable_of(
+        self,
+        s: Session,
+        account: str,
+        priority: int,
+        now: datetime,
+        quiet_now: bool,
+        expired: list[_Expired],
+    ) -> int | None:
+        """:meth:`_first_sendable` within one priority: a range of the claim index."""
+        after: tuple[datetime, int] | None = None
+        while True:
+            stmt = (
+                sa.select(
+                    col(OutboxRow.id),
+                    col(OutboxRow.marketing),
+                    col(OutboxRow.not_before),
+                    col(OutboxRow.next_attempt_at),
+                    col(OutboxRow.key),
+                    col(OutboxRow.campaign_id),
+                    col(OutboxRow.group_id),
+                )
+                .where(
+                    _PENDING,
+                    col(OutboxRow.account) == account,
+                    col(OutboxRow.priority) == priority,
                     # not_before, not next_attempt_at: a range on the claim index's own order,
                     # so the planner walks ix_outbox_pending_claim with no sort (next_attempt_at
                     # is never earlier than not_before; retries waiting out a backoff are skipped
@@ -379,8 +585,8 @@ class Outbox:
                 stmt = stmt.where(
                     sa.tuple_(col(OutboxRow.not_before), col(OutboxRow.id)) > sa.tuple_(*after)
                 )
-            candidates = s.exec(stmt).all()
-            for row_id, marketing, not_before, next_attempt_at in candidates:
+            candidates = s.execute(stmt).all()
+            for row_id, marketing, not_before, next_attempt_at, key, cid, gid in candidates:
                 after = (not_before, row_id or 0)
                 if as_utc(next_attempt_at) > now:
                     continue
@@ -390,9 +596,9 @@ class Outbox:
                     s.execute(
                         sa.update(OutboxRow)
                         .where(col(OutboxRow.id) == row_id)
-                        .values(status="failed", last_error="expired: later than outbox.grace")
+                        .values(status="failed", last_error=EXPIRED)
                     )
-                    expired.append(row_id or 0)
+                    expired.append((row_id or 0, key, cid, gid))
                     continue
                 return row_id
             if len(candidates) < _SLICE:
@@ -400,14 +606,24 @@ class Outbox:
 
     def _take_slot(self, s: Session, pacing: OutboxPacing, call: datetime) -> None:
         """Advance the account's pacing row past ``call``; compare-and-set on ``calls``."""
-        slot, due = self._pacer.after_call(pacing.slot_at, call, self._rng.random())
+        pacer = self._pacers.get(pacing.account, self._pacer)
+        slot, due = pacer.after_call(pacing.slot_at, call, self._rng.random())
+        today = call.astimezone(SHANGHAI).date()
+        day_calls = pacing.day_calls + 1 if pacing.day == today else 1
         took = s.execute(
             sa.update(OutboxPacing)
             .where(
                 col(OutboxPacing.account) == pacing.account,
                 col(OutboxPacing.calls) == pacing.calls,
             )
-            .values(slot_at=slot, due_at=due, last_call_at=call, calls=pacing.calls + 1)
+            .values(
+                slot_at=slot,
+                due_at=due,
+                last_call_at=call,
+                calls=pacing.calls + 1,
+                day=today,
+                day_calls=day_calls,
+            )
             .returning(col(OutboxPacing.account))
         ).first()
         if took is None:
@@ -470,10 +686,17 @@ class Outbox:
 
     # -- restart and audit -----------------------------------------------------------------
 
-    def recover(self) -> list[str]:
-        """At start-up: rows a crash left ``sending`` become ``uncertain``; returns their keys."""
+    def recover(self, accounts: Collection[str] | None = None) -> list[str]:
+        """At start-up: rows a crash left ``sending`` become ``uncertain``; returns their keys.
+
+        With ``accounts``, only theirs: on PostgreSQL a process taking over an account's lease
+        recovers that account alone (other processes' sends in hand are theirs).
+        """
         with self._sessions() as s, s.begin():
-            rows = s.exec(select(OutboxRow).where(_status_is("sending"), _ATTENTION)).all()
+            stmt = select(OutboxRow).where(_status_is("sending"), _ATTENTION)
+            if accounts is not None:
+                stmt = stmt.where(col(OutboxRow.account).in_(sorted(accounts)))
+            rows = s.exec(stmt).all()
             for row in rows:
                 row.status = "uncertain"
                 row.last_error = "interrupted while sending; not resent automatically"
@@ -588,6 +811,27 @@ class Outbox:
             row = s.exec(select(OutboxRow).where(OutboxRow.key == key)).first()
             return _record(row) if row is not None else None
 
+    def expired_rows(self, since: datetime | None = None) -> list[ExpiredSend]:
+        """Marketing sends expired past the grace (meant for ``since`` or later), oldest first.
+
+        Read through ``ix_outbox_attention``; expired rows are few next to the audit log.
+        """
+        with self._sessions() as s:
+            stmt = sa.select(
+                col(OutboxRow.key),
+                col(OutboxRow.campaign_id),
+                col(OutboxRow.group_id),
+                col(OutboxRow.account),
+                col(OutboxRow.not_before),
+            ).where(_status_is("failed"), _ATTENTION, col(OutboxRow.last_error) == EXPIRED)
+            if since is not None:
+                stmt = stmt.where(col(OutboxRow.not_before) >= aware(since))
+            stmt = stmt.order_by(col(OutboxRow.not_before), col(OutboxRow.id))
+            return [
+                ExpiredSend(key, campaign, group, account, _local(not_before))
+                for key, campaign, group, account, not_before in s.execute(stmt)
+            ]
+
     def pending_count(self) -> int:
         """How many sends wait to go out (counted in a pending index; cheap enough for probes)."""
         with self._sessions() as s:
@@ -609,6 +853,22 @@ class Outbox:
     @staticmethod
     def _log(key: str, account: str, campaign: str | None, group: str | None) -> Any:
         return logger.bind(outbox_key=key, account=account, campaign=campaign, group=group)
+
+
+_PACING_STATE = (
+    col(OutboxPacing.account),
+    col(OutboxPacing.due_at),
+    col(OutboxPacing.last_call_at),
+    col(OutboxPacing.day),
+    col(OutboxPacing.day_calls),
+)
+
+
+def account_gateway(gateway: ChatGateway, account: str) -> ChatGateway:
+    """The gateway that sends as ``account``: a multi-account gateway's ``via(account)``; a
+    single-account one sends everything itself."""
+    via = getattr(gateway, "via", None)
+    return via(account) if callable(via) else gateway
 
 
 def _earliest_pending(*, marketing: bool) -> Any:
@@ -635,29 +895,68 @@ def _kind(action: Action) -> str:
     return {Say: "say", Invite: "invite", Remove: "remove"}[type(action)]
 
 
-def _row_values(item: OutboxItem, now: datetime) -> dict[str, Any]:
-    not_before = aware(item.not_before)
-    values: dict[str, Any] = {
-        "key": item.key,
-        "account": item.account,
-        "action": _kind(item.action),
-        "campaign_id": item.campaign_id,
-        "group_id": item.group_id or _room_of(item.action),
-        "reason": item.reason or reason_for(item.key, item.campaign_id, SEND_REASON.get()),
-        "marketing": item.marketing,
-        "not_before": not_before,
-        "next_attempt_at": not_before,
-        "status": "pending",
-        "attempts": 0,
-        "created_at": now,
-        "mentions": [],
-    }
-    match item.action:
-        case Say(to=to, text=text, mentions=mentions):
-            values |= {"conversation": to, "text": text, "mentions": list(mentions)}
-        case Invite(room=room, contact=contact) | Remove(room=room, contact=contact):
-            values |= {"conversation": room_conv(room), "room": room, "contact": contact}
-    return values
+_ROW_COLUMNS = (
+    "key",
+    "account",
+    "action",
+    "campaign_id",
+    "group_id",
+    "reason",
+    "marketing",
+    "priority",
+    "not_before",
+    "next_attempt_at",
+    "status",
+    "attempts",
+    "created_at",
+    "conversation",
+    "text",
+    "mentions",
+    "room",
+    "contact",
+)
+
+
+def _row_values(item: OutboxItem, now: datetime, fallback: str | None) -> tuple[Any, ...]:
+    """The outbox row of ``item``, as a tuple in :data:`_ROW_COLUMNS` order."""
+    # Stored as UTC: an aware instant needs no conversion here (naive reads as Shanghai).
+    not_before = item.not_before if item.not_before.tzinfo is not None else aware(item.not_before)
+    action = item.action
+    room = contact = text = None
+    mentions: list[str] = []
+    if isinstance(action, Say):
+        conversation, text, mentions = action.to, action.text, list(action.mentions)
+    else:
+        assert isinstance(action, Invite | Remove)
+        conversation, room, contact = room_conv(action.room), action.room, action.contact
+    return (
+        item.key,
+        item.account,
+        _kind(action),
+        item.campaign_id,
+        item.group_id or _room_of(action),
+        item.reason or reason_for(item.key, item.campaign_id, fallback),
+        item.marketing,
+        _priority(item),
+        not_before,
+        not_before,
+        "pending",
+        0,
+        now,
+        conversation,
+        text,
+        mentions,
+        room,
+        contact,
+    )
+
+
+def _priority(item: OutboxItem) -> int:
+    if item.priority is None:
+        return PRIORITY_PUSH if item.marketing else PRIORITY_CONVERSATION
+    if item.priority not in _PRIORITIES:
+        raise ValueError(f"outbox item {item.key!r}: priority must be one of {_PRIORITIES}")
+    return item.priority
 
 
 def _room_of(action: Action) -> str | None:

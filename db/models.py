@@ -53,8 +53,10 @@ OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "uncertain")
 PENDING = "status = 'pending'"
 ATTENTION = "status IN ('sending', 'failed', 'uncertain')"
 SENT = "status = 'sent'"
+UNWELCOMED = "welcomed_at IS NULL AND left_at IS NULL"
 OUTBOX_ACTIONS = ("say", "invite", "remove")
 OCCURRENCE_STATUSES = ("enqueued", "missed", "skipped")
+UNFINISHED_OCCURRENCE = "status = 'enqueued' AND fanned_out_at IS NULL"
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -98,6 +100,14 @@ class Membership(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_membership_group_open", "group_id", "left_at"),
         sa.Index("ix_membership_person", "person_id"),
+        # The few rows waiting for a welcome, asked for on every pass of the time loop.
+        sa.Index(
+            "ix_membership_unwelcomed",
+            "group_id",
+            "joined_at",
+            sqlite_where=sa.text(UNWELCOMED),
+            postgresql_where=sa.text(UNWELCOMED),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -117,6 +127,13 @@ class ScheduleOccurrence(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("campaign_id", "fire_at", name="uq_occurrence_campaign_fire"),
         sa.CheckConstraint(_in("status", OCCURRENCE_STATUSES), name="ck_occurrence_status"),
+        # Fan-outs not finished: few, looked at on every scheduler pass (resumed when lapsed).
+        sa.Index(
+            "ix_occurrence_unfinished",
+            "claimed_until",
+            sqlite_where=sa.text(UNFINISHED_OCCURRENCE),
+            postgresql_where=sa.text(UNFINISHED_OCCURRENCE),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -125,6 +142,11 @@ class ScheduleOccurrence(SQLModel, table=True):
     status: str = Field(max_length=16)
     reason: str = ""
     recorded_at: datetime = _ts()
+    # The fan-out of an enqueued occurrence: the process doing it and until when its claim
+    # holds (another process resumes it after that); fanned_out_at once every send is queued.
+    holder: str | None = Field(default=None, max_length=100)
+    claimed_until: datetime | None = _ts(nullable=True)
+    fanned_out_at: datetime | None = _ts(nullable=True)
 
 
 class OutboxRow(SQLModel, table=True):
@@ -146,6 +168,7 @@ class OutboxRow(SQLModel, table=True):
         sa.Index(
             "ix_outbox_pending_claim",
             "account",
+            "priority",
             "not_before",
             "id",
             sqlite_where=sa.text(PENDING),
@@ -199,6 +222,11 @@ class OutboxRow(SQLModel, table=True):
     """Why the bot sent it (``campaign:<id>``, ``ticket:<n>``, ``moderation:<rule>``,
     ``command:<name>``...): the audit log's reason column (bot/audit.py)."""
     marketing: bool = False
+    priority: int = Field(
+        default=0, sa_type=sa.SmallInteger, sa_column_kwargs={"server_default": "0"}
+    )
+    """Claimed before higher numbers: 0 for what a person waits for (replies, tickets,
+    moderation, invitations, welcomes), 1 for campaign pushes (bot.outbox)."""
     not_before: datetime = _ts()
     status: str = Field(default="pending", max_length=16)
     attempts: int = 0
@@ -225,6 +253,9 @@ class OutboxPacing(SQLModel, table=True):
     due_at: datetime | None = _ts(nullable=True)
     last_call_at: datetime | None = _ts(nullable=True)
     calls: int = 0
+    # The account's daily cap: gateway calls made on ``day`` (an Asia/Shanghai date).
+    day: date | None = Field(default=None, nullable=True)
+    day_calls: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Checkpoint(SQLModel, table=True):
@@ -247,9 +278,6 @@ class EntryVisit(SQLModel, table=True):
     retention is read from the membership. ``lat``/``lon`` are WGS-84, rounded to about 100 m.
     ``invite_code`` is the short code a person sends the bot to be invited into a group that
     no longer takes QR scans.
-    # The account's daily cap: gateway calls made on ``day`` (an Asia/Shanghai date).
-    day: date | None = Field(default=None, nullable=True)
-    day_calls: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     """
 
     __tablename__ = "entry_visit"
@@ -563,28 +591,6 @@ class LotteryWinner(SQLModel, table=True):
     prize: str = ""
 
 
-TABLES = (
-    "welfare_group",
-    "person",
-    "membership",
-    "schedule_occurrence",
-    "outbox",
-    "outbox_pacing",
-    "checkpoint",
-    "entry_visit",
-    "group_qrcode",
-    "referral_code",
-    "entry_waitlist",
-    "referral_event",
-    "referral_reward",
-    "referral_reward_history",
-    "ticket",
-    "optout_event",
-    "lottery_round",
-    "lottery_entry",
-    "lottery_winner",
-    "moderation_strike",
-)
 class GroupAccount(SQLModel, table=True):
     """Which bot account serves a group: assigned once (balanced), then kept (sticky).
 
@@ -610,6 +616,30 @@ class AccountHealth(SQLModel, table=True):
     changed_at: datetime = _ts()
 
 
+TABLES = (
+    "welfare_group",
+    "person",
+    "membership",
+    "schedule_occurrence",
+    "outbox",
+    "outbox_pacing",
+    "checkpoint",
+    "entry_visit",
+    "group_qrcode",
+    "referral_code",
+    "entry_waitlist",
+    "referral_event",
+    "referral_reward",
+    "referral_reward_history",
+    "ticket",
+    "optout_event",
+    "lottery_round",
+    "lottery_entry",
+    "lottery_winner",
+    "group_account",
+    "account_health",
+    "moderation_strike",
+)
 
 
 class ModerationStrikeRow(SQLModel, table=True):
@@ -630,5 +660,24 @@ class ModerationStrikeRow(SQLModel, table=True):
     member_id: str = Field(max_length=100)
     rule: str = Field(max_length=60)
     at: datetime = _ts()
-    "group_account",
-    "account_health",
+
+
+class WorkerLease(SQLModel, table=True):
+    """A running ``qunfu run`` process on PostgreSQL, alive while ``expires_at`` is ahead."""
+
+    __tablename__ = "worker_lease"
+
+    holder: str = Field(primary_key=True, max_length=100)
+    started_at: datetime = _ts()
+    expires_at: datetime = _ts()
+
+
+class AccountLease(SQLModel, table=True):
+    """Which process sends for an account, until ``expires_at`` (renewed by its heartbeat)."""
+
+    __tablename__ = "account_lease"
+
+    account: str = Field(primary_key=True, max_length=100)
+    holder: str = Field(max_length=100)
+    acquired_at: datetime = _ts()
+    expires_at: datetime = _ts()

@@ -22,7 +22,14 @@ from sqlmodel import Session, SQLModel, col, select
 
 from bot.events import Person
 from bot.opsdata.models import WelfareGroup
-from db.models import Checkpoint, Membership, PersonRow, ScheduleOccurrence, WelfareGroupRow
+from db.models import (
+    UNFINISHED_OCCURRENCE,
+    Checkpoint,
+    Membership,
+    PersonRow,
+    ScheduleOccurrence,
+    WelfareGroupRow,
+)
 
 OccurrenceStatus = Literal["enqueued", "missed", "skipped"]
 # Rows per fetch when a large table is read as a stream (memberships: a million at bank scale).
@@ -94,6 +101,77 @@ def insert_ignore_many(
     return inserted
 
 
+def insert_ignore_rows(
+    session: Session,
+    model: type[SQLModel],
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    conflict: str,
+) -> int:
+    """Insert plain tuples (``columns`` in order), skipping rows whose ``conflict`` value exists.
+
+    One driver-level ``executemany`` of a prepared ``INSERT … ON CONFLICT DO NOTHING`` with no
+    ``RETURNING``: no ORM objects, no per-row dicts, only the columns' own bind conversions
+    (aware datetimes, JSON). Returns how many rows were inserted (the driver's row count). For
+    a fan-out of 20,000 sends, where :func:`insert_ignore_many` spends its time building and
+    reading back what this skips.
+    """
+    if not rows:
+        return 0
+    table = model.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect
+    sql, processors, types = _insert_ignore_sql(table, tuple(columns), conflict, dialect)
+    # Converters remember their answers, one memory per column type: a fan-out's rows share
+    # their created_at, and a send's next_attempt_at is its not_before.
+    memory: dict[type, dict[Any, Any]] = {}
+    convert: list[tuple[int, Any, dict[Any, Any]]] = [
+        (i, p, memory.setdefault(type(t), {}))
+        for i, (p, t) in enumerate(zip(processors, types, strict=True))
+        if p is not None
+    ]
+    if convert:
+        prepared = []
+        for row in rows:
+            values = list(row)
+            for i, process, seen in convert:
+                value = values[i]
+                try:
+                    values[i] = seen[value]
+                except KeyError:
+                    values[i] = seen[value] = process(value)
+                except TypeError:  # unhashable (a JSON list)
+                    values[i] = process(value)
+            prepared.append(tuple(values))
+    else:
+        prepared = list(rows)
+    result = session.connection().exec_driver_sql(sql, prepared)
+    return max(int(result.rowcount), 0)
+
+
+_INSERT_SQL: dict[tuple[Any, ...], tuple[str, list[Any], list[Any]]] = {}
+
+
+def _insert_ignore_sql(
+    table: sa.Table, columns: tuple[str, ...], conflict: str, dialect: Any
+) -> tuple[str, list[Any], list[Any]]:
+    """The statement text in the driver's placeholder style, each column's bind converter and
+    type (the dialect's)."""
+    key = (table.name, columns, conflict, dialect.name, dialect.paramstyle)
+    if key not in _INSERT_SQL:
+        quote = dialect.identifier_preparer.quote
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        sql = (
+            f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+            f"VALUES ({', '.join(mark for _ in columns)}) "
+            f"ON CONFLICT ({quote(conflict)}) DO NOTHING"
+        )
+        # dialect_impl: the dialect's own type (SQLite spells datetimes its way).
+        types = [table.c[c].type.dialect_impl(dialect) for c in columns]
+        processors = [t.bind_processor(dialect) for t in types]
+        _INSERT_SQL[key] = (sql, processors, types)
+    return _INSERT_SQL[key]
+
+
 @dataclass(frozen=True)
 class Newcomer:
     """An open membership not yet welcomed (``id`` is the membership's), with the person's name."""
@@ -157,6 +235,10 @@ class GroupRepo(_Repo):
         table = WelfareGroupRow.__table__  # type: ignore[attr-defined]
         # Plain rows in, two executemany statements out: 20,000 groups are no 20,000 ORM objects.
         with self._session() as s:
+            if s.get_bind().dialect.name == "postgresql":
+                # Workers starting together sync the same directory: one at a time, or two
+                # inserts of one new group collide (key: an arbitrary constant of ours).
+                s.execute(sa.text("SELECT pg_advisory_xact_lock(7004152)"))
             known = {
                 row[0]: tuple(row[1:])
                 for row in s.execute(sa.select(table.c.id, *(table.c[k] for k in _GROUP_FIELDS)))
@@ -439,6 +521,94 @@ class OccurrenceRepo(_Repo):
         }
         with self._session() as s:
             return insert_ignore(s, ScheduleOccurrence, values, ("campaign_id", "fire_at"))
+
+    def claim_fanout(
+        self, campaign_id: str, fire_at: datetime, holder: str, now: datetime, until: datetime
+    ) -> bool:
+        """Take the fan-out of an occurrence for ``holder`` until ``until``; True when taken.
+
+        Atomic across processes: the first claim inserts the (unique) occurrence, ``enqueued``
+        with no ``fanned_out_at``; a later one takes it over only while it is unfinished and its
+        claim lapsed before ``now`` (its holder died mid-fan-out) or is already ``holder``'s.
+        ``now`` and ``until`` are lease time (bot.leases), not the bot's clock.
+        """
+        fire_at, now, until = utc(fire_at), utc(now), utc(until)
+        values = {
+            "campaign_id": campaign_id,
+            "fire_at": fire_at,
+            "status": "enqueued",
+            "reason": "fanning out",
+            "recorded_at": fire_at,
+            "holder": holder,
+            "claimed_until": until,
+        }
+        with self._session() as s:
+            if insert_ignore(s, ScheduleOccurrence, values, ("campaign_id", "fire_at")):
+                return True
+            took = s.execute(
+                sa.update(ScheduleOccurrence)
+                .where(
+                    col(ScheduleOccurrence.campaign_id) == campaign_id,
+                    col(ScheduleOccurrence.fire_at) == fire_at,
+                    col(ScheduleOccurrence.status) == "enqueued",
+                    col(ScheduleOccurrence.fanned_out_at).is_(None),
+                    sa.or_(
+                        col(ScheduleOccurrence.claimed_until) < now,
+                        col(ScheduleOccurrence.holder) == holder,
+                    ),
+                )
+                .values(holder=holder, claimed_until=until)
+                .returning(col(ScheduleOccurrence.id))
+            ).first()
+            return took is not None
+
+    def finish_fanout(
+        self, campaign_id: str, fire_at: datetime, holder: str, reason: str, at: datetime
+    ) -> bool:
+        """Mark ``holder``'s fan-out complete (``fanned_out_at``); False if it lost the claim."""
+        with self._session() as s:
+            done = s.execute(
+                sa.update(ScheduleOccurrence)
+                .where(
+                    col(ScheduleOccurrence.campaign_id) == campaign_id,
+                    col(ScheduleOccurrence.fire_at) == utc(fire_at),
+                    col(ScheduleOccurrence.holder) == holder,
+                    col(ScheduleOccurrence.fanned_out_at).is_(None),
+                )
+                .values(reason=reason, fanned_out_at=utc(at), claimed_until=None)
+                .returning(col(ScheduleOccurrence.id))
+            ).first()
+            return done is not None
+
+    def release_fanout(self, campaign_id: str, fire_at: datetime, holder: str) -> bool:
+        """Forget ``holder``'s unfinished claim (its fan-out hit a fault and will be tried
+        again, by this process or another); True when there was one."""
+        with self._session() as s:
+            gone = s.execute(
+                sa.delete(ScheduleOccurrence)
+                .where(
+                    col(ScheduleOccurrence.campaign_id) == campaign_id,
+                    col(ScheduleOccurrence.fire_at) == utc(fire_at),
+                    col(ScheduleOccurrence.holder) == holder,
+                    col(ScheduleOccurrence.fanned_out_at).is_(None),
+                )
+                .returning(col(ScheduleOccurrence.id))
+            ).first()
+            return gone is not None
+
+    def unfinished(self, lapsed_before: datetime) -> list[tuple[str, datetime]]:
+        """Fan-outs not finished whose claim lapsed before ``lapsed_before`` (lease time):
+        ``(campaign_id, fire_at)``, oldest first. Read through ``ix_occurrence_unfinished``."""
+        stmt = (
+            sa.select(col(ScheduleOccurrence.campaign_id), col(ScheduleOccurrence.fire_at))
+            .where(
+                sa.text(UNFINISHED_OCCURRENCE),
+                col(ScheduleOccurrence.claimed_until) < utc(lapsed_before),
+            )
+            .order_by(col(ScheduleOccurrence.fire_at))
+        )
+        with self._session() as s:
+            return [(cid, as_utc(at)) for cid, at in s.execute(stmt)]
 
     def get(self, campaign_id: str, fire_at: datetime) -> ScheduleOccurrence | None:
         stmt = select(ScheduleOccurrence).where(

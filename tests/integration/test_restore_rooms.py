@@ -174,3 +174,12 @@ def test_syncing_the_directory_writes_in_bulk_without_orm_objects(tmp_path: Path
     row = groups.get("bulk-7")
     assert row is not None and row.name == "改名" and row.member_count == 7
 
+
+def test_waiting_welcomes_are_found_through_their_own_index(tmp_path: Path) -> None:
+    rig = rig_at(tmp_path, "2026-12-01T10:00")
+    with rig.bot.engine.connect() as conn:
+        plan = conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT group_id, min(joined_at) FROM membership "
+            "WHERE left_at IS NULL AND welcomed_at IS NULL GROUP BY group_id"
+        ).all()
+    assert "ix_membership_unwelcomed" in " ".join(str(r[-1]) for r in plan)
