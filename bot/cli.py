@@ -133,6 +133,7 @@ def preview(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
 ) -> None:
     """What would be sent, when and where, fully rendered, after a one-line summary."""
+    from bot.accounts import stored_account_map
     from bot.app import load_ops
     from bot.campaigns import CampaignPlanner, send_summary
     from scheduler.clock import SHANGHAI, RealClock
@@ -155,6 +156,7 @@ def preview(
         ops,
         settings.quiet_hours,
         merchant_radius_m=settings.routing.merchant_radius_m,
+        accounts=stored_account_map(settings, ops),
         few_groups=group is not None,
     )
     start = datetime.combine(first, datetime.min.time(), SHANGHAI)
@@ -169,6 +171,7 @@ def preview(
                         "at": d.send_at.isoformat(),
                         "group": d.group.id,
                         "campaign": d.campaign.id,
+                        "account": d.account,
                         "text": d.text,
                     },
                     ensure_ascii=False,
@@ -463,7 +466,59 @@ def _outbox(config: Path, demo: bool = False):  # noqa: ANN202 - Outbox, importe
     _ensure_sqlite_dir(url)
     upgrade(url)
     engine = make_engine(url)
-    return Outbox(engine, settings.outbox, settings.quiet_hours, RealClock())
+    return Outbox(
+        engine, settings.outbox, settings.quiet_hours, RealClock(), settings.bot_accounts()
+    )
+
+
+def _expired_summary(outbox) -> None:  # noqa: ANN001 - Outbox, imported lazily
+    """Sends expired past outbox.grace: the total, then per occurrence and account."""
+    from collections import Counter
+
+    rows = outbox.expired_rows()
+    typer.echo(f"{'expired':<10} {len(rows)} (marketing past outbox.grace, never sent)")
+    per = Counter((r.campaign_id or "-", r.occurrence or "-", r.account) for r in rows)
+    for (campaign, occurrence, account), n in sorted(per.items(), key=lambda kv: kv[0])[-20:]:
+        typer.echo(f"  expired: {n} × {campaign} @ {occurrence} on {account}")
+
+
+@app.command()
+def accounts(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    demo: DemoOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+) -> None:
+    """Each bot account: groups served, sends today against its daily cap, rate, health."""
+    from bot.accounts import account_overview
+    from bot.app import load_ops
+    from db.session import make_engine, upgrade
+    from scheduler.clock import RealClock
+
+    settings = _settings(config)
+    try:
+        ops = load_ops(settings)
+    except OpsDataError as exc:
+        _fail(exc.problems)
+    url = _database_url(settings, demo)
+    from bot.app import _ensure_sqlite_dir
+
+    _ensure_sqlite_dir(url)
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        rows = account_overview(settings, ops, engine, RealClock().now())
+    finally:
+        engine.dispose()
+    for row in rows:
+        if as_json:
+            typer.echo(json.dumps(row, ensure_ascii=False))
+            continue
+        cap = "no cap" if row["daily_cap"] is None else str(row["daily_cap"])
+        health = row["health"] + (f" ({row['last_error']})" if row["last_error"] else "")
+        typer.echo(
+            f"{row['account']:<16} groups {row['groups']:>6}  today {row['sent_today']:>6} / "
+            f"{cap:<7} {row['rate_per_minute']:g}/min  {health}"
+        )
 
 
 def _record_json(r) -> dict:  # noqa: ANN001
@@ -472,7 +527,7 @@ def _record_json(r) -> dict:  # noqa: ANN001
 
     at = r.sent_at or r.not_before
     return {
-        **action_record(SentAction(at, r.action)),
+        **action_record(SentAction(at, r.action, account=r.account)),
         "key": r.key,
         "status": r.status,
         "campaign": r.campaign_id,
@@ -501,6 +556,7 @@ def outbox_status(config: ConfigOpt = DEFAULT_CONFIG, demo: DemoOpt = False) -> 
         reasons = Counter(r.last_error or "(no reason)" for r in outbox.with_status(status))
         for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:5]:
             typer.echo(f"  {status}: {n} × {reason}")
+    _expired_summary(outbox)
     retention = _settings(config).outbox.retention
     # A dry run counts through the audit log's index; nothing is pruned by looking.
     old = outbox.prune(RealClock().now() - retention, dry_run=True)
@@ -609,7 +665,8 @@ def audit(
 
 
 @app.command()
-def optouts(    since: Annotated[str | None, typer.Option(help="From this day, YYYY-MM-DD.")] = None,
+def optouts(
+    since: Annotated[str | None, typer.Option(help="From this day, YYYY-MM-DD.")] = None,
     config: ConfigOpt = DEFAULT_CONFIG,
     demo: DemoOpt = False,
 ) -> None:

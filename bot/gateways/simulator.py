@@ -104,6 +104,8 @@ class SimulatorGateway:
         self._listeners: list[Callable[[SentAction], None]] = []
         self._event_listeners: list[Callable[[Event], None]] = []
         self.fail_next: int = 0  # tests: make the next N actions fail as if the platform refused
+        # Each bot account is a simulated bot of its own; the first is the one people talk to.
+        self.accounts: dict[str, SimAccount] = {bot_id: SimAccount(self, bot_id, bot_name)}
         self._roster: Roster | None = None  # set by restore_lazily
 
     # --- the platform's side: what people do -------------------------------------------------
@@ -226,12 +228,31 @@ class SimulatorGateway:
 
     # --- the bot's side: the ChatGateway protocol --------------------------------------------
 
+    def add_account(self, account_id: str, name: str = "群福助手") -> SimAccount:
+        """Another bot account (idempotent): it acts under its own id in the transcript."""
+        if account_id not in self.accounts:
+            self.accounts[account_id] = SimAccount(self, account_id, name)
+            self.contacts.setdefault(account_id, Person(account_id, name))
+        return self.accounts[account_id]
+
+    def via(self, account_id: str) -> SimAccount:
+        """The simulated bot of one account (added on first use)."""
+        return self.accounts.get(account_id) or self.add_account(account_id)
+
+    def account_health(self) -> dict[str, tuple[bool, str | None]]:
+        """Each account: whether it can send, and why not."""
+        return {a.bot_id: (a.up, a.last_error) for a in self.accounts.values()}
+
     def ready(self) -> bool:
         """The simulator is always reachable (``fail_next`` models refusals instead)."""
         return True
 
     async def perform(self, action: Action) -> None:
-        """Carry out an action and append it to the transcript."""
+        """Carry out an action as the first account and append it to the transcript."""
+        await self.perform_as(self.bot_id, action)
+
+    async def perform_as(self, account: str, action: Action) -> None:
+        """Carry out an action as ``account`` and append it to the transcript."""
         if self.fail_next > 0:
             self.fail_next -= 1
             raise GatewayError("simulated platform refusal")
@@ -245,12 +266,14 @@ class SimulatorGateway:
             # An invitation is not a join: the person joins when they accept (a `join` step).
             self.room(action.room)
             self.person(action.contact)
-        elif isinstance(action, Remove):
-            self.room(action.room).members.discard(action.contact)
-        sent = SentAction(self._clock.now(), action)
+        sent = SentAction(self._clock.now(), action, account=account)
         self.transcript.append(sent)
         for listener in self._listeners:
             listener(sent)
+        if isinstance(action, Remove):
+            # The platform reports a removal like any other leave (Wechaty's room-leave with a
+            # remover), so memberships and member counts follow it.
+            self.leave(action.room, [action.contact])
 
     async def room_qrcode(self, room_id: str) -> str:
         """A stable fake QR payload for a room."""
@@ -261,3 +284,43 @@ class SimulatorGateway:
         """Events as people produce them."""
         while True:
             yield await self._queue.get()
+
+
+class SimAccount:
+    """One simulated bot account: a :class:`~bot.gateways.base.ChatGateway` for its sends.
+
+    Tests mark it down (:meth:`refuse`), as a puppet service refusing its token would.
+    """
+
+    def __init__(self, platform: SimulatorGateway, bot_id: str, name: str) -> None:
+        self._platform = platform
+        self.bot_id = bot_id
+        self.name = name
+        self.up = True
+        self.last_error: str | None = None
+
+    def refuse(self, reason: str = "token refused") -> None:
+        """The platform refuses this account from now on (its sends wait)."""
+        self.up, self.last_error = False, reason
+
+    def restore(self) -> None:
+        """The account can send again."""
+        self.up = True
+
+    def ready(self) -> bool:
+        """False while the account is refused."""
+        return self.up
+
+    async def perform(self, action: Action) -> None:
+        """Carry out an action as this account."""
+        if not self.up:
+            raise GatewayError(self.last_error or "account down")
+        await self._platform.perform_as(self.bot_id, action)
+
+    async def room_qrcode(self, room_id: str) -> str:
+        """The room's QR payload (the platform's)."""
+        return await self._platform.room_qrcode(room_id)
+
+    def events(self) -> AsyncIterator[Event]:
+        """Events come from the platform as a whole."""
+        return self._platform.events()

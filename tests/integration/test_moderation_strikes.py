@@ -223,3 +223,27 @@ def test_each_send_gets_its_reason_campaign_ticket_moderation_command(tmp_path: 
         }
     finally:
         engine.dispose()
+
+
+def test_a_removed_member_is_out_of_the_group_in_the_database(
+    run: tuple[list[dict[str, Any]], Path],
+) -> None:
+    # The platform reports a removal as a leave; the simulator does the same, so the
+    # membership closes and the member no longer counts towards the group's size.
+    import sqlite3
+
+    _, db = run
+    expected = YAML(typ="safe").load(EXPECTED.read_text("utf-8"))
+    with sqlite3.connect(db) as conn:
+        for removed in expected["remove"]:
+            open_rows = conn.execute(
+                "SELECT count(*) FROM membership WHERE group_id = ? AND person_id = ? "
+                "AND left_at IS NULL",
+                (removed["room"], removed["contact"]),
+            ).fetchone()[0]
+            closed = conn.execute(
+                "SELECT count(*) FROM membership WHERE group_id = ? AND person_id = ? "
+                "AND left_at IS NOT NULL",
+                (removed["room"], removed["contact"]),
+            ).fetchone()[0]
+            assert (open_rows, closed) == (0, 1)
