@@ -11,6 +11,10 @@ from datetime import datetime
 from typing import Literal
 
 Crs = Literal["gcj02", "wgs84", "bd09"]
+MessageKind = Literal["text", "image", "image_qr", "contact_card", "link_card"]
+"""What a message carries. Gateways map platform message types onto these: a contact card, a
+link card (its text is the link's URL when the platform gives it) and an image (not decoded:
+``image_qr`` is for a gateway that can tell a QR code; none does yet)."""
 
 
 def room_conv(room_id: str) -> str:
@@ -41,7 +45,11 @@ class Person:
 
 @dataclass(frozen=True)
 class MessageReceived:
-    """A text message; ``room_id`` is None for a private chat with the bot."""
+    """A message; ``room_id`` is None for a private chat with the bot.
+
+    ``kind`` says what it carries (default ``text``); for other kinds ``text`` is what the
+    platform gave as text (a link card's URL, else empty).
+    """
 
     at: datetime
     sender: Person
@@ -51,6 +59,7 @@ class MessageReceived:
     message_id: str = ""
     account: str = ""
     """The bot account it reached (multi-account gateways say; empty: the default one)."""
+    kind: MessageKind = "text"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from bot.app import Qunfu, load_source
 from bot.config import Settings
 from bot.configfile import load_settings
-from bot.events import Invite, Remove, Say, SentAction
+from bot.events import Invite, MessageKind, Remove, Say, SentAction
 from bot.gateways.simulator import SimulatorGateway, UnknownPeer
 from bot.opsdata.models import Crs, Duration
 from bot.opsdata.problems import OpsDataError, Problem, read_yaml, validate
@@ -40,10 +40,20 @@ class ContactStep(_Step):
 
 
 class SayStep(_Step):
+    """A message; ``kind`` (default ``text``) also posts a contact card, a link card (``text``:
+    its URL) or an image (``image_qr``: one with a QR code), with ``text`` optional for them."""
+
     from_: str = Field(alias="from")
-    text: str
+    text: str = ""
     room: str | None = None
     mentions: list[str] = []
+    kind: MessageKind = "text"
+
+    @model_validator(mode="after")
+    def _text_needed(self) -> SayStep:
+        if self.kind == "text" and "text" not in self.model_fields_set:
+            raise ValueError("a text message needs `text` (or give another `kind`)")
+        return self
 
 
 class LocationStep(_Step):
@@ -305,9 +315,10 @@ def apply_people_step(g: SimulatorGateway, step: Step) -> str | None:
         return f"👤 {p.name or p.id} ({p.id}) is around"
     if step.say:
         s = step.say
-        g.say(s.from_, s.text, s.room, s.mentions)
+        g.say(s.from_, s.text, s.room, s.mentions, kind=s.kind)
         where = f"in {s.room}" if s.room else "to the bot"
-        return f"💬 {g.person(s.from_).name} {where}: {s.text}"
+        shown = s.text if s.kind == "text" else f"[{s.kind}] {s.text}".rstrip()
+        return f"💬 {g.person(s.from_).name} {where}: {shown}"
     if step.location:
         loc = step.location
         g.share_location(loc.from_, loc.lat, loc.lon, loc.crs, loc.room)

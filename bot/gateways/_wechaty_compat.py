@@ -5,8 +5,8 @@ directly instead of ``wechaty`` / ``wechaty-puppet-service``; docs/wechaty.md sa
 stubs predate the 1.x puppet services now deployed, so this module holds the few places where
 they disagree, and nothing else:
 
-* message types are numbered as in ``wechaty-puppet`` 1.x on the wire (Text = 7,
-  Location = 8), not as in the 0.20 enum;
+* message types are numbered as in ``wechaty-puppet`` 1.x on the wire (Contact = 3,
+  Image = 6, Text = 7, Location = 8, Url = 14), not as in the 0.20 enum;
 * the generated ``room_qr_code()`` forgets the room id the request message does carry;
 * the token travels as ``authorization: Wechaty <token>`` metadata (the 1.x scheme, which
   works with and without TLS), not in the HTTP/2 ``:authority`` header.
@@ -25,8 +25,11 @@ from grpclib.config import Configuration
 from wechaty_grpc.wechaty import PuppetStub
 from wechaty_grpc.wechaty.puppet import RoomQrCodeRequest, RoomQrCodeResponse
 
+MESSAGE_CONTACT: Final = 3
+MESSAGE_IMAGE: Final = 6
 MESSAGE_TEXT: Final = 7
 MESSAGE_LOCATION: Final = 8
+MESSAGE_URL: Final = 14
 FRIENDSHIP_RECEIVE: Final = 2
 
 

@@ -20,6 +20,7 @@ from bot.events import (
     LocationShared,
     MemberJoined,
     MemberLeft,
+    MessageKind,
     MessageReceived,
     Person,
     Remove,
@@ -161,16 +162,23 @@ class SimulatorGateway:
             raise UnknownPeer(f"unknown room {room_id!r}: not in the groups directory") from None
 
     def say(
-        self, sender_id: str, text: str, room_id: str | None = None, mentions: Iterable[str] = ()
+        self,
+        sender_id: str,
+        text: str,
+        room_id: str | None = None,
+        mentions: Iterable[str] = (),
+        *,
+        kind: MessageKind = "text",
     ) -> MessageReceived:
-        """Someone says something, in a room or privately to the bot."""
+        """Someone says something, in a room or privately to the bot; ``kind`` posts a contact
+        card, link card or image instead (``text``: what the platform would give as text)."""
         sender = self.person(sender_id)
         if room_id is not None:
             room = self.room(room_id)
             if sender_id not in room.members:
                 raise UnknownPeer(f"{sender_id!r} is not a member of room {room_id!r}")
         resolved = tuple(self.bot_id if m == "bot" else m for m in mentions)
-        event = MessageReceived(self._clock.now(), sender, text, room_id, resolved)
+        event = MessageReceived(self._clock.now(), sender, text, room_id, resolved, kind=kind)
         self._emit(event)
         return event
 

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import random
+import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from datetime import datetime
@@ -41,6 +42,7 @@ from bot.events import (
     LocationShared,
     MemberJoined,
     MemberLeft,
+    MessageKind,
     MessageReceived,
     Person,
     Remove,
@@ -59,6 +61,30 @@ _NETWORK_ERRORS = (GRPCError, StreamTerminatedError, ProtocolError, OSError, Tim
 _NAME_CACHE_SIZE = 5000
 
 log = logger.bind(gateway="wechaty")
+
+
+# Puppet message types that arrive as a MessageReceived of another kind than text. An image is
+# not downloaded or decoded here, so it is "image", never "image_qr" (docs/moderation.md).
+_CARD_KINDS: dict[int, MessageKind] = {
+    wire.MESSAGE_CONTACT: "contact_card",
+    wire.MESSAGE_URL: "link_card",
+    wire.MESSAGE_IMAGE: "image",
+}
+_URL = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
+
+
+def link_card_text(url_link: str, raw_text: str) -> str:
+    """The text a link card stands for: its URL from the service's ``url_link`` payload (a JSON
+    object with ``url``), else the first http(s) URL in the message's raw text (often the card's
+    XML), else "" (a card without a readable URL is still a link card)."""
+    try:
+        payload = json.loads(url_link) if url_link else None
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("url"), str) and payload["url"]:
+        return str(payload["url"])
+    found = _URL.search(raw_text or "")
+    return found.group(0) if found else ""
 
 
 def _ref(identifier: str) -> str:
@@ -493,14 +519,25 @@ class WechatyGateway:
             return None
         sender, at = Person(talker, name), self._clock.now()
         kind = int(msg.type)
-        if kind == wire.MESSAGE_TEXT:
+        if kind in _CARD_KINDS and room_id is None:
+            # Only group moderation reads cards; privately nothing answers one (as before).
+            log.bind(message=_ref(message_id), type=kind).debug("private card or image; dropped")
+            return None
+        if kind == wire.MESSAGE_TEXT or kind in _CARD_KINDS:
+            card = _CARD_KINDS.get(kind, "text")
+            text = msg.text
+            if card == "link_card":
+                text = link_card_text(await self._url_link(stub, message_id), msg.text)
+            elif card != "text":
+                text = ""  # a contact card's or image's payload text is platform XML, not words
             return MessageReceived(
                 at=at,
                 sender=sender,
-                text=msg.text,
+                text=text,
                 room_id=room_id,
                 mentions=tuple(msg.mention_ids),
                 message_id=msg.id,
+                kind=card,
             )
         if kind == wire.MESSAGE_LOCATION:
             try:
@@ -521,6 +558,17 @@ class WechatyGateway:
             )
         log.bind(message=_ref(message_id), type=kind).debug("message type not handled; dropped")
         return None
+
+    async def _url_link(self, stub: PuppetStub, message_id: str) -> str:
+        """The link card's payload as the service gives it (a JSON object), "" when it cannot."""
+        try:
+            response = await _within(stub.message_url(id=message_id), self._call_timeout)
+        except GRPCError as err:
+            log.bind(message=_ref(message_id), status=err.status.name).warning(
+                "link card payload missing; its text is read instead"
+            )
+            return ""
+        return response.url_link
 
     async def _name(self, stub: PuppetStub, contact_id: str) -> str | None:
         """The contact's display name, or None when the service does not know the contact."""

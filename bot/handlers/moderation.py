@@ -181,7 +181,9 @@ class ModerationHandler:
         detector: ModerationDetector, event: MessageReceived, role: Role, history: list[PastMessage]
     ) -> Verdict:
         def check() -> Verdict:
-            return detector.check(event.text, role=role, at=event.at, history=history)
+            return detector.check(
+                event.text, role=role, kind=event.kind, at=event.at, history=history
+            )
 
         if len(event.text) > _OFF_LOOP_CHARS:
             return await asyncio.to_thread(check)

@@ -14,6 +14,9 @@
 //   {"cmd": "say", "from": "u1", "text": "hi"}               (private message to the bot)
 //   {"cmd": "location", "from": "u1", "lat": 22.54, "lon": 113.93, "label": "科技园"}
 //   {"cmd": "location", "from": "u1", "raw": "<msg>broken"}  (a location message with raw text)
+//   {"cmd": "card", "from": "u1", "room": "r1@chatroom", "type": "Contact"|"Url"|"Image", "text": "..."}
+//                                                       (a non-text message; the mock's messageUrl
+//                                                        answers url "https://mock.url")
 //   {"cmd": "friendship", "from": "u3", "hello": "你好"}
 //   {"cmd": "quit"}
 //
@@ -137,6 +140,14 @@ const commands = {
       }),
     }
   },
+  card: (c) => ({
+    message: pushMessage({
+      talkerId: c.from,
+      type: PUPPET.types.Message[c.type],
+      text: c.text ?? '',
+      ...conversationOf(c),
+    }),
+  }),
   friendship: (c) => {
     const id = `f-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`
     friendships.set(id, {
