@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from bot.events import MessageKind
 from bot.moderation.flood import PastMessage, is_flood
 from bot.moderation.lexicon import Lexicon, default_lexicon
 from bot.moderation.normalise import normalise
@@ -40,7 +41,6 @@ __all__ = [
 
 VerdictClass = Literal["ok", "ad", "personal_data", "flood"]
 Role = Literal["member", "staff", "manager"]
-MessageKind = Literal["text", "image", "image_qr", "contact_card", "link_card"]
 
 _KIND_RULES: dict[str, str] = {
     "image_qr": "ad.qr_image",
