@@ -56,6 +56,25 @@ def _fail(problems: list) -> None:
     raise typer.Exit(1)
 
 
+def _day(value: str | None, option: str) -> date | None:
+    """The date an option names (YYYY-MM-DD), None when not given; exit 1 with a message."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        typer.echo(f"{option}: expected a date as YYYY-MM-DD, got {value!r}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _day_start(value: str | None, option: str) -> datetime | None:
+    """Midnight in Asia/Shanghai of the day an option names, None when not given."""
+    from scheduler.clock import SHANGHAI
+
+    day = _day(value, option)
+    return datetime.combine(day, datetime.min.time(), SHANGHAI) if day else None
+
+
 def _settings(config: Path):  # noqa: ANN202 - Settings, imported lazily for fast --help
     from bot.configfile import load_settings
 
@@ -139,11 +158,7 @@ def preview(
     from scheduler.clock import SHANGHAI, RealClock
 
     settings = _settings(config)
-    try:
-        first = date.fromisoformat(from_) if from_ else RealClock().now().date()
-    except ValueError:
-        typer.echo(f"--from: expected a date as YYYY-MM-DD, got {from_!r}", err=True)
-        raise typer.Exit(1) from None
+    first = _day(from_, "--from") or RealClock().now().date()
     try:
         # Templates are not test-rendered first: a preview renders what it shows anyway.
         ops = load_ops(settings, check=False)
@@ -202,13 +217,7 @@ def explain(
     from scheduler.clock import SHANGHAI, RealClock
 
     settings = _settings(config)
-    try:
-        day = (
-            date.fromisoformat(date_) if date_ else RealClock().now().astimezone(SHANGHAI).date()
-        )
-    except ValueError:
-        typer.echo(f"--date: expected a date as YYYY-MM-DD, got {date_!r}", err=True)
-        raise typer.Exit(1) from None
+    day = _day(date_, "--date") or RealClock().now().astimezone(SHANGHAI).date()
     try:
         ops = load_ops(settings, check=False)  # explains schedules and targets, renders nothing
     except OpsDataError as exc:
@@ -597,17 +606,7 @@ def outbox_audit(
     demo: DemoOpt = False,
 ) -> None:
     """The audit log: every send, with what, to whom, when and from which campaign (JSON lines)."""
-    from scheduler.clock import SHANGHAI
-
-    try:
-        start = (
-            datetime.combine(date.fromisoformat(since), datetime.min.time(), SHANGHAI)
-            if since
-            else None
-        )
-    except ValueError:
-        typer.echo(f"--since: expected a date as YYYY-MM-DD, got {since!r}", err=True)
-        raise typer.Exit(1) from None
+    start = _day_start(since, "--since")
     for r in _outbox(config, demo).audit(start):
         typer.echo(json.dumps(_record_json(r), ensure_ascii=False, default=str))
 
@@ -631,13 +630,7 @@ def audit(
     from bot.audit import audit_entries, day_range
     from db.session import make_engine, upgrade
 
-    days: list[date | None] = []
-    for option, value in (("--from", from_day), ("--to", to_day)):
-        try:
-            days.append(date.fromisoformat(value) if value else None)
-        except ValueError:
-            typer.echo(f"{option}: expected a date as YYYY-MM-DD, got {value!r}", err=True)
-            raise typer.Exit(1) from None
+    days = [_day(from_day, "--from"), _day(to_day, "--to")]
     if days[0] and days[1] and days[0] > days[1]:
         typer.echo(f"--from {days[0]} is after --to {days[1]}", err=True)
         raise typer.Exit(1)
@@ -677,12 +670,7 @@ def optouts(
     from db.session import make_engine, upgrade
     from scheduler.clock import SHANGHAI
 
-    try:
-        day = date.fromisoformat(since) if since else None
-        start = datetime.combine(day, datetime.min.time(), SHANGHAI) if day else None
-    except ValueError:
-        typer.echo(f"--since: expected a date as YYYY-MM-DD, got {since!r}", err=True)
-        raise typer.Exit(1) from None
+    start = _day_start(since, "--since")
     url = _database_url(_settings(config), demo)
     _ensure_sqlite_dir(url)
     upgrade(url)
@@ -724,15 +712,7 @@ def outbox_prune(
 
     retention = _settings(config).outbox.retention
     limit = RealClock().now() - retention
-    try:
-        cutoff = (
-            datetime.combine(date.fromisoformat(before), datetime.min.time(), SHANGHAI)
-            if before
-            else limit
-        )
-    except ValueError:
-        typer.echo(f"--before: expected a date as YYYY-MM-DD, got {before!r}", err=True)
-        raise typer.Exit(1) from None
+    cutoff = _day_start(before, "--before") or limit
     if cutoff > limit:
         # Pruning forgets idempotency keys: rows inside the retention stay.
         typer.echo(
