@@ -63,6 +63,8 @@ from bot.optout import MarketingOptOut
 from bot.outbox import Outbox, OutboxItem
 from bot.referral_notices import ReferralNotices
 from bot.referrals import build_referrals
+from bot.referrals.fulfilment import RewardFulfilment
+from bot.referrals.signatures import push_secret
 from bot.retry import fault_reason
 from bot.routing import GroupIndex
 from bot.scheduling import CampaignScheduler
@@ -197,6 +199,15 @@ class Qunfu:
             shout_out=settings.referral.shout_out,
         )
         self.referrals.on_granted.append(self.referral_notices.congratulate)
+        # Reward pushes to referral.push_url (off when unset), retried with the outbox's policy.
+        self.fulfilment = RewardFulfilment(
+            self.engine,
+            clock,
+            settings.outbox,
+            push_url=settings.referral.push_url,
+            push_key=push_secret(settings),
+            timeout=settings.referral.push_timeout,
+        )
         # Tickets and their SLA (docs/support.md); the context is the last few group messages.
         self.tickets = TicketDesk(
             TicketRepo(self.engine),
@@ -464,6 +475,7 @@ class Qunfu:
                 self.tickets.next_due(),
                 self.lottery.next_due(),
                 self.expiries.next_due(),
+                self.fulfilment.next_due(),
                 self.outbox.next_due(),
                 self.dispatcher.next_retry(),
             )
@@ -497,6 +509,11 @@ class Qunfu:
             await self.expiries.run_due()
         except Exception as exc:  # safe: both look again on the next pass
             logger.opt(exception=exc).error("account health or expiry pass failed: {}", exc)
+        try:
+            await self.fulfilment.run_due()
+        except Exception as exc:  # safe: a reward is marked sent only on a 2xx, so the rest
+            # stay pending and due, and the next pass pushes them
+            logger.opt(exception=exc).error("reward push pass failed: {}", fault_reason(exc))
         await self.outbox.deliver_due(self.gateway)
 
     async def run_forever(self, stop: asyncio.Event) -> None:

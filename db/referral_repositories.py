@@ -313,6 +313,37 @@ class ReferralQueries:
         with self.engine.connect() as conn:
             return [_reward(row) for row in conn.execute(stmt)]
 
+    def push_due(self, now: datetime, max_attempts: int, limit: int) -> list[RewardRow]:
+        """Pending rewards a push may try now: attempts left, next attempt not in the future."""
+        r = REWARDS.c
+        stmt = (
+            sa.select(REWARDS)
+            .where(
+                r.status == "pending",
+                r.attempts < max_attempts,
+                sa.or_(r.next_attempt_at.is_(None), r.next_attempt_at <= utc(now)),
+            )
+            .order_by(r.reached_at, r.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_reward(row) for row in conn.execute(stmt)]
+
+    def next_push_at(self, max_attempts: int, now: datetime) -> datetime | None:
+        """When a push is next due: ``now`` when a pending reward was never tried, else the
+        earliest retry time; None when no pending reward has attempts left."""
+        r = REWARDS.c
+        open_ = sa.and_(r.status == "pending", r.attempts < max_attempts)
+        with self.engine.connect() as conn:
+            fresh = conn.execute(
+                sa.select(r.id).where(open_, r.next_attempt_at.is_(None)).limit(1)
+            ).first()
+            if fresh is not None:
+                return now
+            return conn.execute(
+                sa.select(sa.func.min(r.next_attempt_at)).where(open_)
+            ).scalar_one_or_none()
+
     def history(self, reward_id: int) -> list[dict[str, Any]]:
         """A reward's status changes, oldest first."""
         with self.engine.connect() as conn:

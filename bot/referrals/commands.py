@@ -252,8 +252,12 @@ def push(config: ConfigOpt = DEFAULT_CONFIG) -> None:
         typer.echo("referral.push_url is not configured", err=True)
         raise typer.Exit(1)
     result = fulfilment.push_due()
-    typer.echo(f"{len(result.sent)} sent, {len(result.failed)} failed (retried later)", err=True)
-    if result.failed:
+    typer.echo(
+        f"{len(result.sent)} sent, {len(result.failed)} failed (retried later), "
+        f"{len(result.refused)} refused (permanent, see `qunfu rewards history ID`)",
+        err=True,
+    )
+    if result.failed or result.refused:
         raise typer.Exit(1)
 
 

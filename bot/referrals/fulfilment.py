@@ -2,18 +2,24 @@
 
 Status moves pending → sent → confirmed (held rewards wait for review, rejected ones stop);
 every change is a row in ``referral_reward_history`` with who and when. A push is a signed
-POST (same ``X-Qunfu-Signature`` scheme as inbound events) retried with the outbox's policy:
-``outbox.backoff`` doubled per attempt up to ``outbox.max_backoff``, at most
-``outbox.max_attempts`` attempts, after which the reward stays pending for export.
+POST (same ``X-Qunfu-Signature`` scheme as inbound events). A transient failure (no connection,
+timeout, 5xx, 408, 429) is retried with the outbox's policy: ``outbox.backoff`` doubled per
+attempt up to ``outbox.max_backoff``, at most ``outbox.max_attempts`` attempts, after which the
+reward stays pending for export. Any other answer (a 4xx saying the request itself is wrong) is
+permanent: recorded with its reason and not retried, left for ops. Every attempt is a history
+row, and only a 2xx ever marks a reward sent. The running bot pushes from its time loop
+(:meth:`RewardFulfilment.next_due` / :meth:`RewardFulfilment.run_due`); ``qunfu rewards push``
+runs one round by hand.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 import httpx
@@ -23,6 +29,7 @@ from sqlalchemy import Engine
 from bot.config import OutboxSettings
 from bot.privacy import mask
 from bot.referrals.signatures import HEADER, sign
+from bot.retry import is_transient
 from db.referral_repositories import ReferralQueries, ReferralStore, RewardRow
 from db.repositories import utc
 from scheduler.clock import SHANGHAI, Clock
@@ -72,10 +79,34 @@ def export_csv(rows: Sequence[RewardRow]) -> str:
 
 @dataclass(frozen=True)
 class PushResult:
-    """What one push round did."""
+    """What one push round did: rewards sent, failed for now (retried later) and refused."""
 
     sent: list[int]
     failed: list[int]
+    refused: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """Why one push did not land, and whether trying again may help."""
+
+    reason: str
+    transient: bool
+
+
+# Statuses that say "not now" rather than "never": the same request may be accepted later.
+_TRANSIENT_STATUSES = frozenset({408, 425, 429})
+
+
+def _transient_status(code: int) -> bool:
+    return code >= 500 or code in _TRANSIENT_STATUSES
+
+
+def _transient_fault(exc: httpx.HTTPError) -> bool:
+    """A connection that failed or broke is worth another try; a bad URL or scheme is not."""
+    if is_transient(exc):
+        return True
+    return isinstance(exc, httpx.TransportError) and not isinstance(exc, httpx.UnsupportedProtocol)
 
 
 class RewardFulfilment:
@@ -126,30 +157,42 @@ class RewardFulfilment:
                     moved.append(rid)
         return moved
 
-    def push_due(self, limit: int = 200) -> PushResult:
-        """POST every pending, unsent reward whose next attempt is due; mark 2xx ones sent."""
+    def next_due(self) -> datetime | None:
+        """When a push is next due (None when pushing is off or nothing is waiting)."""
+        if not self.push_url or self.push_key is None:
+            return None
+        return self.queries.next_push_at(self.retry.max_attempts, self.clock.now())
+
+    async def run_due(self) -> PushResult:
+        """Push what is due, for the time loop: the database and HTTP work run in a worker
+        thread, so a slow partner never stalls the event loop."""
         if not self.push_url or self.push_key is None:
             return PushResult([], [])
-        now = self.clock.now()
-        due = [
-            r
-            for r in self.queries.rewards(statuses=["pending"], limit=limit * 4)
-            if r.attempts < self.retry.max_attempts
-            and (r.next_attempt_at is None or r.next_attempt_at <= now)
-        ][:limit]
-        sent: list[int] = []
-        failed: list[int] = []
+        return await asyncio.to_thread(self.push_due)
+
+    def push_due(self, limit: int = 200) -> PushResult:
+        """POST every pending reward whose next attempt is due; mark 2xx ones sent."""
+        if not self.push_url or self.push_key is None:
+            return PushResult([], [])
+        due = self.queries.push_due(self.clock.now(), self.retry.max_attempts, limit)
+        result = PushResult([], [])
+        if not due:
+            return result
         with httpx.Client(timeout=self.timeout.total_seconds(), transport=self.transport) as client:
             for r in due:
-                error = self._post(client, r)
-                if error is None:
-                    sent += self.mark([r.id], "sent", "push", f"pushed to {self.push_url}")
+                failure = self._post(client, r)
+                if failure is None:
+                    note = f"pushed to {self.push_url} (attempt {r.attempts + 1})"
+                    result.sent.extend(self.mark([r.id], "sent", "push", note))
+                elif failure.transient:
+                    result.failed.append(r.id)
+                    self._failed(r, failure)
                 else:
-                    failed.append(r.id)
-                    self._failed(r, error)
-        return PushResult(sent, failed)
+                    result.refused.append(r.id)
+                    self._failed(r, failure)
+        return result
 
-    def _post(self, client: httpx.Client, r: RewardRow) -> str | None:
+    def _post(self, client: httpx.Client, r: RewardRow) -> _Failure | None:
         assert self.push_url is not None and self.push_key is not None
         body = json.dumps(
             {
@@ -164,30 +207,45 @@ class RewardFulfilment:
         headers = {
             "content-type": "application/json",
             HEADER: sign(self.push_key, body, self.clock.now()),
+            # The partner can drop a repeat: a 2xx whose answer was lost is pushed again.
             "Idempotency-Key": f"qunfu-reward-{r.id}",
         }
         try:
             response = client.post(self.push_url, content=body, headers=headers)
         except httpx.HTTPError as exc:
-            return f"{type(exc).__name__}: {exc}"
+            return _Failure(f"{type(exc).__name__}: {exc}", _transient_fault(exc))
         if 200 <= response.status_code < 300:
             return None
-        return f"HTTP {response.status_code}"
+        detail = " ".join(response.text.split())[:200]
+        reason = f"HTTP {response.status_code}" + (f": {detail}" if detail else "")
+        return _Failure(reason, _transient_status(response.status_code))
 
-    def _failed(self, r: RewardRow, error: str) -> None:
+    def _failed(self, r: RewardRow, failure: _Failure) -> None:
+        """Record a failed attempt: when to try again, or that nobody will (a permanent refusal
+        or the last attempt), as the reward's state and as a history row."""
+        now = self.clock.now()
         attempts = r.attempts + 1
         delay = min(self.retry.backoff * 2 ** (attempts - 1), self.retry.max_backoff)
-        retry_at = self.clock.now() + delay if attempts < self.retry.max_attempts else None
+        retry_at = now + delay if failure.transient and attempts < self.retry.max_attempts else None
+        if retry_at is not None:
+            outcome = f"retry at {retry_at.astimezone(SHANGHAI).isoformat()}"
+        elif failure.transient:
+            outcome = "no attempts left: export it instead"
+        else:
+            outcome = "permanent: not retried, left for ops (fix and export, or reject)"
+        note = f"push attempt {attempts} failed: {failure.reason}; {outcome}"
         with self.engine.begin() as conn:
-            ReferralStore(conn).update_reward(
+            store = ReferralStore(conn)
+            changed = store.update_reward(
                 r.id,
                 ("pending",),
-                attempts=attempts,
+                # A permanent refusal uses up the attempts, so no later round tries it again.
+                attempts=attempts if failure.transient else max(attempts, self.retry.max_attempts),
                 next_attempt_at=utc(retry_at) if retry_at else None,
-                last_error=error[:500],
+                last_error=failure.reason[:500],
+                updated_at=utc(now),
             )
-        logger.bind(reward=r.id, referrer=mask(r.referrer_id), attempt=attempts).warning(
-            "reward push failed ({}); {}",
-            error,
-            f"retry at {retry_at.isoformat()}" if retry_at else "giving up: export it instead",
-        )
+            if changed:
+                store.add_history(r, "pending", "pending", now, by="push", note=note[:1000])
+        log = logger.bind(reward=r.id, referrer=mask(r.referrer_id), attempt=attempts)
+        (log.warning if retry_at else log.error)("reward push failed: {}", note)
