@@ -21,6 +21,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from time import monotonic
 
 import httpx
 from loguru import logger
@@ -109,6 +110,10 @@ def _transient_fault(exc: httpx.HTTPError) -> bool:
     return isinstance(exc, httpx.TransportError) and not isinstance(exc, httpx.UnsupportedProtocol)
 
 
+# A live pass stops starting new pushes after this long; the outbox is delivered after it.
+LIVE_PASS_BUDGET_S = 3.0
+
+
 class RewardFulfilment:
     """Exports, pushes and confirms rewards."""
 
@@ -168,18 +173,25 @@ class RewardFulfilment:
         thread, so a slow partner never stalls the event loop."""
         if not self.push_url or self.push_key is None:
             return PushResult([], [])
-        return await asyncio.to_thread(self.push_due)
+        return await asyncio.to_thread(self.push_due, 200, LIVE_PASS_BUDGET_S)
 
-    def push_due(self, limit: int = 200) -> PushResult:
-        """POST every pending reward whose next attempt is due; mark 2xx ones sent."""
+    def push_due(self, limit: int = 200, budget_s: float | None = None) -> PushResult:
+        """POST every pending reward whose next attempt is due; mark 2xx ones sent.
+
+        ``budget_s`` bounds the pass in wall time (the live loop passes a few seconds, so a
+        slow partner never holds back the outbox behind it); what is left stays due.
+        """
         if not self.push_url or self.push_key is None:
             return PushResult([], [])
         due = self.queries.push_due(self.clock.now(), self.retry.max_attempts, limit)
         result = PushResult([], [])
         if not due:
             return result
+        started = monotonic()
         with httpx.Client(timeout=self.timeout.total_seconds(), transport=self.transport) as client:
             for r in due:
+                if budget_s is not None and monotonic() - started > budget_s:
+                    break
                 failure = self._post(client, r)
                 if failure is None:
                     note = f"pushed to {self.push_url} (attempt {r.attempts + 1})"

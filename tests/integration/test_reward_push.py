@@ -197,3 +197,16 @@ def test_the_time_loop_shape_pushes_off_the_event_loop(ledger: ReferralLedger) -
         assert asyncio.run(push.run_due()).sent == [rid]
     assert fulfilment(ledger, None).next_due() is None  # no push_url: pushing is off
     assert asyncio.run(fulfilment(ledger, None).run_due()).sent == []
+
+
+def test_a_pass_past_its_time_budget_starts_no_more_pushes_and_the_rest_stay_due(
+    ledger: ReferralLedger,
+) -> None:
+    # The live loop delivers the outbox after the push pass; a slow partner must not hold it
+    # back, so a pass stops starting pushes once its budget is spent.
+    with Partner([]) as partner:
+        push = fulfilment(ledger, partner.url)
+        spent = push.push_due(budget_s=-1.0)  # already over budget before the first push
+        assert (spent.sent, spent.failed, partner.requests) == ([], [], [])
+        assert push.next_due() == T0  # still due for the next pass
+        assert push.push_due().sent == [only_reward(ledger)]
