@@ -265,12 +265,17 @@ async def _run_wechaty(settings: Settings, source) -> None:  # noqa: ANN001
     except ValueError as exc:
         raise SystemExit(f"cannot start the Wechaty gateway: {exc}") from None
     sock = _listen(settings) if settings.web.enabled else None  # a busy port stops us first
+    bot: Qunfu | None = None
+    if settings.accounts:
+        # Connect only the accounts this process holds (its leases on PostgreSQL; all alone).
+        bot = Qunfu(settings, RealClock(), gateway, source)
+        gateway.follow(bot.accounts.local_accounts)
     await gateway.start()
     await wait_for_login(gateway, settings.wechaty.login_timeout.total_seconds())
-    if not settings.accounts:
+    if bot is None:
         # Mentions and echoes are recognised by the account the service logged in as.
         settings.bot.id = gateway.bot_id or settings.bot.id
-    bot = Qunfu(settings, RealClock(), gateway, source)
+        bot = Qunfu(settings, RealClock(), gateway, source)
     stop = asyncio.Event()
     _install_signals(stop)
     watcher = asyncio.create_task(_watch(bot, settings, stop))

@@ -5,6 +5,11 @@ reconnects on its own (:class:`~bot.gateways.wechaty.WechatyGateway` supervises 
 outbox sends through :meth:`MultiAccountGateway.via`, so a refused token stops only that
 account's sends; events from every connection arrive on one stream, each private message tagged
 with the account it reached (so the reply goes back through it).
+
+A process connects only the accounts it sends for (:meth:`MultiAccountGateway.follow`, given
+:meth:`bot.accounts.AccountBook.local_accounts`): on PostgreSQL with several processes, an account
+is connected when this process takes its lease and disconnected a little after it lets it go (so
+a send in hand finishes first); alone, every account is connected.
 """
 
 from __future__ import annotations
@@ -12,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from typing import Any
+
+from loguru import logger
 
 from bot.accounts import env_name
 from bot.config import AccountSettings, Settings
@@ -24,13 +31,26 @@ from bot.gateways.wechaty import WechatyGateway
 class MultiAccountGateway:
     """One :class:`WechatyGateway` per account, behind the ``ChatGateway`` protocol."""
 
-    def __init__(self, gateways: Mapping[str, WechatyGateway]) -> None:
+    def __init__(
+        self,
+        gateways: Mapping[str, WechatyGateway],
+        *,
+        every: float = 1.0,
+        linger: float = 15.0,
+    ) -> None:
+        """``every``: seconds between looks at the accounts wanted; ``linger``: seconds an
+        account stays connected after it stopped being wanted (longer than a send's call)."""
         if not gateways:
             raise ValueError("at least one account is needed")
         self._gateways = dict(gateways)
         self._default = next(iter(self._gateways))
         self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=1000)
         self._pumps: list[asyncio.Task[None]] = []
+        self._wanted: Callable[[], Collection[str]] | None = None
+        self._connected: set[str] = set()
+        self._unwanted_since: dict[str, float] = {}
+        self._every, self._linger = every, linger
+        self._follower: asyncio.Task[None] | None = None
 
     @classmethod
     def from_env(
@@ -77,24 +97,68 @@ class MultiAccountGateway:
         """Each account's connection health."""
         return {a: g.health() for a, g in self._gateways.items()}
 
+    def follow(self, wanted: Callable[[], Collection[str]]) -> None:
+        """Connect only the accounts ``wanted()`` names (this process's leases); call before
+        :meth:`start`. Without it every account is connected."""
+        self._wanted = wanted
+
+    def connected(self) -> frozenset[str]:
+        """The accounts with a live (or connecting) puppet-service connection."""
+        return frozenset(self._connected)
+
+    async def sync(self) -> None:
+        """Connect the accounts newly wanted; disconnect those unwanted for ``linger`` seconds."""
+        all_ids = set(self._gateways)
+        wanted = all_ids if self._wanted is None else set(self._wanted()) & all_ids
+        now = asyncio.get_running_loop().time()
+        for account in sorted(wanted - self._connected):
+            await self._gateways[account].start()
+            self._connected.add(account)
+            logger.bind(account=account).info("bot account connecting (lease taken)")
+        for account in wanted:
+            self._unwanted_since.pop(account, None)
+        for account in sorted(self._connected - wanted):
+            since = self._unwanted_since.setdefault(account, now)
+            if now - since >= self._linger:
+                await self._gateways[account].stop()
+                self._connected.discard(account)
+                del self._unwanted_since[account]
+                logger.bind(account=account).info("bot account disconnected (lease released)")
+
     async def start(self) -> None:
-        """Connect every account (in the background) and merge their events."""
+        """Connect the wanted accounts (in the background), follow changes, merge events."""
         for account, g in self._gateways.items():
-            await g.start()
             self._pumps.append(asyncio.create_task(self._pump(account, g)))
+        await self.sync()
+        self._follower = asyncio.create_task(self._follow())
+
+    async def _follow(self) -> None:
+        while True:
+            await asyncio.sleep(self._every)
+            try:
+                await self.sync()
+            except Exception as exc:  # safe: the next look tries again
+                logger.opt(exception=exc).warning("bot account connections not updated: {}", exc)
 
     async def stop(self) -> None:
         """Drop every connection."""
-        for task in self._pumps:
+        for task in [*self._pumps, *([self._follower] if self._follower else [])]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for g in self._gateways.values():
-            await g.stop()
+        self._pumps, self._follower = [], None
+        for account in sorted(self._connected):
+            await self._gateways[account].stop()
+        self._connected.clear()
 
     async def wait_logged_in(self, timeout: float | None = None) -> None:
-        """Return once some account is logged in (the others keep connecting)."""
-        waits = [asyncio.create_task(g.wait_logged_in(None)) for g in self._gateways.values()]
+        """Return once some connected account is logged in (the others keep connecting), or at
+        once when this process holds no account (it connects them as it takes leases)."""
+        if not self._connected:
+            return
+        waits = [
+            asyncio.create_task(self._gateways[a].wait_logged_in(None)) for a in self._connected
+        ]
         try:
             done, _ = await asyncio.wait(
                 waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED

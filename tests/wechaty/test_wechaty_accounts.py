@@ -13,6 +13,7 @@ import secrets
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -134,7 +135,7 @@ async def test_a_refused_token_marks_that_account_down_and_the_other_keeps_sendi
         entry={"ops_contacts": [OPS]},
         outbox={"rate_per_minute": 120, "jitter": "0s", "backoff": "2s", "max_backoff": "10s"},
     )
-    bot = Qunfu(settings, clock, gateway, load_source(settings))
+    bot = Qunfu(settings, clock, cast(Any, gateway), load_source(settings))
     stop = asyncio.Event()
     task = asyncio.create_task(bot.run_forever(stop))
     try:
@@ -167,3 +168,87 @@ async def test_a_refused_token_marks_that_account_down_and_the_other_keeps_sendi
             await asyncio.wait_for(task, 10)
         await gateway.stop()
         bot.close()
+
+
+class FakeConnection:
+    """Stands for one account's WechatyGateway: counts connects and disconnects."""
+
+    def __init__(self) -> None:
+        self.live = False
+        self.connects = 0
+        self.disconnects = 0
+        self._events: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def start(self) -> None:
+        self.live, self.connects = True, self.connects + 1
+
+    async def stop(self) -> None:
+        self.live, self.disconnects = False, self.disconnects + 1
+
+    def ready(self) -> bool:
+        return self.live
+
+    async def wait_logged_in(self, timeout: float | None = None) -> None:
+        return None
+
+    async def events(self) -> AsyncIterator[Any]:
+        while True:
+            yield await self._events.get()
+
+
+async def test_a_process_connects_only_the_accounts_it_holds_and_follows_its_leases() -> None:
+    """Issue 9: every process used to connect every account; now a lease taken connects its
+    account and a lease let go disconnects it (after ``linger``), the others untouched."""
+    fakes = {a: FakeConnection() for a in ("bot-a", "bot-b", "bot-c")}
+    held: frozenset[str] = frozenset({"bot-a"})
+    gateway = MultiAccountGateway(cast(Any, fakes), every=3600, linger=0)
+    gateway.follow(lambda: held)
+    await gateway.start()
+    try:
+        await gateway.wait_logged_in(1)
+        assert gateway.connected() == {"bot-a"}
+        assert [f.connects for f in fakes.values()] == [1, 0, 0]
+
+        held = frozenset({"bot-a", "bot-c"})  # another process died: its lease is taken
+        await gateway.sync()
+        assert gateway.connected() == {"bot-a", "bot-c"}
+        held = frozenset({"bot-c"})  # bot-a handed over (fair share)
+        await gateway.sync()
+        assert gateway.connected() == {"bot-c"}
+        assert (fakes["bot-a"].connects, fakes["bot-a"].disconnects) == (1, 1)
+        assert (fakes["bot-b"].connects, fakes["bot-c"].connects) == (0, 1)
+    finally:
+        await gateway.stop()
+    assert not any(f.live for f in fakes.values())
+
+
+async def test_a_lease_let_go_keeps_its_connection_for_the_linger_time() -> None:
+    """A send in hand when the lease is let go must finish: the disconnect waits ``linger``."""
+    fakes = {"bot-a": FakeConnection(), "bot-b": FakeConnection()}
+    held: frozenset[str] = frozenset({"bot-a", "bot-b"})
+    gateway = MultiAccountGateway(cast(Any, fakes), every=3600, linger=3600)
+    gateway.follow(lambda: held)
+    await gateway.start()
+    try:
+        held = frozenset({"bot-b"})
+        await gateway.sync()
+        assert gateway.connected() == {"bot-a", "bot-b"} and fakes["bot-a"].disconnects == 0
+        held = frozenset({"bot-a", "bot-b"})  # taken back before the linger ran out
+        await gateway.sync()
+        assert fakes["bot-a"].connects == 1 and fakes["bot-a"].disconnects == 0
+    finally:
+        await gateway.stop()
+
+
+async def test_without_leases_every_account_is_connected_and_none_held_waits_for_nothing() -> None:
+    fakes = {"bot-a": FakeConnection(), "bot-b": FakeConnection()}
+    alone = MultiAccountGateway(cast(Any, fakes), every=3600)
+    await alone.start()
+    assert alone.connected() == {"bot-a", "bot-b"}
+    await alone.stop()
+    idle = MultiAccountGateway(cast(Any, {"bot-c": FakeConnection()}), every=3600)
+    idle.follow(frozenset)
+    await idle.start()
+    await idle.wait_logged_in(1)  # holds no lease: nothing to wait for
+    assert idle.connected() == frozenset()
+    await idle.stop()
