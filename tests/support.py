@@ -71,3 +71,36 @@ def make_rig(settings: Settings, start: datetime, clock: VirtualClock | None = N
     for group in bot.planner().ops.groups.values():
         gateway.add_room(group.id, group.name)
     return BotRig(bot, clock, gateway)
+
+
+def assert_transcript_meets(records: list[dict[str, Any]], expected: dict[str, Any]) -> None:
+    """Check a `qunfu simulate --json` transcript against a scenario's expectations file.
+
+    ``expected`` holds ``sends`` (in order: ``to``, ``has`` substrings, optional ``mentions``),
+    ``remove`` (every removal, in order), ``never`` (strings no send may contain) and ``count``
+    (``has`` / ``n``: how many sends contain a string).
+    """
+    says = [r for r in records if r["action"] == "say"]
+    shown = "\n".join(f"{r['at']} {r['to']} {r['text']!r} {r['mentions']}" for r in says)
+
+    def matches(record: dict[str, Any], want: dict[str, Any]) -> bool:
+        return (
+            record["to"] == want["to"]
+            and all(h in record["text"] for h in want["has"])
+            and ("mentions" not in want or record["mentions"] == want["mentions"])
+        )
+
+    position = 0
+    for want in expected["sends"]:
+        found = next((i for i in range(position, len(says)) if matches(says[i], want)), None)
+        assert found is not None, f"missing after send {position}: {want}\n{shown}"
+        position = found + 1
+    removals = [
+        {"room": r["room"], "contact": r["contact"]} for r in records if r["action"] == "remove"
+    ]
+    assert removals == expected["remove"]
+    for text in expected["never"]:
+        assert not any(text in r["text"] for r in says), f"{text!r} was sent\n{shown}"
+    for rule in expected["count"]:
+        n = sum(rule["has"] in r["text"] for r in says)
+        assert n == rule["n"], f"{rule}: {n}\n{shown}"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from ruamel.yaml import YAML
@@ -17,18 +16,12 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.simulation import SayStep
+from tests.support import assert_transcript_meets
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "moderation" / "cards.yaml"
 EXPECTED = SCENARIO.with_name("cards.expected.yaml")
 runner = CliRunner()
 
-
-def _matches(record: dict[str, Any], want: dict[str, Any]) -> bool:
-    return (
-        record["to"] == want["to"]
-        and all(h in record["text"] for h in want["has"])
-        and ("mentions" not in want or record["mentions"] == want["mentions"])
-    )
 
 
 def test_cards_from_members_are_warned_and_staff_cards_are_not() -> None:
@@ -36,22 +29,7 @@ def test_cards_from_members_are_warned_and_staff_cards_are_not() -> None:
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     expected = YAML(typ="safe").load(EXPECTED.read_text("utf-8"))
-    says = [r for r in records if r["action"] == "say"]
-    shown = "\n".join(f"{r['at']} {r['to']} {r['text']!r} {r['mentions']}" for r in says)
-    position = 0
-    for want in expected["sends"]:
-        found = next((i for i in range(position, len(says)) if _matches(says[i], want)), None)
-        assert found is not None, f"missing after send {position}: {want}\n{shown}"
-        position = found + 1
-    removals = [
-        {"room": r["room"], "contact": r["contact"]} for r in records if r["action"] == "remove"
-    ]
-    assert removals == expected["remove"]
-    for text in expected["never"]:
-        assert not any(text in r["text"] for r in says), f"{text!r} was sent\n{shown}"
-    for rule in expected["count"]:
-        n = sum(rule["has"] in r["text"] for r in says)
-        assert n == rule["n"], f"{rule}: {n}\n{shown}"
+    assert_transcript_meets(records, expected)
 
 
 def test_say_step_kind_defaults_to_text_and_text_stays_required_for_it() -> None:

@@ -25,6 +25,7 @@ from bot.outbox import SEND_REASON, Outbox, OutboxItem
 from db.moderation_repositories import StrikeRepo
 from db.session import make_engine, upgrade
 from scheduler.clock import VirtualClock
+from tests.support import assert_transcript_meets
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "moderation" / "strikes.yaml"
 EXPECTED = SCENARIO.with_name("strikes.expected.yaml")
@@ -36,13 +37,6 @@ NOW = datetime.fromisoformat("2026-12-01T12:00:00+08:00")
 def _json_lines(output: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
 
-
-def _matches(record: dict[str, Any], want: dict[str, Any]) -> bool:
-    return (
-        record["to"] == want["to"]
-        and all(h in record["text"] for h in want["has"])
-        and ("mentions" not in want or record["mentions"] == want["mentions"])
-    )
 
 
 @pytest.fixture(scope="module")
@@ -59,22 +53,7 @@ def test_three_ads_warn_twice_then_remove_and_tell_the_manager(
 ) -> None:
     records, _ = run
     expected = YAML(typ="safe").load(EXPECTED.read_text("utf-8"))
-    says = [r for r in records if r["action"] == "say"]
-    shown = "\n".join(f"{r['at']} {r['to']} {r['text']!r} {r['mentions']}" for r in says)
-    position = 0
-    for want in expected["sends"]:
-        found = next((i for i in range(position, len(says)) if _matches(says[i], want)), None)
-        assert found is not None, f"missing after send {position}: {want}\n{shown}"
-        position = found + 1
-    removals = [
-        {"room": r["room"], "contact": r["contact"]} for r in records if r["action"] == "remove"
-    ]
-    assert removals == expected["remove"]
-    for text in expected["never"]:
-        assert not any(text in r["text"] for r in says), f"{text!r} was sent\n{shown}"
-    for rule in expected["count"]:
-        n = sum(rule["has"] in r["text"] for r in says)
-        assert n == rule["n"], f"{rule}: {n}\n{shown}"
+    assert_transcript_meets(records, expected)
 
 
 def _audit(db: Path, tmp_path: Path, *args: str) -> list[dict[str, Any]]:
