@@ -23,7 +23,6 @@ EXPECTED = SCENARIO.with_name("cards.expected.yaml")
 runner = CliRunner()
 
 
-
 def test_cards_from_members_are_warned_and_staff_cards_are_not() -> None:
     result = runner.invoke(app, ["simulate", str(SCENARIO), "--json"])
     assert result.exit_code == 0, result.output
