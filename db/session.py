@@ -76,6 +76,10 @@ def upgrade(target: str | Engine, revision: str = "head") -> None:
     try:
         cfg = alembic_config()
         with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Several `qunfu run` processes start at once: one migrates, the others wait
+                # here and then find the schema current (the lock ends with the transaction).
+                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7318245001)")
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, revision)
     finally:
