@@ -97,7 +97,9 @@ async def test_a_reply_during_a_500_group_push_goes_within_one_pacing_slot(
 
 async def test_pushes_keep_their_order_among_themselves_after_a_reply(engine: Engine) -> None:
     clock = VirtualClock(T0)
-    outbox = Outbox(engine, OutboxSettings(rate_per_minute=60), QuietHours(), clock)
+    # No jitter: the order below depends on where each slot falls.
+    settings_ = OutboxSettings(rate_per_minute=60, jitter=timedelta(0))
+    outbox = Outbox(engine, settings_, QuietHours(), clock)
     gateway = RecordingGateway(clock)
     outbox.enqueue([push(g, T0 + timedelta(seconds=g)) for g in range(5)])
     outbox.enqueue([reply("reply:late", T0 + timedelta(seconds=2))])
@@ -112,13 +114,14 @@ async def test_pushes_keep_their_order_among_themselves_after_a_reply(engine: En
     order = [
         a.to if isinstance(a, Say) else f"invite:{a.contact}" for _, a in gateway.sent
     ]
-    # The invitation (due first) goes first; the reply as soon as it is due (at T0 + 2 s the
-    # account's slot is free), ahead of the pushes due before it; pushes in their own order.
+    # The invitation (due first) goes first, taking the T0 slot; g000 at T0 + 1 s; the reply at
+    # T0 + 2 s, as soon as it is due, ahead of g001 (due since T0 + 1 s); pushes in their order.
+    assert [t - T0 for t, _ in gateway.sent] == [timedelta(seconds=s) for s in range(7)]
     assert order == [
         "invite:wxid_new",
         room_conv("g000"),
-        room_conv("g001"),
         contact_conv("wxid_member"),
+        room_conv("g001"),
         room_conv("g002"),
         room_conv("g003"),
         room_conv("g004"),
