@@ -13,8 +13,8 @@ from typing import Literal
 Crs = Literal["gcj02", "wgs84", "bd09"]
 MessageKind = Literal["text", "image", "image_qr", "contact_card", "link_card"]
 """What a message carries. Gateways map platform message types onto these: a contact card, a
-link card (its text is the link's URL when the platform gives it) and an image (not decoded:
-``image_qr`` is for a gateway that can tell a QR code; none does yet)."""
+link card (its text is the link's URL when the platform gives it) and an image: ``image_qr``
+when the gateway found a QR code in it (the Wechaty gateway scans group images), else ``image``."""
 
 
 def room_conv(room_id: str) -> str:

@@ -9,21 +9,26 @@ they disagree, and nothing else:
   Image = 6, Text = 7, Location = 8, Url = 14), not as in the 0.20 enum;
 * the generated ``room_qr_code()`` forgets the room id the request message does carry;
 * the token travels as ``authorization: Wechaty <token>`` metadata (the 1.x scheme, which
-  works with and without TLS), not in the HTTP/2 ``:authority`` header.
+  works with and without TLS), not in the HTTP/2 ``:authority`` header;
+* 1.x services hand a picture over as a FileBox whose bytes, past 20 KB, must be fetched with
+  the ``Download`` stream, which the 0.20 stubs do not have (:func:`download`).
 """
 
 from __future__ import annotations
 
 import ssl
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 from xml.etree import ElementTree
 
+import betterproto
 from grpclib.client import Channel
 from grpclib.config import Configuration
 from wechaty_grpc.wechaty import PuppetStub
-from wechaty_grpc.wechaty.puppet import RoomQrCodeRequest, RoomQrCodeResponse
+from wechaty_grpc.wechaty.puppet import ImageType, RoomQrCodeRequest, RoomQrCodeResponse
 
 MESSAGE_CONTACT: Final = 3
 MESSAGE_IMAGE: Final = 6
@@ -90,6 +95,41 @@ async def room_qr_code(stub: PuppetStub, room_id: str) -> str:
         "/wechaty.Puppet/RoomQRCode", RoomQrCodeRequest(id=room_id), RoomQrCodeResponse
     )
     return str(response.qrcode)
+
+
+async def message_image(stub: PuppetStub, message_id: str) -> str:
+    """The FileBox (JSON text) of an image message's picture, in the service's "HD" size: a
+    thumbnail is often too small for a QR code to be read."""
+    response = await stub.message_image(id=message_id, type=ImageType.IMAGE_TYPE_HD)
+    return str(response.filebox)
+
+
+@dataclass(eq=False, repr=False)
+class DownloadRequest(betterproto.Message):
+    """``wechaty.puppet.DownloadRequest`` (1.x ``download-upload.proto``): a FileBox uuid."""
+
+    id: str = betterproto.string_field(1)
+
+
+@dataclass(eq=False, repr=False)
+class DownloadResponse(betterproto.Message):
+    """``wechaty.puppet.DownloadResponse``: one chunk of the file's bytes."""
+
+    chunk: bytes = betterproto.bytes_field(1)
+
+
+async def download(stub: PuppetStub, uuid: str) -> AsyncIterator[bytes]:
+    """The bytes of a uuid FileBox, chunk by chunk (``rpc Download`` of 1.x services).
+
+    Stopping early (a file over the size limit) closes the stream: ``aclosing`` ends the call
+    at once instead of when the generator is garbage-collected.
+    """
+    stream = stub._unary_stream(  # noqa: SLF001 - the 0.20 stubs lack this 1.x call
+        "/wechaty.Puppet/Download", DownloadRequest(id=uuid), DownloadResponse
+    )
+    async with aclosing(stream) as responses:
+        async for response in responses:
+            yield response.chunk
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import os
 import random
 import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -51,6 +51,7 @@ from bot.events import (
 )
 from bot.gateways import _wechaty_compat as wire
 from bot.gateways.base import DeliveryUnknown, GatewayError
+from bot.gateways.images import ImageLimits, scan_message_image
 from scheduler.clock import Clock, RealClock
 
 ENV_ENDPOINT = "WECHATY_PUPPET_SERVICE_ENDPOINT"
@@ -63,8 +64,9 @@ _NAME_CACHE_SIZE = 5000
 log = logger.bind(gateway="wechaty")
 
 
-# Puppet message types that arrive as a MessageReceived of another kind than text. An image is
-# not downloaded or decoded here, so it is "image", never "image_qr" (docs/moderation.md).
+# Puppet message types that arrive as a MessageReceived of another kind than text. A group image
+# is "image" until its picture is fetched and scanned: one with a QR code becomes "image_qr"
+# (WechatyGateway._scan, docs/moderation.md).
 _CARD_KINDS: dict[int, MessageKind] = {
     wire.MESSAGE_CONTACT: "contact_card",
     wire.MESSAGE_URL: "link_card",
@@ -129,6 +131,7 @@ class WechatyGateway:
         keepalive: float = 20.0,
         backoff: tuple[float, float] = (1.0, 30.0),
         queue_size: int = 1000,
+        image_limits: ImageLimits | None = None,
     ) -> None:
         if not token:
             raise ValueError(f"a puppet service token is required ({ENV_TOKEN})")
@@ -155,6 +158,10 @@ class WechatyGateway:
         self._sessions = 0
         self._to_platform: dict[str, str] = {}
         self._from_platform: dict[str, str] = {}
+        self._images = image_limits or ImageLimits()
+        self._scan_slots = asyncio.Semaphore(max(self._images.concurrency, 1))
+        self._scans: set[asyncio.Task[None]] = set()
+        self._scan_wanted: Callable[[str, str], bool] | None = None
 
     # -- construction ---------------------------------------------------------------------
 
@@ -203,6 +210,10 @@ class WechatyGateway:
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
+        scans = list(self._scans)
+        for task in scans:
+            task.cancel()
+        await asyncio.gather(*scans, return_exceptions=True)
 
     async def stop(self) -> None:
         """Same as :meth:`aclose`."""
@@ -236,6 +247,12 @@ class WechatyGateway:
         """
         self._to_platform = dict(platform_ids)
         self._from_platform = {room: group for group, room in platform_ids.items()}
+
+    def scan_images_when(self, wanted: Callable[[str, str], bool] | None) -> None:
+        """Fetch and scan a group image only when ``wanted(group_id, sender_id)`` is true (the
+        composition root passes "moderation could act": a welfare group, a non-staff sender).
+        None, the default, scans every group image; an image not scanned stays "image"."""
+        self._scan_wanted = wanted
 
     def _platform_room(self, group_id: str) -> str:
         return self._to_platform.get(group_id, group_id)
@@ -530,15 +547,18 @@ class WechatyGateway:
                 text = link_card_text(await self._url_link(stub, message_id), msg.text)
             elif card != "text":
                 text = ""  # a contact card's or image's payload text is platform XML, not words
-            return MessageReceived(
+            received = MessageReceived(
                 at=at,
                 sender=sender,
                 text=text,
                 room_id=room_id,
                 mentions=tuple(msg.mention_ids),
-                message_id=msg.id,
+                message_id=msg.id or message_id,
                 kind=card,
             )
+            if card == "image":
+                return self._start_scan(stub, received)
+            return received
         if kind == wire.MESSAGE_LOCATION:
             try:
                 pin = wire.parse_location(msg.text)
@@ -558,6 +578,61 @@ class WechatyGateway:
             )
         log.bind(message=_ref(message_id), type=kind).debug("message type not handled; dropped")
         return None
+
+    # -- images ---------------------------------------------------------------------------
+
+    def _start_scan(self, stub: PuppetStub, event: MessageReceived) -> MessageReceived | None:
+        """Scan a group image for a QR code in the background, or hand it on as it is.
+
+        The scan runs beside the event stream, not in it: one slow download must not hold up
+        every message behind it. So an image may reach the domain after messages that followed
+        it; the returned None means the scan task queues the event itself, always (as "image"
+        when the scan fails). Past the backlog the image goes on unscanned.
+        """
+        assert event.room_id is not None
+        group = self._from_platform.get(event.room_id, event.room_id)
+        if self._scan_wanted is not None and not self._scan_wanted(group, event.sender.id):
+            return event
+        ref = _ref(event.message_id)
+        if len(self._scans) >= self._images.backlog:
+            log.bind(message=ref, backlog=len(self._scans)).warning(
+                "image scan backlog full; image left unscanned"
+            )
+            return event
+        task = asyncio.create_task(self._scan(stub, event), name=f"wechaty-image-{ref}")
+        self._scans.add(task)
+        task.add_done_callback(self._scans.discard)
+        return None
+
+    async def _scan(self, stub: PuppetStub, event: MessageReceived) -> None:
+        """Fetch and decode the picture, then queue the event as "image_qr" or "image"."""
+        kind: MessageKind = "image"
+        where = log.bind(message=_ref(event.message_id), room=_ref(event.room_id or ""))
+        try:
+            async with self._scan_slots:
+                async with asyncio.timeout(self._images.timeout):
+                    scan = await scan_message_image(stub, event.message_id, self._images)
+            if scan.found:
+                kind = "image_qr"
+                where.bind(codes=len(scan.texts)).info("QR code found in a group image")
+            elif scan.error:
+                where.bind(reason=scan.error).warning("group image not decoded; left as image")
+        except asyncio.CancelledError:
+            raise
+        except GRPCError as err:
+            where.bind(reason=f"{err.status.name} {err.message or ''}".strip()).warning(
+                "group image not fetched; left as image"
+            )
+        except TimeoutError:
+            where.bind(reason=f"over {self._images.timeout:g}s").warning(
+                "group image not fetched in time; left as image"
+            )
+        except Exception as err:  # noqa: BLE001 - a picture must never cost the message
+            where.bind(reason=f"{type(err).__name__}: {err}"[:200]).warning(
+                "group image not fetched; left as image"
+            )
+        # The decoded text stays out of the event: nothing downstream may repeat it.
+        await self._queue.put(self._domain_rooms(dataclasses.replace(event, kind=kind)))
 
     async def _url_link(self, stub: PuppetStub, message_id: str) -> str:
         """The link card's payload as the service gives it (a JSON object), "" when it cannot."""

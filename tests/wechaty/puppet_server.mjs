@@ -16,7 +16,16 @@
 //   {"cmd": "location", "from": "u1", "raw": "<msg>broken"}  (a location message with raw text)
 //   {"cmd": "card", "from": "u1", "room": "r1@chatroom", "type": "Contact"|"Url"|"Image", "text": "..."}
 //                                                       (a non-text message; the mock's messageUrl
-//                                                        answers url "https://mock.url")
+//                                                        answers url "https://mock.url"; an
+//                                                        "Image" card has no picture: the
+//                                                        service's messageImage fails for it)
+//   {"cmd": "image", "from": "u1", "room": "r1@chatroom", "base64": "iVBOR...", "name": "a.png"}
+//   {"cmd": "image", "from": "u1", "room": "r1@chatroom", "qrcode": "https://..."}
+//                                                      (an image message whose picture the
+//                                                       service serves as a FileBox: Base64 up to
+//                                                       20 KB inline, larger ones as a Uuid box to
+//                                                       Download, as wechaty-puppet-service does;
+//                                                       or a QRCode box)
 //   {"cmd": "friendship", "from": "u3", "hello": "你好"}
 //   {"cmd": "quit"}
 //
@@ -32,6 +41,7 @@
 import readline from 'node:readline'
 import { parseArgs } from 'node:util'
 
+import { FileBox } from 'file-box'
 import * as PUPPET from 'wechaty-puppet'
 import { PuppetMock, mock } from 'wechaty-puppet-mock'
 import { PuppetServer } from 'wechaty-puppet-service'
@@ -59,6 +69,7 @@ const botId = process.env.QUNFU_HARNESS_BOT_ID ?? 'qunfu-bot'
 const mocker = new mock.Mocker()
 const puppet = new PuppetMock({ mocker })
 const friendships = new Map()
+const pictures = new Map() // message id -> FileBox served by messageImage
 
 // Report what the bot does, then let the mock do it (a sent text comes back as a message event,
 // as it does on a real account; invites and removals become room-join / room-leave events).
@@ -85,6 +96,12 @@ puppet.friendshipRawPayload = async (id) => {
   const payload = friendships.get(id)
   if (!payload) throw new Error(`no friendship ${id}`)
   return payload
+}
+// The mock answers every messageImage with a fixed QRCode box; serve the picture the test gave.
+puppet.messageImage = async (id) => {
+  const box = pictures.get(id)
+  if (!box) throw new Error(`no picture for message ${id}`)
+  return box
 }
 puppet.friendshipAccept = async (id) => {
   emit({ event: 'friendship-accept', friendship: id })
@@ -148,6 +165,22 @@ const commands = {
       ...conversationOf(c),
     }),
   }),
+  image: (c) => {
+    const box = c.qrcode
+      ? FileBox.fromQRCode(c.qrcode)
+      : FileBox.fromBase64(c.base64, c.name ?? 'image.png')
+    // Served before the message event goes out, so the bot's first messageImage finds it.
+    const id = `m-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`
+    pictures.set(id, box)
+    pushMessage({
+      id,
+      talkerId: c.from,
+      type: PUPPET.types.Message.Image,
+      text: '<msg><img length="1" /></msg>',
+      ...conversationOf(c),
+    })
+    return { message: id }
+  },
   friendship: (c) => {
     const id = `f-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`
     friendships.set(id, {
