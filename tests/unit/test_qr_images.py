@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import http.server
 import io
 import json
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -17,8 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from bot.events import MessageReceived, Person
 from bot.gateways import images
 from bot.gateways.images import ImageLimits, ImageUnavailable
+from bot.gateways.wechaty import WechatyGateway
 from bot.moderation.qr import QrScan, scan_image
 
 AD = "https://evil.example/pos?invite=8848"
@@ -200,3 +205,64 @@ def test_unusable_boxes_are_unavailable(box: dict[str, object]) -> None:
 def test_a_file_box_that_is_not_a_json_object_is_unavailable(text: str) -> None:
     with pytest.raises(ImageUnavailable):
         images.parse_file_box(text)
+
+
+# -- Url boxes: fetched over HTTP from a local server ---------------------------------------
+
+
+class _Pictures(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        body = {"/qr.png": qr_png(), "/big.png": b"x" * 5000}.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def picture_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Pictures)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_url_box_is_fetched(picture_server: str) -> None:
+    box = {"type": 2, "url": f"{picture_server}/qr.png", "headers": {}}
+    assert scan(FakeStub(box)).texts == (AD,)
+
+
+@pytest.mark.parametrize(("path", "reason"), [("/missing.png", "HTTP 404"), ("/big.png", "limit")])
+def test_url_box_that_fails_or_is_too_big_is_unavailable(
+    picture_server: str, path: str, reason: str
+) -> None:
+    box = {"type": 2, "url": f"{picture_server}{path}"}
+    with pytest.raises(ImageUnavailable, match=reason):
+        scan(FakeStub(box), ImageLimits(max_bytes=4000))
+
+
+async def test_past_the_backlog_an_image_goes_on_unscanned() -> None:
+    """Pictures waiting for a scan are bounded: past the backlog an image is handed on as it is
+    (no task, no download), so a burst of pictures cannot grow memory without limit."""
+    gateway = WechatyGateway("127.0.0.1:9", "token", image_limits=ImageLimits(backlog=0))
+    event = MessageReceived(
+        at=datetime(2026, 12, 1, tzinfo=UTC),
+        sender=Person("u1", "张三"),
+        text="",
+        room_id="r1@chatroom",
+        message_id="m1",
+        kind="image",
+    )
+    fake: Any = object()
+    assert gateway._start_scan(fake, event) is event  # noqa: SLF001
