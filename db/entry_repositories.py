@@ -285,9 +285,15 @@ class ReferralCodeRepo(_Repo):
             )
 
     def owner(self, code: str) -> str | None:
-        with self._session() as s:
-            row = s.get(ReferralCode, code)
-            return row.person_id if row is not None else None
+        # A Core read on a plain connection, not an ORM session: the referral webhook asks
+        # this for every code it has not seen in the last minute.
+        stmt = sa.select(ReferralCode.__table__.c.person_id).where(  # type: ignore[attr-defined]
+            ReferralCode.__table__.c.code == code  # type: ignore[attr-defined]
+        )
+        if isinstance(self._db, Session):
+            return self._db.connection().execute(stmt).scalar_one_or_none()
+        with self._db.connect() as conn:
+            return conn.execute(stmt).scalar_one_or_none()
 
     def of_person(self, person_id: str) -> str | None:
         stmt = (

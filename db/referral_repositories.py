@@ -2,7 +2,9 @@
 
 The ledger writes inside one transaction per event (:class:`ReferralStore` takes the open
 connection). Plain Core statements, not ORM objects: the webhook path runs once per partner
-event and reads only the rows of one applicant and one referrer.
+event and reads only the rows of one applicant and one referrer. Its statements are compiled
+once per dialect and run on the driver's cursor (:mod:`db.driver_statements`), inside the
+transaction SQLAlchemy holds.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 
+from db.driver_statements import DriverCursor, DriverStatements
 from db.models import ReferralEventRow, ReferralReward, ReferralRewardHistory
 from db.repositories import utc
 
@@ -62,56 +65,124 @@ def _reward(row: Any) -> RewardRow:
     return RewardRow(**{f: row._mapping[f] for f in RewardRow.__dataclass_fields__})
 
 
-def _prepared() -> dict[str, dict[str, Any]]:
-    """Statements built once per dialect: the webhook path runs them for every event."""
-    out: dict[str, dict[str, Any]] = {}
-    for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert)):
-        out[name] = {
-            "event": insert(EVENTS)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(EVENTS.c.id),
-            "reward": insert(REWARDS)
-            .on_conflict_do_nothing(index_elements=["referrer_id", "tier"])
-            .returning(REWARDS.c.id),
-        }
-    return out
+_REWARD_COLUMNS = tuple(REWARDS.c.keys())
 
 
-_PREPARED = _prepared()
-_OUTCOME_BY_ID = (
-    sa.update(EVENTS)
-    .where(EVENTS.c.id == sa.bindparam("_id"))
-    .values(outcome=sa.bindparam("_outcome"))
-)
+def _reward_of(row: Sequence[Any]) -> RewardRow:
+    """A reward from a driver row of ``SELECT referral_reward.*`` (columns in table order)."""
+    values = dict(zip(_REWARD_COLUMNS, row, strict=True))
+    return RewardRow(**{f: values[f] for f in RewardRow.__dataclass_fields__})
 
 
 _E = EVENTS.c
-_CANDIDATES = sa.select(_E.id, _E.event_id, _E.referrer_id, _E.occurred_at, _E.wins).where(
+_R = REWARDS.c
+_EVENT_KEYS = (
+    "event_id",
+    "type",
+    "referral_code",
+    "referrer_id",
+    "applicant",
+    "referrer_applicant",
+    "occurred_at",
+    "received_at",
+    "source",
+    "wins",
+    "outcome",
+)
+_REWARD_KEYS = (
+    "referrer_id",
+    "tier",
+    "reward",
+    "status",
+    "held_reason",
+    "reached_at",
+    "reached_by",
+    "created_at",
+    "updated_at",
+    "decision_note",
+    "attempts",
+    "last_error",
+)
+_HISTORY_KEYS = ("reward_id", "referrer_id", "tier", "from_status", "to_status", "at", "by", "note")
+_VALID_CANDIDATE = sa.and_(
     _E.applicant == sa.bindparam("applicant"),
     _E.type == sa.bindparam("type"),
     sa.or_(_E.referrer_applicant.is_(None), _E.referrer_applicant != _E.applicant),
 )
-_WINNERS = sa.select(_E.id, _E.event_id, _E.occurred_at, _E.outcome).where(
-    _E.referrer_id == sa.bindparam("referrer"), _E.wins.is_(True)
-)
-_BOTH = sa.select(
-    _E.id, _E.event_id, _E.referrer_id, _E.occurred_at, _E.wins, _E.outcome, _E.applicant
-).where(
-    sa.or_(
-        sa.and_(
-            _E.applicant == sa.bindparam("applicant"),
-            _E.type == sa.bindparam("type"),
-            sa.or_(_E.referrer_applicant.is_(None), _E.referrer_applicant != _E.applicant),
-        ),
-        sa.and_(_E.referrer_id == sa.bindparam("referrer"), _E.wins.is_(True)),
+
+
+def _insert_ignore(table: sa.Table, conflict: list[str], dialect: str) -> sa.Executable:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing(index_elements=conflict).returning(table.c.id)
+
+
+def _by_id(column: sa.Column[Any]) -> sa.ColumnElement[bool]:
+    return column == sa.bindparam("_id")
+
+
+# The webhook path's statements, compiled once per dialect and run on the driver's cursor
+# (db.driver_statements): a partner event runs two to six of them.
+_DRIVER = {
+    dialect: DriverStatements(
+        {
+            "event": (_insert_ignore(EVENTS, ["event_id"], dialect), _EVENT_KEYS),
+            "reward": (_insert_ignore(REWARDS, ["referrer_id", "tier"], dialect), _REWARD_KEYS),
+            "history": (sa.insert(HISTORY), _HISTORY_KEYS),
+            "lock": (
+                sa.select(sa.func.pg_advisory_xact_lock(sa.bindparam("key", type_=sa.BigInteger))),
+                None,
+            ),
+            "candidates": (
+                sa.select(_E.id, _E.event_id, _E.referrer_id, _E.occurred_at, _E.wins).where(
+                    _VALID_CANDIDATE
+                ),
+                None,
+            ),
+            "winners": (
+                sa.select(_E.id, _E.event_id, _E.occurred_at, _E.outcome).where(
+                    _E.referrer_id == sa.bindparam("referrer"), _E.wins.is_(True)
+                ),
+                None,
+            ),
+            # The applicant's candidates and the referrer's winners in one read.
+            "both": (
+                sa.select(
+                    _E.id,
+                    _E.event_id,
+                    _E.referrer_id,
+                    _E.occurred_at,
+                    _E.wins,
+                    _E.outcome,
+                    _E.applicant,
+                ).where(
+                    sa.or_(
+                        _VALID_CANDIDATE,
+                        sa.and_(_E.referrer_id == sa.bindparam("referrer"), _E.wins.is_(True)),
+                    )
+                ),
+                None,
+            ),
+            "outcome": (
+                sa.update(EVENTS).where(_by_id(_E.id)).values(outcome=sa.bindparam("_outcome")),
+                None,
+            ),
+            "lose": (
+                sa.update(EVENTS)
+                .where(_by_id(_E.id))
+                .values(wins=False, outcome=sa.bindparam("_outcome")),
+                None,
+            ),
+            "win": (sa.update(EVENTS).where(_by_id(_E.id)).values(wins=True), None),
+            "rewards_of": (
+                sa.select(REWARDS)
+                .where(_R.referrer_id == sa.bindparam("referrer"))
+                .order_by(_R.tier),
+                None,
+            ),
+        }
     )
-)
-_HISTORY_INSERT = sa.insert(HISTORY)
-_REWARDS_OF = (
-    sa.select(REWARDS)
-    .where(REWARDS.c.referrer_id == sa.bindparam("referrer"))
-    .order_by(REWARDS.c.tier)
-)
+    for dialect in ("postgresql", "sqlite")
+}
 
 
 def lock_key(name: str) -> int:
@@ -126,6 +197,14 @@ class ReferralStore:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.dialect = conn.dialect.name
+        self._driver: DriverCursor | None = None
+
+    @property
+    def driver(self) -> DriverCursor:
+        """The hot statements' cursor on this transaction's connection (opened on first use)."""
+        if self._driver is None:
+            self._driver = DriverCursor(self.conn, _DRIVER[self.dialect])
+        return self._driver
 
     # --- events ----------------------------------------------------------------------------
 
@@ -135,19 +214,19 @@ class ReferralStore:
         On SQLite this is the transaction's first statement, so it takes the write lock before
         anything is read and the rest of the transaction sees a stable database.
         """
-        row = self.conn.execute(_PREPARED[self.dialect]["event"], values).first()
-        return None if row is None else int(row[0])
+        rows = self.driver.execute("event", values)
+        return int(rows[0][0]) if rows else None
 
     def lock(self, names: Iterable[str]) -> None:
         """Serialise writers on these names until commit (PostgreSQL; SQLite has one writer)."""
         if self.dialect != "postgresql":
             return
         for name in sorted(set(names)):
-            self.conn.execute(sa.select(sa.func.pg_advisory_xact_lock(lock_key(name))))
+            self.driver.execute("lock", {"key": lock_key(name)})
 
     def candidates(self, applicant: str, event_type: str) -> list[Candidate]:
         """The applicant's valid events of the qualifying type (self-referrals left out)."""
-        rows = self.conn.execute(_CANDIDATES, {"applicant": applicant, "type": event_type})
+        rows = self.driver.execute("candidates", {"applicant": applicant, "type": event_type})
         return [Candidate(*r) for r in rows]
 
     @property
@@ -160,39 +239,41 @@ class ReferralStore:
     ) -> tuple[list[Candidate], list[tuple[int, str, datetime, str]]]:
         """:meth:`candidates` and :meth:`winners_of` in one round trip (single writer only:
         elsewhere the referrer's rows must be read after its lock is taken)."""
-        rows = self.conn.execute(
-            _BOTH, {"applicant": applicant, "type": event_type, "referrer": referrer_id}
-        ).all()
+        rows = self.driver.execute(
+            "both", {"applicant": applicant, "type": event_type, "referrer": referrer_id}
+        )
         candidates = [Candidate(r[0], r[1], r[2], r[3], r[4]) for r in rows if r[6] == applicant]
         winners = [(r[0], r[1], r[3], r[5]) for r in rows if r[2] == referrer_id and r[4]]
         return candidates, winners
 
-    def set_event(self, ids: Sequence[int], **values: Any) -> None:
-        """Update events by row id."""
-        if ids:
-            self.conn.execute(sa.update(EVENTS).where(EVENTS.c.id.in_(ids)).values(**values))
+    def lose(self, ids: Sequence[int], outcome: str) -> None:
+        """These events no longer win their applicant; record why."""
+        self.driver.execute_many("lose", [{"_id": i, "_outcome": outcome} for i in ids])
+
+    def win(self, row_id: int) -> None:
+        """This event now wins its applicant (its outcome follows from the recount)."""
+        self.driver.execute("win", {"_id": row_id})
 
     def set_outcomes(self, outcomes: Sequence[tuple[int, str]]) -> None:
         """Set each (row id, outcome) in one executemany."""
-        if outcomes:
-            self.conn.execute(_OUTCOME_BY_ID, [{"_id": i, "_outcome": o} for i, o in outcomes])
+        self.driver.execute_many("outcome", [{"_id": i, "_outcome": o} for i, o in outcomes])
 
     def winners_of(self, referrer_id: str) -> list[tuple[int, str, datetime, str]]:
         """(id, event_id, occurred_at, outcome) of the referrer's applicant-winning events."""
-        rows = self.conn.execute(_WINNERS, {"referrer": referrer_id})
+        rows = self.driver.execute("winners", {"referrer": referrer_id})
         return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     # --- rewards ---------------------------------------------------------------------------
 
     def rewards_of(self, referrer_id: str) -> list[RewardRow]:
         """The referrer's rewards, by tier."""
-        rows = self.conn.execute(_REWARDS_OF, {"referrer": referrer_id})
-        return [_reward(r) for r in rows]
+        rows = self.driver.execute("rewards_of", {"referrer": referrer_id})
+        return [_reward_of(r) for r in rows]
 
     def insert_reward(self, values: dict[str, Any]) -> int | None:
         """Insert a reward unless (referrer, tier) exists; the new id, or None."""
-        row = self.conn.execute(_PREPARED[self.dialect]["reward"], values).first()
-        return None if row is None else int(row[0])
+        rows = self.driver.execute("reward", values)
+        return int(rows[0][0]) if rows else None
 
     def update_reward(self, reward_id: int, only_if: Sequence[str], **values: Any) -> bool:
         """Update a reward when its status is one of ``only_if``; True when it was."""
@@ -227,8 +308,8 @@ class ReferralStore:
             if isinstance(reward, RewardRow)
             else reward
         )
-        self.conn.execute(
-            _HISTORY_INSERT,
+        self.driver.execute(
+            "history",
             {
                 "reward_id": rid,
                 "referrer_id": referrer,

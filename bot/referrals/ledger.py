@@ -163,14 +163,14 @@ class ReferralLedger:
         won = by_event[winner.event_id]
         dethroned = [c for c in candidates if c.wins and c.id not in (won.id, row_id)]
         if won.id != row_id and not dethroned:
-            store.set_event([row_id], wins=False, outcome=rules.APPLICANT_COUNTED)
+            store.lose([row_id], rules.APPLICANT_COUNTED)
             return rules.APPLICANT_COUNTED, []
         affected = {won.referrer_id, *(c.referrer_id for c in dethroned)}
         store.lock(f"referrer:{r}" for r in affected)
-        store.set_event([c.id for c in dethroned], wins=False, outcome=rules.APPLICANT_COUNTED)
+        store.lose([c.id for c in dethroned], rules.APPLICANT_COUNTED)
         if won.id != row_id:
-            store.set_event([row_id], wins=False, outcome=rules.APPLICANT_COUNTED)
-            store.set_event([won.id], wins=True)
+            store.lose([row_id], rules.APPLICANT_COUNTED)
+            store.win(won.id)
         fresh = won.id == row_id and not dethroned  # the rows read above are still current
         grants: list[Grant] = []
         outcomes: dict[str, str] = {}
