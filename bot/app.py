@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -56,6 +57,7 @@ from bot.handlers.tickets import TicketReplyHandler
 from bot.leases import AccountLeases
 from bot.lottery import LotteryService
 from bot.moderation.strikes import StrikeBook, StrikePolicy
+from bot.opsdata import heap
 from bot.opsdata.bundle import OpsData
 from bot.opsdata.loader import OpsDataSource, load_opsdata
 from bot.opsdata.problems import OpsDataError
@@ -79,6 +81,9 @@ from db.session import make_engine, upgrade
 from db.ticket_repositories import TicketRepo
 from scheduler.clock import Clock, RealClock
 
+# How long a thread holding the GIL may keep it while another waits (sys.setswitchinterval).
+GIL_SWITCH_INTERVAL_S = 0.0005
+
 
 class Qunfu:
     """A running bot: ops data, storage, services and a gateway, wired together."""
@@ -96,6 +101,10 @@ class Qunfu:
         self.clock = clock
         self.gateway = gateway
         self.source = source
+        # Fan-outs, reloads and database calls run in worker threads while the event loop
+        # answers members: a thread that wants the GIL gets it within 0.5 ms, not the default
+        # 5 ms. It costs nothing while no other thread is waiting for it.
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         url = database_url or settings.database.url
         _ensure_sqlite_dir(url)
         upgrade(url)
@@ -427,12 +436,16 @@ class Qunfu:
         """:meth:`reload` without stalling the loop: reading, checking, indexing and syncing
         the directory run in a worker thread; only the swap onto the live bot runs here."""
         async with self._reloading:  # two edits in a row: applied in order, never interleaved
-            ops, problems = await asyncio.to_thread(self.source.reload)
-            if problems:
-                return _rejected(problems)
-            if ops is not None and ops is not self._ops:
-                self._swap(await asyncio.to_thread(self._prepare, ops))
-                self._reloaded(ops)
+            # No full garbage collection while the new version is built: each would walk both
+            # versions holding the GIL, stalling the loop (bot/opsdata/heap.py).
+            with heap.collection_paused():
+                ops, problems = await asyncio.to_thread(self.source.reload)
+                if problems:
+                    return _rejected(problems)
+                if ops is not None and ops is not self._ops:
+                    self._swap(await asyncio.to_thread(self._prepare, ops))
+                    heap.settle()
+                    self._reloaded(ops)
             return []
 
     def _reloaded(self, ops: OpsData) -> None:
@@ -524,8 +537,10 @@ class Qunfu:
             while not stop.is_set():
                 horizon = self.clock.now() + timedelta(seconds=30)
                 try:
-                    await self.run_due()
+                    # Cleared before the pass, not after: a wake-up (an event, or ``stop``)
+                    # that comes during the pass is kept, and the loop goes round at once.
                     self._wake.clear()
+                    await self.run_due()
                     nxt = await asyncio.to_thread(self.next_due)  # database reads
                 except Exception as exc:  # safe: no work is marked done on a fault (the
                     # outbox, scheduler and welcomes keep theirs); e.g. the database is down

@@ -923,9 +923,10 @@ def _row_values(item: OutboxItem, now: datetime, fallback: str | None) -> tuple[
     not_before = item.not_before if item.not_before.tzinfo is not None else aware(item.not_before)
     action = item.action
     room = contact = text = None
-    mentions: list[str] = []
+    # A tuple, stored as the same JSON list: hashable, so one conversion serves equal ones.
+    mentions: tuple[str, ...] = ()
     if isinstance(action, Say):
-        conversation, text, mentions = action.to, action.text, list(action.mentions)
+        conversation, text, mentions = action.to, action.text, tuple(action.mentions)
     else:
         assert isinstance(action, Invite | Remove)
         conversation, room, contact = room_conv(action.room), action.room, action.contact

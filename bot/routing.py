@@ -530,7 +530,8 @@ class MerchantNeighbourhoods:
     Built once per ops-data version: group and merchant positions are converted in one
     vectorised pass, candidate pairs come from one cKDTree pair query per batch of groups, and
     their exact distances from one batched geodesic call. A lookup is then a slice. A radius
-    larger than the one precomputed is computed on demand, once, and kept.
+    larger than the one precomputed is computed on demand, once, and kept: for the merchants of
+    the asked categories alone when there are categories, else for every merchant.
     """
 
     def __init__(
@@ -549,12 +550,13 @@ class MerchantNeighbourhoods:
         self.radius_m = radius_m
         self._pairs: dict[float, _Pairs] = {}
         self._selections: dict[tuple[object, ...], _Pairs] = {}
+        self._by_category: dict[tuple[float, frozenset[str]], _Pairs] = {}
         self.pairs(radius_m)
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the precomputed pairs and the selections cut from them."""
-        held = list(self._pairs.values()) + list(self._selections.values())
+        held = [*self._pairs.values(), *self._by_category.values(), *self._selections.values()]
         return sum(p.nbytes for p in held)
 
     def pairs(self, radius_m: float) -> _Pairs:
@@ -569,16 +571,22 @@ class MerchantNeighbourhoods:
         self._pairs[radius_m] = pairs
         return pairs
 
-    def _compute(self, radius_m: float) -> _Pairs:
+    def _compute(self, radius_m: float, only: I64 | None = None) -> _Pairs:
+        """Every pair within ``radius_m``; with ``only``, pairs with those merchants alone."""
         pts = self.merchants._points
+        tree = pts.tree
+        if only is not None:
+            tree = cKDTree(_xyz(pts.lat[only], pts.lon[only]).reshape(-1, 3))
         chord = _chord_for(radius_m)
         rows, cols, dists = [], [], []
         for lo in range(0, len(self.groups), _CHUNK):
             glat, glon = self._glat[lo : lo + _CHUNK], self._glon[lo : lo + _CHUNK]
             chunk = cKDTree(_xyz(glat, glon).reshape(-1, 3))
-            found = chunk.sparse_distance_matrix(pts.tree, chord, output_type="ndarray")
+            found = chunk.sparse_distance_matrix(tree, chord, output_type="ndarray")
             g = found["i"].astype(np.int64)
             m = found["j"].astype(np.int64)
+            if only is not None:
+                m = only[m]
             if g.size:
                 _, _, d = _GEOD.inv(glon[g], glat[g], pts.lon[m], pts.lat[m])
                 d = np.asarray(d, dtype=np.float64)
@@ -607,10 +615,24 @@ class MerchantNeighbourhoods:
         _check_weekday(weekday)
         key = (radius_m, None if categories is None else frozenset(categories), weekday, limit)
         if key not in self._selections:
-            pairs = self.pairs(radius_m)
+            if categories is not None and not any(r >= radius_m for r in self._pairs):
+                # Wider than anything precomputed (a cinema campaign's 3 km): pairs with the
+                # merchants of these categories only, not every merchant within 3 km.
+                pairs = self._category_pairs(radius_m, frozenset(categories))
+            else:
+                pairs = self.pairs(radius_m)
             keep = self.merchants.fits(pairs.merchant.astype(np.int64), categories, weekday)
             self._selections[key] = _cut(pairs, radius_m, keep, limit)
         return self._selections[key]
+
+    def _category_pairs(self, radius_m: float, categories: frozenset[str]) -> _Pairs:
+        """Pairs within ``radius_m`` with merchants of ``categories`` (cached per both)."""
+        key = (radius_m, categories)
+        if key not in self._by_category:
+            everyone = np.arange(len(self.merchants), dtype=np.int64)
+            only = everyone[self.merchants.fits(everyone, categories, None)]
+            self._by_category[key] = self._compute(radius_m, only)
+        return self._by_category[key]
 
     def near(
         self,

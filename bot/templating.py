@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import FunctionLoader, StrictUndefined, Template, TemplateNotFound
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
-from jinja2.runtime import missing
+from jinja2.runtime import LoopContext, missing
 from jinja2.sandbox import SandboxedEnvironment
 
 from bot.opsdata.bundle import OpsData
@@ -90,24 +90,40 @@ def weekday_zh(day: str | int | date) -> str:
 
 
 _DICT_ATTRIBUTES = frozenset(dir(dict))
+# Attributes the sandbox would pass anyway, on every call, after the same checks: dict's
+# read-only methods (templates write ``data.get("card", "…")``) and a loop's counters (not its
+# items: ``loop.previtem`` may be anything, so it keeps the full check).
+_SAFE_DICT_METHODS = frozenset({"get", "keys", "values", "items"})
+_SAFE_LOOP_ATTRIBUTES = frozenset(
+    {"index", "index0", "revindex", "revindex0", "first", "last", "length", "depth", "depth0"}
+)
 
 
 class _Sandbox(SandboxedEnvironment):
-    """The sandbox, with a short way to ``m.name`` on the plain dicts contexts are made of.
+    """The sandbox, with short ways to what a fan-out's templates touch on every group.
 
     Jinja looks ``x.name`` up as an attribute first and only then as an item; on a dict the
     attribute lookup fails (an exception per access) unless ``name`` is one of dict's own
     methods. Taking the item straight away when ``name`` is not one of them gives the very
     same answer without the exception, and items of a dict are values, which the sandbox never
-    checks. Everything else (``data.get``, objects, missing keys) goes the sandbox's way.
+    checks. ``data.get`` and ``loop.index`` are what the sandbox's own checks would let through
+    (no underscore, not an internal attribute, not ``str.format``); the answer is the same, the
+    checks are skipped. Everything else (objects, missing keys, other methods) goes the
+    sandbox's way. Calls are still checked by the sandbox's ``call``.
     """
 
     def getattr(self, obj: Any, attribute: str) -> Any:
-        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
-            try:
-                return obj[attribute]
-            except KeyError:
-                pass
+        kind = type(obj)
+        if kind is dict:
+            if attribute not in _DICT_ATTRIBUTES:
+                try:
+                    return obj[attribute]
+                except KeyError:
+                    pass
+            elif attribute in _SAFE_DICT_METHODS:
+                return getattr(obj, attribute)
+        elif kind is LoopContext and attribute in _SAFE_LOOP_ATTRIBUTES:
+            return getattr(obj, attribute)
         return super().getattr(obj, attribute)
 
 
@@ -130,6 +146,9 @@ class TemplateRenderer:
         self._env.filters["distance"] = distance
         self._env.filters["weekday_zh"] = weekday_zh
         self._compiled: dict[str, Template] = {}
+        # Each template's globals as one plain dict (Jinja keeps them as a ChainMap, which it
+        # copies item by item on every render): contexts are merged onto it in one C call.
+        self._globals: dict[str, dict[str, Any]] = {}
 
     def _source(self, name: str) -> tuple[str, str, Any] | None:
         if name not in self._templates:
@@ -172,7 +191,7 @@ class TemplateRenderer:
         """
         template = self.compile(name)
         try:
-            return template.render(context).strip()
+            return self._render(name, template, context).strip()
         except TemplateRenderError:
             raise
         except TemplateSyntaxError as e:  # from an {% include %}d template
@@ -194,6 +213,19 @@ class TemplateRenderer:
             where, line = self._failing_line(e, name)
             message = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
             raise TemplateRenderError(where, line, message) from None
+
+    def _render(self, name: str, template: Template, context: Mapping[str, Any]) -> str:
+        """What ``template.render(context)`` does, without re-copying the globals each time."""
+        base = self._globals.get(name)
+        if base is None:
+            base = self._globals[name] = dict(template.globals)
+        try:
+            parent = {**base, **context}
+            return "".join(template.root_render_func(template.new_context(parent, shared=True)))
+        except Exception:
+            # As Template.render: the traceback rewritten to the template's own lines.
+            self._env.handle_exception()
+            raise  # not reached: handle_exception raises
 
     def _failing_line(self, error: BaseException, name: str) -> tuple[str, int]:
         for frame in reversed(traceback.extract_tb(error.__traceback__)):

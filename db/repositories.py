@@ -9,6 +9,7 @@ person sees them).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -110,11 +111,11 @@ def insert_ignore_rows(
 ) -> int:
     """Insert plain tuples (``columns`` in order), skipping rows whose ``conflict`` value exists.
 
-    One driver-level ``executemany`` of a prepared ``INSERT … ON CONFLICT DO NOTHING`` with no
-    ``RETURNING``: no ORM objects, no per-row dicts, only the columns' own bind conversions
-    (aware datetimes, JSON). Returns how many rows were inserted (the driver's row count). For
-    a fan-out of 20,000 sends, where :func:`insert_ignore_many` spends its time building and
-    reading back what this skips.
+    A prepared ``INSERT … ON CONFLICT DO NOTHING`` with no ``RETURNING``, at the driver level
+    (an ``executemany``; on SQLite, statements of many rows each): no ORM objects, no per-row
+    dicts, only the columns' own bind conversions (aware datetimes, JSON). Returns how many rows
+    were inserted (the driver's row count). For a fan-out of 20,000 sends, where
+    :func:`insert_ignore_many` spends its time building and reading back what this skips.
     """
     if not rows:
         return 0
@@ -144,8 +145,31 @@ def insert_ignore_rows(
             prepared.append(tuple(values))
     else:
         prepared = list(rows)
-    result = session.connection().exec_driver_sql(sql, prepared)
-    return max(int(result.rowcount), 0)
+    connection = session.connection()
+    if dialect.name != "sqlite":
+        result = connection.exec_driver_sql(sql, prepared)
+        return max(int(result.rowcount), 0)
+    # SQLite: many rows per statement (``VALUES (…), (…), …``). One statement step per row
+    # is most of what an executemany costs there; the rows' values are bound all the same.
+    per = max(1, _SQLITE_MAX_BINDS // len(columns))
+    added = 0
+    for start in range(0, len(prepared), per):
+        part = prepared[start : start + per]
+        text = _sqlite_multi_values(sql, len(columns), len(part))
+        flat = [value for row in part for value in row]
+        added += max(int(connection.exec_driver_sql(text, tuple(flat)).rowcount), 0)
+    return added
+
+
+# Bound values per SQLite statement: the limit of SQLite builds before 3.32 (32,766 since).
+_SQLITE_MAX_BINDS = 999
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_multi_values(sql: str, n_columns: int, n_rows: int) -> str:
+    """``sql`` (one row of ``?`` in ``VALUES (…)``) for ``n_rows`` rows."""
+    one = "(" + ", ".join("?" for _ in range(n_columns)) + ")"
+    return sql.replace(one, ", ".join([one] * n_rows), 1)
 
 
 _INSERT_SQL: dict[tuple[Any, ...], tuple[str, list[Any], list[Any]]] = {}

@@ -67,3 +67,29 @@ async def test_stopping_the_live_loop_does_not_wait_for_its_next_wake_up(tmp_pat
     stop.set()
     await asyncio.wait_for(task, timeout=5)  # before the fix this took the full 30 s
     rig.bot.close()
+
+
+async def test_a_stop_that_comes_during_a_pass_is_not_lost(tmp_path: Path) -> None:
+    """``stop`` set while a pass runs: the wake-up used to be cleared after the pass, and the
+    loop then slept until its next due instant (up to 30 s) before it saw the stop."""
+    import asyncio
+
+    from scheduler.clock import RealClock
+
+    settings = bot_settings(copy_ops(tmp_path))
+    rig = make_rig(settings, at("2026-12-01T10:00"), clock=RealClock())  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    passes = 0
+    run_due = rig.bot.run_due
+
+    async def a_pass_during_which_stop_comes() -> None:
+        nonlocal passes
+        passes += 1
+        stop.set()  # e.g. Ctrl-C while the pass awaits its database work
+        await run_due()
+
+    rig.bot.run_due = a_pass_during_which_stop_comes  # type: ignore[method-assign]
+    rig.bot.next_due = lambda: None  # type: ignore[method-assign]  # nothing due: 30 s sleep
+    await asyncio.wait_for(rig.bot.run_forever(stop), timeout=10)
+    assert passes == 1
+    rig.bot.close()

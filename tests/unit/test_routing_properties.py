@@ -325,6 +325,30 @@ def test_a_campaign_radius_beyond_the_precomputed_one_is_computed_once() -> None
     assert nb.pairs(5000) is nb.pairs(5000)  # kept for this ops-data version
 
 
+def test_a_wide_radius_with_categories_pairs_only_those_merchants() -> None:
+    """A cinema campaign's 3 km at 20,000 groups paired every merchant within 3 km (about
+    1.75 million lunch pairs, 1.7 s) to keep a few cinemas; now only the cinemas are paired."""
+    groups = [_group(i, 22.54 + i * 1e-3, 114.0, "gcj02") for i in range(20)]
+    lunch = [
+        Merchant(
+            id=f"l{j}", name="店", category="午餐", offer="x",
+            location=Location(lat=22.54 + j * 1e-3, lon=114.001),
+        )
+        for j in range(40)
+    ]  # fmt: skip
+    cinema = Merchant(
+        id="c", name="影院", category="电影", offer="x", location=Location(lat=22.55, lon=114.02)
+    )
+    nb = MerchantNeighbourhoods(groups, [*lunch, cinema], 100)
+    found = nb.near(groups[0], radius_m=3000, categories=["电影"])
+    assert [m.id for m, _ in found] == ["c"]
+    assert 3000 not in nb._pairs  # no pairs of every merchant at 3 km
+    (pairs,) = nb._by_category.values()
+    assert set(pairs.merchant.tolist()) == {len(lunch)}  # the cinema's row, and only it
+    # Without categories the wide radius still pairs every merchant.
+    assert len(nb.near(groups[0], radius_m=3000)) == 5 and 3000 in nb._pairs
+
+
 def test_neighbourhood_storage_is_compact_arrays() -> None:
     groups = [_group(i, 22.54 + i * 1e-3, 114.0, "gcj02") for i in range(50)]
     merchants = [

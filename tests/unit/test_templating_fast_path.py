@@ -48,3 +48,48 @@ def test_dunder_attributes_stay_forbidden() -> None:
     renderer = TemplateRenderer({"t.j2": "{{ m.__class__.__mro__ }}"})
     with pytest.raises(TemplateRenderError, match="not allowed|no attribute"):
         renderer.render("t.j2", {"m": {"__class__": "x"}})
+
+
+LOOP_NAMES = [
+    "index", "index0", "revindex", "revindex0", "first", "last", "length", "depth", "depth0",
+    "previtem", "nextitem", "cycle", "changed", "__class__", "_iterator", "missing",
+]  # fmt: skip
+
+
+@given(items=st.lists(values, max_size=4), name=st.sampled_from(LOOP_NAMES))
+def test_loop_attributes_match_the_sandbox(items: list[object], name: str) -> None:
+    source = f"{{% for x in xs %}}{{{{ loop.{name} }}}};{{% endfor %}}"
+    renderer = TemplateRenderer({"t.j2": source})
+    try:
+        ours = renderer.render("t.j2", {"xs": items})
+    except TemplateRenderError as e:
+        ours = "error: " + ("SecurityError" if "not allowed" in e.message else "UndefinedError")
+    assert ours == _plain(source, {"xs": items})
+
+
+@given(m=contexts, key=st.sampled_from(NAMES[:-2]), method=st.sampled_from(["get", "keys"]))
+def test_dict_methods_called_from_templates_match_the_sandbox(
+    m: dict[str, object], key: str, method: str
+) -> None:
+    call = f"m.get({key!r}, 'none')" if method == "get" else "m.keys() | list"
+    source = f"{{{{ {call} }}}}"
+    assert TemplateRenderer({"t.j2": source}).render("t.j2", {"m": m}) == _plain(source, {"m": m})
+
+
+@pytest.mark.parametrize(
+    "source", ["{{ m.get.__self__ }}", "{{ m.items.__func__ }}", "{{ m.update({'a': 1}) }}x"]
+)
+def test_what_the_sandbox_refuses_on_dict_methods_stays_refused(source: str) -> None:
+    expected = _plain(source, {"m": {"a": 0}})
+    try:
+        ours = TemplateRenderer({"t.j2": source}).render("t.j2", {"m": {"a": 0}})
+    except TemplateRenderError as e:
+        ours = "error: " + ("SecurityError" if "not allowed" in e.message else "UndefinedError")
+    assert ours == expected
+
+
+def test_a_render_error_names_the_template_line_through_the_short_render_path() -> None:
+    renderer = TemplateRenderer({"t.j2": "一\n二\n{{ 1 // n }}"})
+    with pytest.raises(TemplateRenderError) as e:
+        renderer.render("t.j2", {"n": 0})
+    assert (e.value.name, e.value.line) == ("t.j2", 3)
