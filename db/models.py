@@ -431,6 +431,11 @@ class ReferralReward(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime | None = _ts(nullable=True)
     last_error: str = ""
+    # A push in flight: the process that claimed the reward and until when (committed before
+    # the HTTP call, so another process passes it over; a claim left by a process that died
+    # lapses and the reward is pushed again under the same idempotency key).
+    claimed_by: str | None = Field(default=None, max_length=100)
+    claimed_until: datetime | None = _ts(nullable=True)
 
 
 class ReferralRewardHistory(SQLModel, table=True):

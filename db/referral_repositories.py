@@ -59,6 +59,8 @@ class RewardRow:
     attempts: int
     next_attempt_at: datetime | None
     last_error: str
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
 
 
 def _reward(row: Any) -> RewardRow:
@@ -275,14 +277,57 @@ class ReferralStore:
         rows = self.driver.execute("reward", values)
         return int(rows[0][0]) if rows else None
 
-    def update_reward(self, reward_id: int, only_if: Sequence[str], **values: Any) -> bool:
-        """Update a reward when its status is one of ``only_if``; True when it was."""
-        result = self.conn.execute(
-            sa.update(REWARDS)
-            .where(REWARDS.c.id == reward_id, REWARDS.c.status.in_(only_if))
-            .values(**values)
-        )
+    def update_reward(
+        self,
+        reward_id: int,
+        only_if: Sequence[str],
+        *,
+        holder: str | None = None,
+        **values: Any,
+    ) -> bool:
+        """Update a reward when its status is one of ``only_if`` (and, with ``holder``, while
+        that process's push claim is on it); True when it was."""
+        stmt = sa.update(REWARDS).where(REWARDS.c.id == reward_id, REWARDS.c.status.in_(only_if))
+        if holder is not None:
+            stmt = stmt.where(REWARDS.c.claimed_by == holder)
+        result = self.conn.execute(stmt.values(**values))
         return bool(result.rowcount)
+
+    def claim_push(
+        self, now: datetime, max_attempts: int, holder: str, until: datetime
+    ) -> RewardRow | None:
+        """Claim the first reward a push may try now for ``holder`` until ``until``; None when
+        none is due.
+
+        Due: pending, attempts left, next attempt not in the future, and no live claim by
+        anyone (a lapsed claim is a holder that died mid-push). One statement, the due test
+        repeated outside the subquery: PostgreSQL re-checks it on the newest row version
+        (another process's claim committed meanwhile makes the row not due), and
+        ``SKIP LOCKED`` passes over a row another process is claiming; on SQLite the
+        statement runs under the database's single write lock.
+        """
+        r = REWARDS.c
+        due = sa.and_(
+            r.status == "pending",
+            r.attempts < max_attempts,
+            sa.or_(r.next_attempt_at.is_(None), r.next_attempt_at <= utc(now)),
+            sa.or_(r.claimed_until.is_(None), r.claimed_until <= utc(now)),
+        )
+        first = (
+            sa.select(r.id)
+            .where(due)
+            .order_by(r.reached_at, r.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        row = self.conn.execute(
+            sa.update(REWARDS)
+            .where(r.id == first, due)
+            .values(claimed_by=holder, claimed_until=utc(until))
+            .returning(*REWARDS.c)
+        ).first()
+        return None if row is None else _reward(row)
 
     def delete_reward(self, reward_id: int) -> None:
         """Remove an unpaid, undecided reward (a recount took its tier away)."""
@@ -394,36 +439,29 @@ class ReferralQueries:
         with self.engine.connect() as conn:
             return [_reward(row) for row in conn.execute(stmt)]
 
-    def push_due(self, now: datetime, max_attempts: int, limit: int) -> list[RewardRow]:
-        """Pending rewards a push may try now: attempts left, next attempt not in the future."""
-        r = REWARDS.c
-        stmt = (
-            sa.select(REWARDS)
-            .where(
-                r.status == "pending",
-                r.attempts < max_attempts,
-                sa.or_(r.next_attempt_at.is_(None), r.next_attempt_at <= utc(now)),
-            )
-            .order_by(r.reached_at, r.id)
-            .limit(limit)
-        )
-        with self.engine.connect() as conn:
-            return [_reward(row) for row in conn.execute(stmt)]
-
     def next_push_at(self, max_attempts: int, now: datetime) -> datetime | None:
-        """When a push is next due: ``now`` when a pending reward was never tried, else the
-        earliest retry time; None when no pending reward has attempts left."""
+        """When a push is next due: ``now`` when a pending reward was never tried and nobody
+        holds it, else the earliest retry time or claim expiry; None when no pending reward
+        has attempts left."""
         r = REWARDS.c
         open_ = sa.and_(r.status == "pending", r.attempts < max_attempts)
+        free = sa.or_(r.claimed_until.is_(None), r.claimed_until <= utc(now))
         with self.engine.connect() as conn:
             fresh = conn.execute(
-                sa.select(r.id).where(open_, r.next_attempt_at.is_(None)).limit(1)
+                sa.select(r.id).where(open_, free, r.next_attempt_at.is_(None)).limit(1)
             ).first()
             if fresh is not None:
                 return now
-            return conn.execute(
-                sa.select(sa.func.min(r.next_attempt_at)).where(open_)
+            # A claimed reward is due again when its claim lapses (its holder died mid-push;
+            # a live holder clears the claim when the push ends).
+            retry = conn.execute(
+                sa.select(sa.func.min(r.next_attempt_at)).where(open_, free)
             ).scalar_one_or_none()
+            lapse = conn.execute(
+                sa.select(sa.func.min(r.claimed_until)).where(open_, sa.not_(free))
+            ).scalar_one_or_none()
+        times = [t for t in (retry, lapse) if t is not None]
+        return min(times) if times else None
 
     def history(self, reward_id: int) -> list[dict[str, Any]]:
         """A reward's status changes, oldest first."""

@@ -10,6 +10,13 @@ permanent: recorded with its reason and not retried, left for ops. Every attempt
 row, and only a 2xx ever marks a reward sent. The running bot pushes from its time loop
 (:meth:`RewardFulfilment.next_due` / :meth:`RewardFulfilment.run_due`); ``qunfu rewards push``
 runs one round by hand.
+
+Several processes (``qunfu run`` on PostgreSQL, or a hand-run push beside it) push exactly once
+between them: each reward is claimed in its own committed transaction before its POST
+(``claimed_by``/``claimed_until``, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), and a claimed
+reward is not due for anyone else. The push clears the claim when it ends. A claim whose holder
+died lapses after :meth:`RewardFulfilment.lease` and the reward is pushed again with the same
+``Idempotency-Key``, which the partner uses to drop a repeat of a POST that did land.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from loguru import logger
 from sqlalchemy import Engine
 
 from bot.config import OutboxSettings
+from bot.leases import holder_id
 from bot.privacy import mask
 from bot.referrals.signatures import HEADER, sign
 from bot.retry import is_transient
@@ -127,6 +135,7 @@ class RewardFulfilment:
         push_key: bytes | None = None,
         timeout: timedelta = timedelta(seconds=10),
         transport: httpx.BaseTransport | None = None,
+        holder: str | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock
@@ -136,6 +145,15 @@ class RewardFulfilment:
         self.timeout = timeout
         self.transport = transport
         self.queries = ReferralQueries(engine)
+        # This process's name on its push claims (host:pid:random, as on account leases).
+        self.holder = holder or holder_id()
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a push claim lasts: well past the longest a live POST can take (httpx
+        applies the timeout to connect, write and read each), so only a holder that died
+        loses its claim."""
+        return self.timeout * 4 + timedelta(seconds=30)
 
     def export(self, first: date, last: date, statuses: Sequence[str] | None = None) -> str:
         """CSV of rewards reached between two days (inclusive, Asia/Shanghai)."""
@@ -156,7 +174,13 @@ class RewardFulfilment:
                 if row is None or row.status not in allowed:
                     continue
                 if store.update_reward(
-                    rid, allowed, status=to, updated_at=utc(now), next_attempt_at=None
+                    rid,
+                    allowed,
+                    status=to,
+                    updated_at=utc(now),
+                    next_attempt_at=None,
+                    claimed_by=None,
+                    claimed_until=None,
                 ):
                     store.add_history(row, row.status, to, now, by=by, note=note)
                     moved.append(rid)
@@ -183,14 +207,14 @@ class RewardFulfilment:
         """
         if not self.push_url or self.push_key is None:
             return PushResult([], [])
-        due = self.queries.push_due(self.clock.now(), self.retry.max_attempts, limit)
         result = PushResult([], [])
-        if not due:
-            return result
         started = monotonic()
         with httpx.Client(timeout=self.timeout.total_seconds(), transport=self.transport) as client:
-            for r in due:
+            for _ in range(limit):
                 if budget_s is not None and monotonic() - started > budget_s:
+                    break
+                r = self._claim()
+                if r is None:
                     break
                 failure = self._post(client, r)
                 if failure is None:
@@ -203,6 +227,14 @@ class RewardFulfilment:
                     result.refused.append(r.id)
                     self._failed(r, failure)
         return result
+
+    def _claim(self) -> RewardRow | None:
+        """Claim the next due reward for this process, committed before any POST is made."""
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            return ReferralStore(conn).claim_push(
+                now, self.retry.max_attempts, self.holder, now + self.lease
+            )
 
     def _post(self, client: httpx.Client, r: RewardRow) -> _Failure | None:
         assert self.push_url is not None and self.push_key is not None
@@ -251,6 +283,11 @@ class RewardFulfilment:
             changed = store.update_reward(
                 r.id,
                 ("pending",),
+                # Only while this process still holds the claim: one that lapsed may be in
+                # another process's hands now, and its outcome is that process's to record.
+                holder=self.holder,
+                claimed_by=None,
+                claimed_until=None,
                 # A permanent refusal uses up the attempts, so no later round tries it again.
                 attempts=attempts if failure.transient else max(attempts, self.retry.max_attempts),
                 next_attempt_at=utc(retry_at) if retry_at else None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,9 +37,10 @@ PROGRAMME = ReferralProgramme.model_validate(
 
 
 class Partner:
-    """A partner endpoint answering the scripted statuses in turn (then 200), keeping requests."""
+    """A partner endpoint answering the scripted statuses in turn (then 200), keeping requests;
+    ``delay_s`` holds each answer back (a slow partner: concurrent pushes overlap)."""
 
-    def __init__(self, statuses: list[int]) -> None:
+    def __init__(self, statuses: list[int], delay_s: float = 0.0) -> None:
         self.statuses = list(statuses)
         self.requests: list[tuple[dict[str, str], bytes]] = []
         partner = self
@@ -46,6 +48,7 @@ class Partner:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
+                time.sleep(delay_s)
                 partner.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 status = partner.statuses.pop(0) if partner.statuses else 200
                 reply = b'{"error": "unknown referrer"}' if status == 400 else b"{}"
