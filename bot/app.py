@@ -287,6 +287,17 @@ class Qunfu:
         managers = (m.contact for m in self.ops.managers.values())
         return frozenset((*self.settings.entry.ops_contacts, *managers, self.settings.bot.id))
 
+    def may_moderate(self, group_id: str, sender_id: str) -> bool:
+        """Whether moderation could act on a message: in a welfare group, from someone who is
+        not staff, a manager or the bot (a gateway asks before it fetches an image to scan)."""
+        ops = self.ops
+        if group_id not in ops.groups:
+            return False
+        settings = self.settings
+        exempt = {*settings.entry.ops_contacts, *settings.moderation.staff, settings.bot.id}
+        exempt.update(m.contact for m in ops.managers.values())
+        return sender_id not in exempt
+
     def _build_entry(self, settings: Settings, clock: Clock, gateway: ChatGateway) -> None:
         """The live-code entry path: placement with overflow, referral codes, QR codes, funnel."""
         entry = settings.entry

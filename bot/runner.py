@@ -271,11 +271,23 @@ async def _run_wechaty(settings: Settings, source) -> None:  # noqa: ANN001
         bot = Qunfu(settings, RealClock(), gateway, source)
         gateway.follow(bot.accounts.local_accounts)
     await gateway.start()
-    await wait_for_login(gateway, settings.wechaty.login_timeout.total_seconds())
+    login: asyncio.Task[None] | None = None
+    if bot is not None:
+        # Many accounts: the loop starts at once, logged in or not. An account that cannot log
+        # in (a refused token) is the health watch's: marked down, ops told, its sends wait;
+        # the others send, and this process keeps its leases live and its share of the work
+        # going rather than waiting on a login that may never come.
+        login = asyncio.create_task(
+            wait_for_login(gateway, settings.wechaty.login_timeout.total_seconds())
+        )
+    else:
+        await wait_for_login(gateway, settings.wechaty.login_timeout.total_seconds())
     if bot is None:
         # Mentions and echoes are recognised by the account the service logged in as.
         settings.bot.id = gateway.bot_id or settings.bot.id
         bot = Qunfu(settings, RealClock(), gateway, source)
+    # Images are fetched and scanned for QR codes only where moderation could act on them.
+    gateway.scan_images_when(bot.may_moderate)
     stop = asyncio.Event()
     _install_signals(stop)
     watcher = asyncio.create_task(_watch(bot, settings, stop))
@@ -288,6 +300,8 @@ async def _run_wechaty(settings: Settings, source) -> None:  # noqa: ANN001
         await bot.run_forever(stop)
     finally:
         watcher.cancel()
+        if login is not None:
+            login.cancel()
         if web is not None:
             stop.set()
             with contextlib.suppress(Exception):

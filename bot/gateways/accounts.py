@@ -93,6 +93,11 @@ class MultiAccountGateway:
         for g in self._gateways.values():
             g.map_rooms(platform_ids)
 
+    def scan_images_when(self, wanted: Callable[[str, str], bool] | None) -> None:
+        """Every connection scans a group image only when ``wanted(group_id, sender_id)``."""
+        for g in self._gateways.values():
+            g.scan_images_when(wanted)
+
     def health(self) -> dict[str, Any]:
         """Each account's connection health."""
         return {a: g.health() for a, g in self._gateways.items()}
