@@ -147,6 +147,10 @@ class AccountBook:
         ids = frozenset(self._map.ids)
         return ids if self.held is None else ids & self.held()
 
+    def serves_here(self, group_id: str) -> bool:
+        """Whether this process sends for ``group_id``'s account (its per-group work is ours)."""
+        return self.held is None or self._map.for_group(group_id) in self.local_accounts()
+
     def saw(self, event: Event) -> None:
         """Remember which account a person wrote to privately, so replies go back through it."""
         if isinstance(event, MessageReceived | LocationShared) and event.room_id is None:

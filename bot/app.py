@@ -179,6 +179,7 @@ class Qunfu:
             settings.welcome.campaign,
             account=settings.bot.id,
             opted_out=self.optout.among,
+            ours=self.accounts.serves_here,
         )
         self.lottery = LotteryService(
             self.planner, self.engine, self.outbox, clock, self._staff, account=settings.bot.id

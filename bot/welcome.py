@@ -49,8 +49,12 @@ class WelcomeService:
         account: str = "bot",
         retry: RetryPolicy = DEFAULT_POLICY,
         opted_out: Callable[[Iterable[str]], set[str]] | None = None,
+        ours: Callable[[str], bool] | None = None,
     ) -> None:
+        """``ours(group_id)``: whether this process welcomes in that group (several processes
+        on PostgreSQL divide the groups by the accounts they hold); None: every group."""
         self._planner = planner
+        self._ours = ours
         # Who among some members opted out of marketing (bot.optout): one lookup per batch.
         self._opted_out = opted_out
         self._memberships = memberships
@@ -76,11 +80,15 @@ class WelcomeService:
 
     def next_due(self) -> datetime | None:
         """When the earliest pending batch is due (or a held one is tried again)."""
-        pending = self._memberships.pending_welcome_groups()
+        pending = self._mine(self._memberships.pending_welcome_groups())
         if not pending:
             return None
         due = min(first for _, first in pending) + self._window
         return max(due, self._retry_at) if self._retry_at is not None else due
+
+    def _mine(self, pending: list[tuple[str, datetime]]) -> list[tuple[str, datetime]]:
+        ours = self._ours
+        return pending if ours is None else [p for p in pending if ours(p[0])]
 
     async def _db(self, fn: Callable[..., T], *args: object) -> T:
         """``fn(*args)`` in a worker thread, transient faults retried with backoff."""
@@ -94,7 +102,8 @@ class WelcomeService:
             return 0
         queued = 0
         held = False
-        for group_id, first in await self._db(self._memberships.pending_welcome_groups):
+        pending = self._mine(await self._db(self._memberships.pending_welcome_groups))
+        for group_id, first in pending:
             if first + self._window > now:
                 continue
             try:

@@ -78,3 +78,30 @@ async def test_a_simulator_restart_remembers_who_is_in_the_groups(tmp_path: Path
     second.gateway.leave("sz-nanshan-kjy", ["u1"])
     await second.advance_to(at("2026-12-01T11:01"))
     assert second.bot.groups.member_counts()["sz-nanshan-kjy"] == 186
+
+
+async def test_processes_divide_welcomes_by_the_accounts_they_hold(tmp_path: Path) -> None:
+    """Several processes on one database (PostgreSQL): each used to welcome every group, so
+    all did the same work and only the outbox keys kept the welcome single. A process now
+    welcomes only in groups whose account it holds; the other group's batch waits for its
+    holder."""
+    rig = rig_at(
+        tmp_path,
+        "2026-12-01T10:00",
+        accounts=[{"id": "bot-a"}, {"id": "bot-b"}],
+    )
+    book = rig.bot.accounts
+    by_account = {book.map.for_group(g): g for g in sorted(rig.bot.ops.groups)}
+    assert sorted(by_account) == ["bot-a", "bot-b"]  # balanced over the two accounts
+    ours, theirs = "bot-a", "bot-b"
+    book.held = lambda: frozenset({ours})  # this process holds one lease
+    for uid in ("u1", "u2"):
+        rig.gateway.add_contact(uid, uid)
+    rig.gateway.join(by_account[ours], ["u1"])
+    rig.gateway.join(by_account[theirs], ["u2"])
+    await rig.advance_to(at("2026-12-01T10:01"))
+    assert [r["mentions"] for r in rig.records()] == [["u1"]]
+    assert rig.bot.memberships.pending_welcome_groups()[0][0] == by_account[theirs]
+    book.held = lambda: frozenset({ours, theirs})  # it takes the other lease over
+    await rig.advance_to(at("2026-12-01T10:02"))
+    assert sorted(r["mentions"][0] for r in rig.records()) == ["u1", "u2"]
