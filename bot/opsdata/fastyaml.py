@@ -19,6 +19,8 @@ directory is reported about as fast as a good file is read.
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
@@ -32,7 +34,9 @@ Positions = dict[Loc, tuple[int, int]]
 # What only the ruamel path reads (see the module docstring). A false alarm (a `*` or `>` in
 # plain text after a space) only costs speed.
 _SLOW_PATH = re.compile(
-    r"(?:^|[\s\[{,])[&*!]"  # an anchor, alias or tag
+    # An anchor, alias or tag, after a blank or a bracket: not after the line break itself (a
+    # match starting on the line before, in a comment there, would be skipped), which `^` covers.
+    r"(?:^|[ \t\r\x85\u2028\u2029\[{,])[&*!]"
     # A value starting with `|` or `>` (a block scalar: the readers differ on an empty one), or
     # with `@` or a backquote, which cannot start a plain value (ruamel says so).
     r"|(?:^|[\[{,]|[-?:][ \t])[ \t]*[|>@`]"
@@ -47,20 +51,64 @@ _SLOW_PATH = re.compile(
 # a plain error; the Rust parser has no such bound for block nesting.
 _MAX_INDENT = 200
 _INDENT = re.compile(rf"^[ \t]{{{_MAX_INDENT + 1},}}\S", re.MULTILINE)
+# The scan for the above runs in pieces of about this many characters (~1-2 ms each).
+SCAN_SLICE = 16 * 1024
 _ERROR_AT = re.compile(r"line (\d+), column (\d+)")
 # A line's start up to a `#` that begins a comment (no quote before it on that line).
 _IN_COMMENT = re.compile(r"[^\"'\n]*?(?:^|\s)#", re.MULTILINE)
 
 
-def _needs_ruamel(text: str) -> bool:
-    """True when ``text`` uses something only the ruamel path reads (comments do not count)."""
-    if _INDENT.search(text):
-        return True
-    for found in _SLOW_PATH.finditer(text):
-        line_start = text.rfind("\n", 0, found.start()) + 1
-        if not _IN_COMMENT.match(text, line_start, found.start() + 1):
+def _needs_ruamel(text: str, slice_chars: int = SCAN_SLICE) -> bool:
+    """True when ``text`` uses something only the ruamel path reads (comments do not count).
+
+    The text is scanned in pieces of whole lines (:func:`_pieces`), one regex call each, with
+    the GIL offered to other threads between them: one call over a 10 MB directory holds it
+    for most of a second, which a reload in a worker thread must not do to the event loop.
+    The answer is the one a single scan of the whole text gives.
+    """
+    for start, end in _pieces(text, slice_chars):
+        if _INDENT.search(text, start, end):
             return True
+        for found in _SLOW_PATH.finditer(text, start, end):
+            line_start = text.rfind("\n", 0, found.start()) + 1
+            if not _IN_COMMENT.match(text, line_start, found.start() + 1):
+                return True
+        time.sleep(0)  # lets a waiting thread (the event loop) take the GIL now
     return False
+
+
+def _pieces(text: str, size: int) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of consecutive pieces of ``text`` of about ``size`` characters, each
+    ending at a line break, such that no match of the scans runs over a piece's end.
+
+    Every pattern but one stays on its line; the quoted-date one runs over line breaks only
+    through the blanks after a quote, so a piece never ends where its last character other
+    than a blank is a quote: it takes more lines until one ends otherwise.
+    """
+    n = len(text)
+    start = 0
+    while start < n:
+        end = _line_end(text, start + size)
+        low, quoted = start, False
+        while end < n:
+            k = end - 1
+            while k >= low and text[k] in " \t\n":
+                k -= 1
+            if k >= low:  # else the lines just taken are blank: the last one that is not decides
+                quoted = text[k] in "\"'"
+            if not quoted:
+                break
+            low, end = end, _line_end(text, end)
+        yield start, end
+        start = end
+
+
+def _line_end(text: str, at: int) -> int:
+    """The index just past the line break at or after ``at`` (or the end of ``text``)."""
+    if at >= len(text):
+        return len(text)
+    brk = text.find("\n", at)
+    return len(text) if brk < 0 else brk + 1
 
 
 class NotFast(Exception):
