@@ -384,6 +384,7 @@ class Qunfu:
             merchant_radius_m=self.settings.routing.merchant_radius_m,
             accounts=accounts,
         )
+        planner.prepare()
         gazetteer = Gazetteer(ops.gazetteer)
         version = _Version(
             ops=ops,

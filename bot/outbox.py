@@ -232,6 +232,9 @@ class Outbox:
         self.local: Callable[[], frozenset[str]] | None = None
         """The accounts this process sends for (a lease manager narrows it); None: all."""
         self.expired = 0
+        # Accounts whose pacing row is known to exist (rows are never deleted): a fan-out's
+        # batches then insert none, rather than one statement each.
+        self._paced: set[str] = set()
         """Marketing sends expired past the grace by this outbox (counted; see ExpiryReport)."""
 
     # -- enqueue ---------------------------------------------------------------------------
@@ -264,12 +267,14 @@ class Outbox:
         rows = [_row_values(i, now, fallback) for i in by_key.values()]
         with self._sessions() as s, s.begin():
             added = insert_ignore_rows(s, OutboxRow, _ROW_COLUMNS, rows, "key")
-            accounts = sorted({i.account for i in by_key.values()})
+            accounts = sorted({i.account for i in by_key.values()} - self._paced)
             # Every account with sends has a pacing row: next_due and claims start from them.
-            pacing = [{"account": a, "calls": 0} for a in accounts]
-            insert_ignore_many(s, OutboxPacing, pacing, "account")
+            if accounts:
+                pacing = [{"account": a, "calls": 0} for a in accounts]
+                insert_ignore_many(s, OutboxPacing, pacing, "account")
             if also is not None:
                 also(s)
+        self._paced.update(accounts)  # committed
         first = batch[0]
         self._log(first.key, first.account, first.campaign_id, first.group_id).bind(
             items=len(by_key), added=added

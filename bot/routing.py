@@ -664,7 +664,9 @@ class MerchantNeighbourhoods:
         of 20,000 groups in a fan-out costs a slice of it."""
         radius = self.radius_m if radius_m is None else radius_m
         items = self.merchants.merchants
-        found: list[tuple[_Pairs, list[int]]] = []  # the selection, once a group needs it
+        # The selection as plain lists, once a group needs it: slicing a list per group is
+        # cheaper than slicing arrays and converting the slices.
+        found: list[tuple[list[int], list[int], list[float]]] = []
 
         def near(group: WelfareGroup) -> list[tuple[Merchant, float]]:
             row = self._row.get(group.id)
@@ -676,11 +678,12 @@ class MerchantNeighbourhoods:
                 )  # fmt: skip
             if not found:
                 chosen = self.selection(radius, categories, weekday, limit)
-                found.append((chosen, chosen.start.tolist()))
-            sel, starts = found[0]
+                found.append(
+                    (chosen.start.tolist(), chosen.merchant.tolist(), chosen.metres.tolist())
+                )
+            starts, merchant, metres = found[0]
             a, b = starts[row], starts[row + 1]
-            metres = sel.metres[a:b].tolist()
-            return [(items[i], d) for i, d in zip(sel.merchant[a:b].tolist(), metres, strict=True)]
+            return [(items[i], d) for i, d in zip(merchant[a:b], metres[a:b], strict=True)]
 
         return near
 

@@ -220,8 +220,13 @@ class TemplateRenderer:
         if base is None:
             base = self._globals[name] = dict(template.globals)
         try:
-            parent = {**base, **context}
-            return "".join(template.root_render_func(template.new_context(parent, shared=True)))
+            # Template.new_context(shared=True), with the plain dict as the globals: the context
+            # lists their names from it (the same names) instead of walking the ChainMap.
+            env = self._env
+            ctx = env.context_class(
+                env, {**base, **context}, template.name, template.blocks, globals=base
+            )
+            return "".join(template.root_render_func(ctx))
         except Exception:
             # As Template.render: the traceback rewritten to the template's own lines.
             self._env.handle_exception()
