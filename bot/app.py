@@ -129,6 +129,7 @@ class Qunfu:
                 lambda: self.accounts.map.ids,
                 ttl=settings.database.lease_ttl,
                 on_acquired=self.outbox.recover,
+                in_hand=self.outbox.in_hand,
             )
             self.accounts.held = self.leases.held
             self.leases.start()

@@ -105,6 +105,11 @@ def hold_database(url: str) -> DatabaseLock | None:
 # -- PostgreSQL: leases ----------------------------------------------------------------------
 
 
+# Heartbeat periods (seconds): the usual one, and the one while a hand-over is under way.
+REBALANCE_EVERY_S = 2.0
+HANDOVER_EVERY_S = 0.5
+
+
 class LeaseClock:
     """The database server's time, read in Python: the wall clock plus the server's offset
     (measured by :meth:`sync`; zero on SQLite, where one process runs)."""
@@ -143,7 +148,11 @@ class AccountLeases:
         ttl: timedelta = DEFAULT_TTL,
         holder: str | None = None,
         on_acquired: Callable[[frozenset[str]], object] | None = None,
+        in_hand: Callable[[frozenset[str]], bool] | None = None,
     ) -> None:
+        """``in_hand(accounts)``: whether a send of theirs is being made (the outbox's rows
+        ``sending``); a lease handed over is released once it says no. Without it a lease is
+        released one full heartbeat after it stopped being handed out."""
         if engine.dialect.name != "postgresql":
             raise ValueError("account leases need PostgreSQL; SQLite runs one process")
         self.engine = engine
@@ -154,6 +163,8 @@ class AccountLeases:
         self._on_acquired = on_acquired
         self._held: frozenset[str] = frozenset()
         self._leaving: frozenset[str] = frozenset()  # no longer handed out; released next beat
+        self._in_hand = in_hand
+        self._wanting = False  # fewer accounts than its fair share: look again soon
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._ttl_sql = sa.text(f"interval '{int(ttl.total_seconds() * 1000)} milliseconds'")
@@ -179,12 +190,20 @@ class AccountLeases:
             conn.execute(sa.delete(WorkerLease).where(col(WorkerLease.holder) == self.holder))
 
     def _run(self) -> None:
-        period = self.ttl.total_seconds() / 3
-        while not self._stop.wait(period):
+        while not self._stop.wait(self.period()):
             try:
                 self.beat()
             except Exception as exc:  # safe: a missed beat only lets leases run down
                 logger.opt(exception=exc).warning("lease heartbeat failed: {}", exc)
+
+    def period(self) -> float:
+        """Seconds to the next heartbeat: a third of the lease time, at most
+        :data:`REBALANCE_EVERY_S` (a process that joined is noticed soon); while a hand-over is
+        under way (leases let go, or fewer than the fair share held) :data:`HANDOVER_EVERY_S`,
+        so an account handed over is idle for about a second, not two heartbeats."""
+        if (self._leaving and self._in_hand is not None) or self._wanting:
+            return HANDOVER_EVERY_S
+        return min(self.ttl.total_seconds() / 3, REBALANCE_EVERY_S)
 
     def beat(self) -> frozenset[str]:
         """One heartbeat: renew, give up the surplus, take a fair share; returns held.
@@ -202,11 +221,21 @@ class AccountLeases:
                     sa.select(sa.func.count()).where(col(WorkerLease.expires_at) > sa.func.now())
                 ).scalar_one()
             )
+            holdings = [
+                int(n)
+                for (n,) in conn.execute(
+                    sa.select(sa.func.count())
+                    .where(col(AccountLease.expires_at) > sa.func.now())
+                    .group_by(col(AccountLease.holder))
+                )
+            ]
         lost = self._held - renewed - self._leaving
         if lost:
             logger.bind(accounts=sorted(lost)).warning("account leases lost to another process")
-        # Leases let go last beat are released now: no send of theirs is still in hand.
-        if self._leaving:
+        # Leases let go at an earlier beat are released now, once no send of theirs is in hand
+        # (asked of the outbox; without it, a whole heartbeat is taken to be enough).
+        in_hand = self._in_hand
+        if self._leaving and (in_hand is None or not in_hand(self._leaving)):
             with self.engine.begin() as conn:
                 conn.execute(
                     sa.delete(AccountLease).where(
@@ -216,15 +245,21 @@ class AccountLeases:
                 )
             renewed -= self._leaving
             self._leaving = frozenset()
-        keep = renewed & configured
+        keep = (renewed & configured) - self._leaving
         share = math.ceil(len(configured) / max(live, 1))
         if len(keep) > share:
             extra = sorted(keep)[share:]
-            self._leaving = frozenset(extra)
+            self._leaving = self._leaving | frozenset(extra)
             keep -= self._leaving
             logger.bind(accounts=extra).info("account leases handed over (fair share)")
         elif len(keep) < share:
-            keep |= self._take(sorted(configured - keep), share - len(keep))
+            keep |= self._take(sorted(configured - keep - self._leaving), share - len(keep))
+        # Short of the fair share while an account is free or a process holds more than its
+        # share (it is letting some go): look again soon. Not when the shares merely do not
+        # divide evenly (20 accounts, 3 processes: 7, 7 and 6), where nothing will change.
+        self._wanting = len(keep) < share and (
+            sum(holdings) < len(configured) or any(n > share for n in holdings)
+        )
         self._held = frozenset(keep)
         return self._held
 

@@ -691,6 +691,20 @@ class Outbox:
 
     # -- restart and audit -----------------------------------------------------------------
 
+    def in_hand(self, accounts: Collection[str]) -> bool:
+        """Whether any of ``accounts`` has a send being made (a row ``sending``): a lease on
+        them is let go only once none is (bot.leases)."""
+        if not accounts:
+            return False
+        with self._sessions() as s:
+            stmt = (
+                sa.select(col(OutboxRow.id))
+                .where(_status_is("sending"), _ATTENTION)
+                .where(col(OutboxRow.account).in_(sorted(accounts)))
+                .limit(1)
+            )
+            return s.execute(stmt).first() is not None
+
     def recover(self, accounts: Collection[str] | None = None) -> list[str]:
         """At start-up: rows a crash left ``sending`` become ``uncertain``; returns their keys.
 
