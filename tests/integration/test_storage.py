@@ -45,14 +45,6 @@ def group(gid: str = "sz-nanshan-kjy", **changes: object) -> WelfareGroup:
 
 
 @pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    upgrade(db_url)
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
 def session(engine: Engine) -> Iterator[Session]:
     with session_factory(engine)() as s, s.begin():
         GroupRepo(s).sync([group(), group("sz-futian-cbd", members=0)], T0)

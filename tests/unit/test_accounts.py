@@ -6,7 +6,6 @@ from __future__ import annotations
 import bisect
 import shutil
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ from bot.events import Say, contact_conv, room_conv
 from bot.gateways.simulator import SimulatorGateway
 from bot.opsdata.models import Location, WelfareGroup
 from bot.outbox import Outbox, OutboxItem
-from db.session import make_engine, upgrade
 from scheduler.clock import SHANGHAI, VirtualClock
 
 T0 = datetime(2026, 12, 1, 11, 30, tzinfo=SHANGHAI)
@@ -129,14 +127,6 @@ def test_the_directory_pin_wins_and_a_removed_account_s_groups_move() -> None:
 
 
 # --- pacing per account, daily caps, restarts --------------------------------------------------
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    upgrade(db_url)
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
 
 
 ACCOUNTS = [

@@ -3,7 +3,6 @@ aware UTC datetimes, booleans, NULLs, RETURNING, executemany, and the caller's t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -13,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from db.driver_statements import DriverCursor, DriverStatement, DriverStatements
 from db.referral_repositories import EVENTS
-from db.session import make_engine, upgrade
+from db.session import make_engine
 
 E = EVENTS.c
 KEYS = ("event_id", "type", "referral_code", "referrer_id", "applicant", "referrer_applicant",
@@ -59,14 +58,6 @@ def row(n: int, at: datetime, wins: bool, referrer_applicant: str | None) -> dic
         "wins": wins,
         "outcome": "",
     }
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    upgrade(db_url)
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
 
 
 def test_driver_rows_match_core_rows(engine: Engine) -> None:

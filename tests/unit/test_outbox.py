@@ -7,7 +7,7 @@ import gzip
 import itertools
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,6 @@ from bot.gateways.base import DeliveryUnknown, GatewayError
 from bot.outbox import Outbox, OutboxItem, preview
 from bot.pacing import Pacer
 from db.models import OutboxRow
-from db.session import make_engine, upgrade
 from scheduler.clock import SHANGHAI, VirtualClock
 
 T0 = datetime(2026, 12, 1, 11, 30, tzinfo=SHANGHAI)
@@ -67,14 +66,6 @@ def say(
         campaign_id="lunch-deals",
         group_id="sz-nanshan-kjy",
     )
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    upgrade(db_url)
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ Before priorities, claims went by ``not_before`` alone, so a private reply queue
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -23,21 +22,12 @@ from bot.events import Invite, Say, contact_conv, room_conv
 from bot.outbox import _ROW_COLUMNS, PRIORITY_PUSH, Outbox, OutboxItem, _row_values
 from db.models import OutboxRow
 from db.repositories import insert_ignore_many
-from db.session import make_engine, upgrade
 from scheduler.clock import SHANGHAI, VirtualClock
 from tests.unit.test_outbox import RecordingGateway
 
 T0 = datetime(2026, 12, 1, 11, 30, tzinfo=SHANGHAI)
 RATE = 20
 SLOT = timedelta(seconds=60 / RATE)
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    upgrade(db_url)
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
 
 
 def push(group: int, at: datetime = T0, *, marketing: bool = True) -> OutboxItem:

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,7 +17,6 @@ from sqlalchemy import Engine
 from bot.opsdata.models import ReferralProgramme
 from bot.referrals import Burst, ConversionEvent, ReferralLedger
 from db.referral_repositories import EVENTS, HISTORY, REWARDS
-from db.session import make_engine, upgrade
 from scheduler.clock import SHANGHAI, VirtualClock
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=SHANGHAI)
@@ -103,14 +100,6 @@ def deliver_concurrently(ledger: ReferralLedger, batch: list[Delivery], threads:
     for w in workers:
         w.join()
     assert not errors, errors
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    upgrade(db_url)
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
 
 
 @settings(
