@@ -72,6 +72,7 @@ from bot.routing import GroupIndex
 from bot.scheduling import CampaignScheduler
 from bot.templating import check_templates
 from bot.tickets import ChatContext, TicketDesk
+from bot.wakeups import Listener
 from bot.welcome import WelcomeService
 from db.account_repositories import AccountHealthRepo, GroupAccountRepo
 from db.entry_repositories import EntryRepo, QrCodeRepo, ReferralCodeRepo, SeatsRepo, WaitlistRepo
@@ -547,6 +548,12 @@ class Qunfu:
         """Live mode: consume gateway events and do due work until ``stop`` is set."""
         consumer = asyncio.create_task(self._consume())
         stopper = asyncio.create_task(self._wake_on(stop))
+        listener = None
+        if self.leases is not None:
+            # Other processes queue sends for accounts this one holds: woken by their NOTIFY.
+            loop = asyncio.get_running_loop()
+            listener = Listener(self.engine, lambda: loop.call_soon_threadsafe(self._wake.set))
+            await asyncio.to_thread(listener.start)
         try:
             while not stop.is_set():
                 horizon = self.clock.now() + timedelta(seconds=30)
@@ -566,6 +573,8 @@ class Qunfu:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if listener is not None:
+                await asyncio.to_thread(listener.stop)
 
     async def _wake_on(self, stop: asyncio.Event) -> None:
         await stop.wait()

@@ -51,6 +51,7 @@ from bot.events import Action, Invite, Remove, Say, room_conv
 from bot.gateways.base import ChatGateway, DeliveryUnknown, GatewayError
 from bot.pacing import Pacer
 from bot.retry import DEFAULT_POLICY, RetryPolicy
+from bot.wakeups import notify
 from db.models import OUTBOX_STATUSES, OutboxPacing, OutboxRow
 from db.repositories import as_utc, insert_ignore_many, insert_ignore_rows
 from db.session import session_factory
@@ -274,6 +275,8 @@ class Outbox:
                 insert_ignore_many(s, OutboxPacing, pacing, "account")
             if also is not None:
                 also(s)
+            if added:
+                notify(s.connection())  # other processes (PostgreSQL) wake for them
         self._paced.update(accounts)  # committed
         first = batch[0]
         self._log(first.key, first.account, first.campaign_id, first.group_id).bind(

@@ -73,3 +73,35 @@ def test_shares_that_do_not_divide_evenly_do_not_keep_beating_fast(pg_engine: En
         two.beat()
     assert sorted(map(len, (one.held(), two.held()))) == [1, 2]  # shares of ceil(3 / 2) = 2
     assert one.period() == two.period() == REBALANCE_EVERY_S  # nothing is left to move
+
+
+@pytest.mark.postgres
+def test_a_process_is_woken_when_another_queues_sends(pg_engine: Engine) -> None:
+    """A process used to learn of sends another process queued only when its own sleep ended
+    (up to 30 s of the bot's clock): in the scale-out benchmark half the accounts started a push
+    30 s late. An enqueue now notifies every listening process when it commits."""
+    import threading
+    from datetime import datetime
+
+    from bot.config import OutboxSettings, QuietHours
+    from bot.events import Say, room_conv
+    from bot.outbox import Outbox, OutboxItem
+    from bot.wakeups import Listener
+    from scheduler.clock import SHANGHAI, VirtualClock
+
+    woken = threading.Event()
+    listener = Listener(make_engine(str(pg_engine.url.render_as_string(False))), woken.set)
+    listener.start()
+    try:
+        at = datetime(2026, 12, 1, 12, 0, tzinfo=SHANGHAI)
+        other = Outbox(pg_engine, OutboxSettings(), QuietHours(), VirtualClock(at))
+        other.enqueue([])  # nothing queued: nobody is woken
+        assert not woken.wait(1.5)
+        item = OutboxItem(key="k1", action=Say(room_conv("g1"), "午餐"), not_before=at)
+        assert other.enqueue([item]) == 1
+        assert woken.wait(10), "not woken by the other process's enqueue"
+        woken.clear()
+        assert other.enqueue([item]) == 0  # already queued: nothing new, nobody woken
+        assert not woken.wait(1.5)
+    finally:
+        listener.stop()
