@@ -5,6 +5,10 @@ action (``handle``); the first handler that consumes an event stops it there, ex
 handlers marked ``always`` (bookkeeping), which see every event they accept. The order is
 the composition root's list (bot/app.py); a new feature is a new handler in that list.
 
+A message that is not text (an image, a contact or link card: ``MessageReceived.kind``) reaches
+only handlers marked ``non_text = True`` (moderation): its text is a URL or nothing, never a
+command or a question (a link card whose URL read "我要进群" used to start the join flow).
+
 Faults never stop the loop and never lose an event silently:
 
 * a *permanent* fault in a handler is logged with its reason (personal data masked) and ends
@@ -124,10 +128,13 @@ class Dispatcher:
     async def _run(self, flight: _InFlight) -> bool:
         """Run the event from its next handler on; False when it must wait (transient fault)."""
         event, ctx = flight.event, self._ctx
+        text = not isinstance(event, MessageReceived) or event.kind == "text"
         for i in range(flight.next_handler, len(self._handlers)):
             handler = self._handlers[i]
             flight.next_handler = i
             if flight.consumed and not handler.always:
+                continue
+            if not text and not getattr(handler, "non_text", False):
                 continue
             try:
                 if not handler.accepts(event, ctx):

@@ -57,6 +57,7 @@ class ModerationHandler:
     """Warns about ads, personal data and floods in welfare groups; strikes and removes."""
 
     name = "moderation"
+    non_text = True  # images, QR images, contact and link cards are what it looks at
     always = False
 
     def __init__(

@@ -243,3 +243,24 @@ def test_a_policy_gives_up_after_its_attempts_with_the_last_fault() -> None:
 def test_a_policy_needs_one_attempt_at_least() -> None:
     with pytest.raises(ValueError):
         RetryPolicy(attempts=0)
+
+
+@pytest.mark.parametrize("kind", ["link_card", "contact_card", "image", "image_qr"])
+async def test_a_card_or_image_is_never_read_as_a_command(tmp_path, kind) -> None:  # noqa: ANN001
+    """A link card whose URL read "我要进群" started the join flow (its text is the URL). Only
+    handlers marked ``non_text`` (moderation) see such messages now; the same words as text
+    still work."""
+    from pathlib import Path
+
+    from tests.support import bot_settings, copy_ops, make_rig
+
+    start = datetime(2026, 12, 1, 10, 0, tzinfo=SHANGHAI)
+    rig = make_rig(bot_settings(copy_ops(Path(tmp_path))), start)
+    rig.gateway.add_contact("u1", "张三")
+    rig.gateway.say("u1", "https://example.com/我要进群", kind=kind)
+    await rig.advance_to(datetime(2026, 12, 1, 10, 1, tzinfo=SHANGHAI))
+    assert rig.records() == []
+    rig.gateway.say("u1", "我要进群")
+    await rig.advance_to(datetime(2026, 12, 1, 10, 2, tzinfo=SHANGHAI))
+    assert [r["to"] for r in rig.records()] == ["contact:u1"]
+    rig.bot.close()
