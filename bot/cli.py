@@ -385,10 +385,9 @@ def funnel(
     demo: DemoOpt = False,
 ) -> None:
     """The entry funnel per channel for visits on these days (Asia/Shanghai)."""
-    from bot.app import _ensure_sqlite_dir, load_ops
+    from bot.app import load_ops
     from bot.entry.funnel import EntryFunnel, format_table, total
     from db.entry_repositories import EntryRepo
-    from db.session import make_engine, upgrade
     from scheduler.clock import RealClock
 
     settings = _settings(config)
@@ -404,10 +403,7 @@ def funnel(
         ops = load_ops(settings)
     except OpsDataError as exc:
         _fail(exc.problems)
-    url = _database_url(settings, demo)
-    _ensure_sqlite_dir(url)
-    upgrade(url)
-    engine = make_engine(url)
+    engine = _open_database(settings, demo)
     try:
         rows = EntryFunnel(EntryRepo(engine), RealClock(), settings.entry.retention).report(
             first, last, {c.id: c.name for c in ops.channels.values()}
@@ -429,6 +425,17 @@ def funnel(
         return
     typer.echo(f"入群漏斗 {first} ~ {last}（按访问日期）")
     typer.echo(format_table(rows))
+
+
+def _open_database(settings, demo: bool):  # noqa: ANN001, ANN202 - imported lazily
+    """An engine on the database a command reads (:func:`_database_url`), migrated first."""
+    from bot.app import _ensure_sqlite_dir
+    from db.session import make_engine, upgrade
+
+    url = _database_url(settings, demo)
+    _ensure_sqlite_dir(url)
+    upgrade(url)
+    return make_engine(url)
 
 
 def _database_url(settings, demo: bool) -> str:  # noqa: ANN001 - Settings, imported lazily
@@ -465,16 +472,11 @@ def _database_url(settings, demo: bool) -> str:  # noqa: ANN001 - Settings, impo
 
 
 def _outbox(config: Path, demo: bool = False):  # noqa: ANN202 - Outbox, imported lazily
-    from bot.app import _ensure_sqlite_dir
     from bot.outbox import Outbox
-    from db.session import make_engine, upgrade
     from scheduler.clock import RealClock
 
     settings = _settings(config)
-    url = _database_url(settings, demo)
-    _ensure_sqlite_dir(url)
-    upgrade(url)
-    engine = make_engine(url)
+    engine = _open_database(settings, demo)
     return Outbox(
         engine, settings.outbox, settings.quiet_hours, RealClock(), settings.bot_accounts()
     )
@@ -500,7 +502,6 @@ def accounts(
     """Each bot account: groups served, sends today against its daily cap, rate, health."""
     from bot.accounts import account_overview
     from bot.app import load_ops
-    from db.session import make_engine, upgrade
     from scheduler.clock import RealClock
 
     settings = _settings(config)
@@ -508,12 +509,7 @@ def accounts(
         ops = load_ops(settings)
     except OpsDataError as exc:
         _fail(exc.problems)
-    url = _database_url(settings, demo)
-    from bot.app import _ensure_sqlite_dir
-
-    _ensure_sqlite_dir(url)
-    upgrade(url)
-    engine = make_engine(url)
+    engine = _open_database(settings, demo)
     try:
         rows = account_overview(settings, ops, engine, RealClock().now())
     finally:
@@ -626,19 +622,14 @@ def audit(
 ) -> None:
     """Every action of the bot with its reason (campaign, ticket, moderation rule, command...),
     in time order; texts masked and cut short."""
-    from bot.app import _ensure_sqlite_dir
     from bot.audit import audit_entries, day_range
-    from db.session import make_engine, upgrade
 
     days = [_day(from_day, "--from"), _day(to_day, "--to")]
     if days[0] and days[1] and days[0] > days[1]:
         typer.echo(f"--from {days[0]} is after --to {days[1]}", err=True)
         raise typer.Exit(1)
     start, end = day_range(days[0], days[1])
-    url = _database_url(_settings(config), demo)
-    _ensure_sqlite_dir(url)
-    upgrade(url)
-    engine = make_engine(url)
+    engine = _open_database(_settings(config), demo)
     try:
         if not as_json:
             typer.echo(
@@ -664,17 +655,12 @@ def optouts(
     demo: DemoOpt = False,
 ) -> None:
     """Every 退订 / 订阅 members sent: who (masked), in or out, when and where (JSON lines)."""
-    from bot.app import _ensure_sqlite_dir
     from bot.optout import MarketingOptOut
     from bot.privacy import mask
-    from db.session import make_engine, upgrade
     from scheduler.clock import SHANGHAI
 
     start = _day_start(since, "--since")
-    url = _database_url(_settings(config), demo)
-    _ensure_sqlite_dir(url)
-    upgrade(url)
-    for r in MarketingOptOut(make_engine(url)).history(start):
+    for r in MarketingOptOut(_open_database(_settings(config), demo)).history(start):
         record = {
             "at": r.at.astimezone(SHANGHAI).isoformat(),
             "member": mask(r.person_id),

@@ -520,6 +520,16 @@ class PersonRepo(_Repo):
             return set(s.exec(select(PersonRow.id).where(col(PersonRow.opted_out))))
 
 
+def _unfinished_claim(campaign_id: str, fire_at: datetime, holder: str) -> tuple[Any, ...]:
+    """The occurrence row ``holder`` claimed for its fan-out and has not finished."""
+    return (
+        col(ScheduleOccurrence.campaign_id) == campaign_id,
+        col(ScheduleOccurrence.fire_at) == utc(fire_at),
+        col(ScheduleOccurrence.holder) == holder,
+        col(ScheduleOccurrence.fanned_out_at).is_(None),
+    )
+
+
 class OccurrenceRepo(_Repo):
     """What the scheduler did with each (campaign, fire time)."""
 
@@ -593,12 +603,7 @@ class OccurrenceRepo(_Repo):
         with self._session() as s:
             done = s.execute(
                 sa.update(ScheduleOccurrence)
-                .where(
-                    col(ScheduleOccurrence.campaign_id) == campaign_id,
-                    col(ScheduleOccurrence.fire_at) == utc(fire_at),
-                    col(ScheduleOccurrence.holder) == holder,
-                    col(ScheduleOccurrence.fanned_out_at).is_(None),
-                )
+                .where(*_unfinished_claim(campaign_id, fire_at, holder))
                 .values(reason=reason, fanned_out_at=utc(at), claimed_until=None)
                 .returning(col(ScheduleOccurrence.id))
             ).first()
@@ -610,12 +615,7 @@ class OccurrenceRepo(_Repo):
         with self._session() as s:
             gone = s.execute(
                 sa.delete(ScheduleOccurrence)
-                .where(
-                    col(ScheduleOccurrence.campaign_id) == campaign_id,
-                    col(ScheduleOccurrence.fire_at) == utc(fire_at),
-                    col(ScheduleOccurrence.holder) == holder,
-                    col(ScheduleOccurrence.fanned_out_at).is_(None),
-                )
+                .where(*_unfinished_claim(campaign_id, fire_at, holder))
                 .returning(col(ScheduleOccurrence.id))
             ).first()
             return gone is not None
