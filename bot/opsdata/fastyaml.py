@@ -37,6 +37,8 @@ _SLOW_PATH = re.compile(
     # An anchor, alias or tag, after a blank or a bracket: not after the line break itself (a
     # match starting on the line before, in a comment there, would be skipped), which `^` covers.
     r"(?:^|[ \t\r\x85\u2028\u2029\[{,])[&*!]"
+    # ... or right after the ':' of a quoted key in braces (`{"a":&x [1], "b":*x}`).
+    r"|[\"']:[&*!]"
     # A value starting with `|` or `>` (a block scalar: the readers differ on an empty one), or
     # with `@` or a backquote, which cannot start a plain value (ruamel says so).
     r"|(?:^|[\[{,]|[-?:][ \t])[ \t]*[|>@`]"

@@ -26,6 +26,22 @@ _TOKENS = {
 }
 
 
+_FULL_WIDTH = {"：": ":", "，": ","}
+
+
+def _full_width_message(char: str, line_text: str, col: int) -> str:
+    """Plain words for a full-width ``：`` or ``，`` at ``col`` (1-based) of ``line_text``."""
+    plain = _FULL_WIDTH[char]
+    before = line_text[: col - 1].rstrip()
+    word = re.search(r"[^\s{\[,]+$", before)
+    after = f" after `{word.group(0)}`" if word else ""
+    what = "colon" if plain == ":" else "comma"
+    return (
+        f"the {char!r}{after} is a full-width (Chinese) {what}; YAML needs the plain "
+        f"{plain!r} followed by a space: switch the input method to English for it"
+    )
+
+
 def _spaces(n: int) -> str:
     return "no spaces" if n == 0 else "1 space" if n == 1 else f"{n} spaces"
 
@@ -85,6 +101,11 @@ class _Explainer:
                 "a `- ` list item cannot follow a `key:` on the same line; put each item on "
                 "its own line below the key, indented, or write the list as [a, b]"
             )
+        if p.startswith("but found another document"):
+            return self.at_problem(
+                "a second document starts here (`---`); an ops file holds one: remove this "
+                "line, or move what follows it into a file of its own"
+            )
         if p.startswith("found unexpected end of stream") and "quoted scalar" in self.context:
             return self.at_context(
                 "this quoted text is never closed: add the closing quote at the end of the value"
@@ -127,6 +148,18 @@ class _Explainer:
         """The nearest line above ``line`` with something other than a comment on it."""
         return next((n for n in range(line - 1, 0, -1) if self.is_content(n)), None)
 
+    def key_start(self, line: int) -> int:
+        """1-based column where the key of ``line`` starts, after any ``- `` list markers."""
+        found = re.match(r" *(?:-[ ]+)*", self.text_of(line))
+        return (found.end() if found else 0) + 1
+
+    def full_width(self, line: int, start: int, end: int | None = None) -> int | None:
+        """1-based column of the first full-width ``：`` or ``，`` on ``line`` from column
+        ``start`` (to ``end``), or None: a Chinese input method types them for ':' and ','."""
+        text = self.text_of(line)
+        stop = len(text) if end is None else end - 1
+        return next((i + 1 for i in range(start - 1, stop) if text[i] in _FULL_WIDTH), None)
+
     def key_of(self, line: int) -> str:
         """The key written on ``line`` (without a leading ``- ``), or its first word."""
         stripped = self.text_of(line).strip().removeprefix("- ").lstrip()
@@ -155,6 +188,9 @@ class _Explainer:
         written = self.text_of(line).strip()
         glued = re.match(r"([^\s:#]+):(\S.*)$", written.removeprefix("- "))
         col = self.start_of(line)
+        wide = self.full_width(line, col)
+        if wide is not None and self.text_of(line)[wide - 1] == "：":
+            return line, wide, _full_width_message("：", self.text_of(line), wide)
         if glued:
             return (
                 line,
@@ -187,12 +223,18 @@ class _Explainer:
         above = self.content_above(line)
         if above is None:
             return line, self.start_of(line), "this line is indented; start it at column 1"
-        spaces = _spaces(self.start_of(above) - 1)
+        key_col = self.key_start(above)
+        # Under `- id: b` the keys of that item line up with `id`, not with the `-`.
+        like = (
+            f"line {above}"
+            if key_col == self.start_of(above)
+            else (f"`{self.key_of(above)}` on line {above}")
+        )
         return (
             line,
             self.start_of(line),
             f"this line is indented more than line {above}, which already has a value; "
-            f"indent it like line {above} ({spaces}), or, if it belongs under a key, "
+            f"indent it like {like} ({_spaces(key_col - 1)}), or, if it belongs under a key, "
             "end that key with ':'",
         )
 
@@ -258,12 +300,19 @@ class _Explainer:
         if token in ("]", "}"):
             opening = "[" if token == "]" else "{"
             return self.at_problem(f"a '{token}' with no '{opening}' opening it; remove it")
-        if token == "<scalar>" and self.index > 0 and self.text[self.index - 1] in "\"'":
-            return self.text_after_quote(self.text[self.index - 1])
+        if token == "<scalar>":
+            before = self.text[: self.index].rstrip(" \t")
+            if before and before[-1] in "\"'" and "\n" not in self.text[len(before) : self.index]:
+                return self.text_after_quote(before[-1], len(before) - 1)
+            above = self.content_above(line)
+            if above is not None and have < self.start_of(above):
+                # The lines of a `|` or `>` text end where a line is indented less.
+                return self.lined_up_with_nothing(line)
         return self.generic()
 
-    def text_after_quote(self, quote: str) -> tuple[int, int, str]:
-        opening = self.text.rfind(quote, 0, self.index - 1)
+    def text_after_quote(self, quote: str, closing: int) -> tuple[int, int, str]:
+        """Text after the quote at index ``closing`` of the file."""
+        opening = self.text.rfind(quote, 0, closing)
         opened_on = self.text.count("\n", 0, opening) + 1 if opening >= 0 else self.line
         if opened_on < self.line:
             col = opening - (self.text.rfind("\n", 0, opening) + 1) + 1
@@ -286,6 +335,15 @@ class _Explainer:
         if closing in self.text_of(self.ctx_line)[self.ctx_col :]:
             # `{lat: 1 lon: 2}`: the parser stops at the second ':'; the comma goes before `lon`.
             key = re.search(r"([^\s,{\[]+)\s*$", self.text_of(self.line)[: self.col - 1])
+            wide = self.full_width(self.line, key.start() + 1, self.col) if key else None
+            if wide is not None:
+                return (
+                    self.line,
+                    wide,
+                    _full_width_message(
+                        self.text_of(self.line)[wide - 1], self.text_of(self.line), wide
+                    ),
+                )
             where = f" before `{key.group(1)}`" if key else ""
             return (
                 self.line,

@@ -124,8 +124,9 @@ def test_quoted_dates_stay_text() -> None:
         "---\na: 1\n",
         "- - - x\n",
         "a:\n" + "".join(" " * (i + 1) + f"k{i}:\n" for i in range(250)),
+        'a: {"x":&x [1, 2], "y":*x}\n',
     ],
-    ids=["alias", "merge", "tag", "document-marker", "compact-nesting", "deep"],
+    ids=["alias", "merge", "tag", "document-marker", "compact-nesting", "deep", "json-key-alias"],
 )
 def test_what_needs_a_bound_or_reads_differently_goes_to_ruamel(text: str) -> None:
     with pytest.raises(fastyaml.NotFast):
