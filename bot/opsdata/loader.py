@@ -38,11 +38,43 @@ _YAML_SUFFIXES = (".yaml", ".yml")
 
 @dataclass
 class _Found:
-    """An entity read from a file, and where (for cross-file messages)."""
+    """An entity read from a file, and where (for cross-file messages).
+
+    ``value`` is the validated model, or, when ``valid`` is False, the raw mapping of an item
+    that failed validation: its schema errors are reported already, and its well-formed
+    references (id, template, groups, manager) are still checked, so fixing one mistake does
+    not reveal the next one in a second run.
+    """
 
     value: Any
     doc: YamlDoc
     loc: Loc
+    valid: bool = True
+
+    def text(self, *path: str) -> str | None:
+        """The text at ``path`` (``"targets", "groups"``...), or None when not written as text."""
+        value = self.value
+        for key in path:
+            if self.valid:
+                value = getattr(value, key, None)
+            elif isinstance(value, dict):
+                value = value.get(key)
+            else:
+                return None
+        return value if isinstance(value, str) else None
+
+    def texts(self, *path: str) -> list[tuple[int, str]]:
+        """``(index, text)`` for each item at ``path`` that is text (a list of group ids)."""
+        value = self.value
+        for key in path:
+            value = (
+                getattr(value, key, None)
+                if self.valid
+                else (value.get(key) if isinstance(value, dict) else None)
+            )
+        if not isinstance(value, list):
+            return []
+        return [(i, v) for i, v in enumerate(value) if isinstance(v, str)]
 
 
 # The sections whose items carry an identity, as (what it is called, the key that names it).
@@ -63,6 +95,8 @@ class _Collected:
     """What the files hold, section by section (valid entities only), and what went wrong."""
 
     sections: dict[str, list[_Found]] = field(default_factory=dict)
+    # Items that failed validation, as raw mappings (``_Found.valid`` False), by section.
+    broken: dict[str, list[_Found]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     # Ids written in items that failed validation still count as known, so that one broken
     # group does not also make every campaign targeting it "unknown".
@@ -124,8 +158,9 @@ def read_opsdata(campaigns_dir: Path, templates_dir: Path) -> LoadedOpsData:
             else:
                 _read_file(path, found)
     base = campaigns_dir.parent
+    broken = {section: found.broken.get(section, []) for section in _IDENTIFIED}
     unique = {
-        section: _unique(found.of(section), what, base, found.problems, key=key)
+        section: _unique(found.of(section) + broken[section], what, base, found.problems, key)
         for section, (what, key) in _IDENTIFIED.items()
     }
     single = {
@@ -134,8 +169,18 @@ def read_opsdata(campaigns_dir: Path, templates_dir: Path) -> LoadedOpsData:
     groups_known = set(unique["groups"]) | found.written_ids.get("groups", set())
     managers_known = set(unique["managers"]) | found.written_ids.get("managers", set())
     missing = _unknown_templates(unique["campaigns"], templates, templates_dir, found.problems)
-    found.problems += _unknown_target_groups(unique["campaigns"].values(), groups_known)
-    found.problems += _unknown_managers(unique["groups"].values(), managers_known)
+    _unknown_templates(
+        {str(i): c for i, c in enumerate(broken["campaigns"])},
+        templates,
+        templates_dir,
+        found.problems,
+    )
+    found.problems += _unknown_target_groups(
+        [*unique["campaigns"].values(), *broken["campaigns"]], groups_known
+    )
+    found.problems += _unknown_managers(
+        [*unique["groups"].values(), *broken["groups"]], managers_known
+    )
     campaigns = {k: f for k, f in unique["campaigns"].items() if k not in missing}
     referral, calendar = single["referral"], single["calendar"]
     ops = OpsData(
@@ -328,6 +373,8 @@ def _read_items(
             found.problems += problems_from_errors(
                 doc, model, e.errors(include_url=False), base=loc
             )
+            if isinstance(item, dict):
+                found.broken.setdefault(section, []).append(_Found(item, doc, loc, valid=False))
 
 
 def _item_model(model: type[BaseModel], section: str) -> type[BaseModel] | None:
@@ -355,11 +402,18 @@ def _where(found: _Found, loc: Loc, base: Path) -> str:
 def _unique(
     items: list[_Found], what: str, base: Path, problems: list[Problem], key: str = "id"
 ) -> dict[str, _Found]:
-    """The first of each id; an id written twice is a problem at every place it is written,
-    each naming the other places."""
+    """The first valid entity of each id; an id written twice (valid or not) is a problem at
+    every place it is written, each naming the other places."""
     by_id: dict[str, list[_Found]] = {}
     for item in items:
-        by_id.setdefault(getattr(item.value, key), []).append(item)
+        ident = item.text(key)
+        if ident is not None:
+            by_id.setdefault(ident, []).append(item)
+    for places in by_id.values():
+        if len(places) > 1 and not all(f.valid for f in places):
+            # Broken items were listed after the valid ones: back to the order written (a
+            # duplicate's positions are needed for its message anyway).
+            places.sort(key=lambda f: (f.doc.path.parts, f.doc.key_pos(f.loc + (key,))))
     for ident, places in by_id.items():
         if len(places) < 2:
             continue
@@ -378,7 +432,8 @@ def _unique(
             )
             for o in others
         ]
-    return {ident: places[0] for ident, places in by_id.items()}
+    firsts = {ident: next((f for f in places if f.valid), None) for ident, places in by_id.items()}
+    return {ident: f for ident, f in firsts.items() if f is not None}
 
 
 def _single(items: list[_Found], key: str, base: Path, problems: list[Problem]) -> _Found | None:
@@ -401,23 +456,26 @@ def _unknown_templates(
     problems: list[Problem],
 ) -> set[str]:
     """Ids of the campaigns whose template does not exist; each is reported at `template:`."""
-    missing = {k for k, c in campaigns.items() if c.value.template not in templates}
-    problems += [
-        c.doc.problem(
-            c.loc + ("template",),
-            f"template {c.value.template!r} not found in {templates_dir.name}/"
-            + did_you_mean(c.value.template, templates),
+    missing = set()
+    for k, c in campaigns.items():
+        name = c.text("template")
+        if name is None or name in templates:
+            continue
+        missing.add(k)
+        problems.append(
+            c.doc.problem(
+                c.loc + ("template",),
+                f"template {name!r} not found in {templates_dir.name}/"
+                + did_you_mean(name, templates),
+            )
         )
-        for k, c in campaigns.items()
-        if k in missing
-    ]
     return missing
 
 
 def _unknown_target_groups(campaigns: Iterable[_Found], groups: set[str]) -> list[Problem]:
     problems = []
     for c in campaigns:
-        for i, gid in enumerate(c.value.targets.groups):
+        for i, gid in c.texts("targets", "groups"):
             if gid not in groups:
                 problems.append(
                     c.doc.problem(
@@ -429,11 +487,14 @@ def _unknown_target_groups(campaigns: Iterable[_Found], groups: set[str]) -> lis
 
 
 def _unknown_managers(groups: Iterable[_Found], managers: set[str]) -> list[Problem]:
-    return [
-        g.doc.problem(
-            g.loc + ("manager",),
-            f"unknown manager {g.value.manager!r}" + did_you_mean(g.value.manager, managers),
-        )
-        for g in groups
-        if g.value.manager is not None and g.value.manager not in managers
-    ]
+    problems = []
+    for g in groups:
+        manager = g.text("manager")
+        if manager is not None and manager not in managers:
+            problems.append(
+                g.doc.problem(
+                    g.loc + ("manager",),
+                    f"unknown manager {manager!r}" + did_you_mean(manager, managers),
+                )
+            )
+    return problems

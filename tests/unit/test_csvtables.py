@@ -91,6 +91,8 @@ def test_bad_cells_are_located_at_their_line_and_column(tmp_path: Path) -> None:
         # `abc` starts at column 33 of line 4 (the quoted cell holds a comma).
         "campaigns/groups.csv:4:33: expected a whole number, got 'abc'",
         "campaigns/groups.csv:5:13: expected a number at most 90.0, got '95'",
+        # A broken row's references are still checked, in the same run.
+        "campaigns/groups.csv:5:26: unknown manager 'cm-wang'",
         "campaigns/groups.csv:6:21: expected one of gcj02, wgs84, bd09, got 'wgs99' "
         "(did you mean 'wgs84'?)",
         "campaigns/groups.csv:8:8: expected 10 cells (one per header column), got 3: "

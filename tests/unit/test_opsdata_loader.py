@@ -403,3 +403,68 @@ def test_an_alias_inside_its_own_anchor_is_an_error(ops: tuple[Path, Path]) -> N
     (p,) = problems(campaigns, templates)
     assert (p.line, p.col) == (7, 18)
     assert "alias *d is inside the part its anchor &d marks" in p.message
+
+
+def test_a_broken_item_s_other_mistakes_are_reported_in_the_same_run(
+    ops: tuple[Path, Path],
+) -> None:
+    # A schema error in an item used to hide its unknown template, group and manager, and a
+    # duplicate of its id: each surfaced only in the run after the schema error was fixed.
+    campaigns, templates = ops
+    write(
+        campaigns,
+        {
+            "directory.yaml": """\
+        groups:
+          - id: sz-nanshan-kjy
+            name: 深圳南山科技园福利1群
+            city: 深圳
+            location: {lat: 22.5405, lon: 113.9345}
+            capacity: lots
+            manager: cm-lee
+          - id: sz-nanshan-kjy
+            name: 又一个
+            city: 深圳
+            location: {lat: 22.5405, lon: 113.9345}
+        managers:
+          - {id: cm-li, name: 李经理, contact: wxid_cm_li}
+        """,
+            "lunch.yaml": """\
+        id: lunch-deals
+        name: 午餐附近美食
+        kind: mael
+        targets: {groups: [sz-nanshan-kj]}
+        schedule:
+          at: "11:30"
+        template: meals.j2
+        """,
+        },
+    )
+    found = [(p.path.name, p.line, p.col, p.message) for p in problems(campaigns, templates)]
+    assert found == [
+        (
+            "directory.yaml",
+            2,
+            9,
+            "duplicate group id 'sz-nanshan-kjy' (also defined at campaigns/directory.yaml:8)",
+        ),
+        ("directory.yaml", 6, 15, "expected a whole number, got 'lots'"),
+        ("directory.yaml", 7, 14, "unknown manager 'cm-lee' (did you mean 'cm-li'?)"),
+        (
+            "directory.yaml",
+            8,
+            9,
+            "duplicate group id 'sz-nanshan-kjy' (already defined at campaigns/directory.yaml:2)",
+        ),
+        ("lunch.yaml", 3, 7, found[4][3]),
+        ("lunch.yaml", 4, 20, "unknown group 'sz-nanshan-kj' (did you mean 'sz-nanshan-kjy'?)"),
+        (
+            "lunch.yaml",
+            7,
+            11,
+            "template 'meals.j2' not found in templates/ (did you mean 'meal.j2'?)",
+        ),
+    ]
+    assert "got 'mael' (did you mean 'meal'?)" in found[4][3]
+    # The valid copy is the one kept.
+    assert read_opsdata(campaigns, templates).ops.groups["sz-nanshan-kjy"].name == "又一个"
