@@ -183,8 +183,9 @@ class _Explainer:
             f"the key {key!r} appears twice in this mapping{where}; keep only one of them"
         )
 
-    def missing_colon(self) -> tuple[int, int, str]:
-        line = self.ctx_line
+    def missing_colon(self, line: int | None = None) -> tuple[int, int, str]:
+        """The key on ``line`` (default: where the parser's simple key began) has no ':'."""
+        line = self.ctx_line if line is None else line
         written = self.text_of(line).strip()
         glued = re.match(r"([^\s:#]+):(\S.*)$", written.removeprefix("- "))
         col = self.start_of(line)
@@ -223,8 +224,13 @@ class _Explainer:
         above = self.content_above(line)
         if above is None:
             return line, self.start_of(line), "this line is indented; start it at column 1"
-        key_col = self.key_start(above)
-        # Under `- id: b` the keys of that item line up with `id`, not with the `-`.
+        if self.start_of(line) <= self.start_of(above):
+            # Not deeper at all: the line above is the one whose key has no ':'.
+            return self.missing_colon(above)
+        # Under `- id: b` the keys of that item line up with `id`, not with the `-`; another
+        # `- ` item lines up with the `-`.
+        is_item = re.match(r"-(?:\s|$)", self.text_of(line).lstrip(" ")) is not None
+        key_col = self.start_of(above) if is_item else self.key_start(above)
         like = (
             f"line {above}"
             if key_col == self.start_of(above)
