@@ -92,6 +92,9 @@ class Gazetteer:
             c.name for c in self._cities.values() if any(n in q for n in _names(c.name, c.aliases))
         }
         best: tuple[int, int, Place] | None = None
+        # Every place the best-scoring name could mean: one name, several places is ambiguous.
+        tied: list[Place] = []
+        best_span = (0, 0)
         for c in self._cities.values():
             if named_cities and c.name not in named_cities:
                 continue
@@ -100,15 +103,43 @@ class Gazetteer:
                     if not self._fits(place, named, span):
                         continue
                     if best is None or (rank, length) > (best[0], best[1]):
-                        best = (rank, length, place)
+                        best, tied, best_span = (rank, length, place), [place], span
+                    elif (rank, length) == (best[0], best[1]) and span == best_span:
+                        tied.append(place)
         if best is not None:
+            if len({(p.city, p.district) for p in tied}) > 1:
+                raise _ambiguous(q[best_span[0] : best_span[1]], tied)
+            self._check_rest(q, named, self._cities[best[2].city], best_span)
             return best[2]
         for name in sorted(named_cities):
             c = self._cities[name]
             place = Place(c.name, c.name, None, c.center, "city")
             if self._fits(place, named, (0, 0)):
+                self._check_rest(q, named, c, (0, 0))
                 return place
         raise self._refusal(named)
+
+    def _check_rest(
+        self, q: str, named: NamedRegions, city: GazetteerCity, span: tuple[int, int]
+    ) -> None:
+        """Refuse a place in ``city`` when the rest of the text names a district it lacks.
+
+        cpca reads a district only inside the city named with it, so "上海南山区" names 上海 and
+        no district; read alone, the rest of the text (without the city and the matched name
+        ``span``) names 南山区, which 上海 does not have. The person said where they are, and it
+        is not the place found: say so instead of guessing ("深圳朝阳区国贸" is not 深圳's 国贸).
+        """
+        if named.city is None or named.district is not None:
+            return  # no city named, or a district cpca read within it: checked by _fits
+        cut = sorted([(named.city.start, named.city.end), span])
+        rest = q[: cut[0][0]] + " " + q[cut[0][1] : cut[1][0]] + " " + q[cut[1][1] :]
+        district = named_regions(rest.strip()).district
+        if district is None:
+            return
+        wanted = short_district(district.name)
+        known = (short_district(n) for d in city.districts for n in (d.name, *d.aliases))
+        if wanted not in set(known):
+            raise self._refusal(NamedRegions(named.province, named.city, district))
 
     def _fits(self, place: Place, named: NamedRegions, span: tuple[int, int]) -> bool:
         """Whether ``place`` lies in every region the query names outside the matched ``span``.
@@ -190,6 +221,17 @@ class Gazetteer:
                     2,
                     _span(q, name),
                 )
+
+
+def _ambiguous(name: str, places: list[Place]) -> EntryError:
+    """One name, several places in the gazetteer, and nothing in the text to choose between them."""
+    where = "、".join(dict.fromkeys(f"{p.city}{p.district or ''}" for p in places))
+    example = f"{places[0].city}{name}"
+    return not_found(
+        "address_ambiguous",
+        f"「{name}」在地名库里有多处（{where}），无法确定是哪一个。"
+        f"请写上城市或区域，例如“{example}”，或改用定位。",
+    )
 
 
 def _span(q: str, name: str) -> tuple[int, int]:

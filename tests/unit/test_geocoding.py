@@ -17,6 +17,7 @@ from bot.entry.geocoding import Gazetteer, GazetteerGeocoder, make_geocoder
 from bot.entry.locating import locate_address
 from bot.entry.overflow import grid_area
 from bot.opsdata.loader import load_opsdata
+from bot.opsdata.models import GazetteerCity
 from bot.routing import to_wgs84
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -185,3 +186,87 @@ def test_an_online_answer_in_another_city_is_refused() -> None:
         locate_address(_Elsewhere(), "北京朝阳区国贸")
     assert info.value.code == "address_elsewhere" and "北京" in info.value.message
     assert locate_address(_Elsewhere(), "深圳国贸").lat == 22.54
+
+
+# --- one name in several places; a district the named city does not have ----------------------
+
+
+def _with_wanda(gazetteer: Gazetteer) -> Gazetteer:
+    """The shipped gazetteer plus a 万达广场 in 深圳罗湖区 and one in 上海黄浦区."""
+    from bot.opsdata.models import Landmark
+
+    def add(city: GazetteerCity, district: str, lat: float, lon: float) -> GazetteerCity:
+        districts = [
+            d.model_copy(
+                update={
+                    "landmarks": [
+                        *d.landmarks,
+                        Landmark(
+                            name="万达广场", aliases=["万达"], location={"lat": lat, "lon": lon}
+                        ),
+                    ]
+                }
+            )
+            if d.name == district
+            else d
+            for d in city.districts
+        ]
+        return city.model_copy(update={"districts": districts})
+
+    cities = {c.name: c for c in gazetteer.cities()}
+    cities["深圳"] = add(cities["深圳"], "罗湖区", 22.5450, 114.1200)
+    cities["上海"] = add(cities["上海"], "黄浦区", 31.2310, 121.4740)
+    return Gazetteer(cities)
+
+
+@pytest.mark.parametrize("query", ["万达", "万达广场", " 万达广场 "])
+def test_a_name_in_several_cities_is_refused_not_guessed(gazetteer: Gazetteer, query: str) -> None:
+    # Before: the first city listed won, so a person in 上海 was sent to a 深圳 group.
+    err = _refusal(_with_wanda(gazetteer), query)
+    assert err.code == "address_ambiguous"
+    assert "深圳罗湖区" in err.message and "上海黄浦区" in err.message
+    assert GazetteerGeocoder(_with_wanda(gazetteer)).geocode(query) is None
+
+
+@pytest.mark.parametrize(
+    ("query", "city"),
+    [
+        ("上海万达", "上海"),
+        ("上海市黄浦区万达广场", "上海"),
+        ("罗湖万达", "深圳"),
+        ("深圳万达广场", "深圳"),
+    ],
+)
+def test_a_name_in_several_cities_is_placed_by_the_city_or_district_written(
+    gazetteer: Gazetteer, query: str, city: str
+) -> None:
+    place = _with_wanda(gazetteer).locate(query)
+    assert (place.city, place.kind) == (city, "landmark")
+
+
+@pytest.mark.parametrize(
+    ("query", "district"),
+    [
+        ("上海南山区", "南山区"),  # was: 上海's centre, with a group "1408 m" away
+        ("深圳市朝阳区", "朝阳区"),  # was: 深圳's centre
+        ("深圳朝阳区国贸", "朝阳区"),  # was: 深圳罗湖区国贸, 北京's 朝阳区 ignored
+        ("上海 南山区", "南山区"),
+    ],
+)
+def test_a_district_the_named_city_lacks_is_refused(
+    gazetteer: Gazetteer, query: str, district: str
+) -> None:
+    err = _refusal(gazetteer, query)
+    assert err.code == "district_not_found" and f"「{district}」" in err.message
+
+
+def test_every_landmark_written_with_its_city_and_district_lands_on_it(
+    gazetteer: Gazetteer,
+) -> None:
+    for c in gazetteer.cities():
+        for d in c.districts:
+            for lm in d.landmarks:
+                for name in (lm.name, *lm.aliases):
+                    for query in (name, c.name + name, c.name + d.name + name, d.name + name):
+                        place = gazetteer.locate(query)
+                        assert (place.city, place.district) == (c.name, d.name), query
