@@ -54,6 +54,36 @@ class Reason:
         return out
 
 
+def not_targeted(campaign: Campaign, group: WelfareGroup) -> Reason:
+    """Why ``campaign``'s targets leave ``group`` out, naming the criterion that does it.
+
+    Targets reach a listed group, or a group matching every non-empty criterion (see
+    :class:`~bot.opsdata.models.Targets`); each criterion the group fails is named, with the
+    value the group has, so "上海市" written for "上海" shows at once.
+    """
+    t = campaign.targets
+    misses: list[str] = []
+    if t.cities and group.city not in t.cities:
+        misses.append(f"its city {group.city} is not in targets.cities {_listed(t.cities)}")
+    if t.districts and group.district not in t.districts:
+        misses.append(
+            f"its district {group.district} is not in targets.districts {_listed(t.districts)}"
+        )
+    if t.tags and not set(t.tags) & set(group.tags):
+        misses.append(
+            f"its tags {_listed(group.tags)} share none with targets.tags {_listed(t.tags)}"
+            if group.tags
+            else f"it has no tags, and targets.tags is {_listed(t.tags)}"
+        )
+    if not misses:  # only `groups:` is given, and this one is not listed
+        misses.append(f"it is not in targets.groups {_listed(t.groups)}")
+    return Reason("not_targeted", "not targeted: " + "; ".join(misses), ("targets",))
+
+
+def _listed(values: Iterable[str]) -> str:
+    return "[" + ", ".join(values) + "]"
+
+
 @dataclass(frozen=True)
 class GroupVerdict:
     """Whether ``campaign`` sends to ``group`` on ``day``: when, and why not otherwise."""
@@ -405,11 +435,7 @@ class CampaignDiagnosis:
             targeted = group.id in targeted_ids
             reasons = list(common)
             if not targeted:
-                reasons.append(
-                    Reason(
-                        "not_targeted", "not targeted (see the campaign's targets)", ("targets",)
-                    )
-                )
+                reasons.append(not_targeted(campaign, group))
             sends: tuple[datetime, ...] = ()
             if targeted and sendable:
                 merchant = self.merchant_reason(campaign, group, weekday)

@@ -119,7 +119,10 @@ def test_explain_lists_every_group_with_its_time_or_reason() -> None:
     lines = result.stdout.splitlines()
     assert lines[1] == "fires at 08:00, spread over 10m"
     assert lines[2] == "sends to 10 of 15 group(s) shown (10 targeted)"
-    assert "sz-luohu-dm  深圳罗湖东门福利群  no: not targeted (see the campaign's targets)" in lines
+    assert (
+        "sz-luohu-dm  深圳罗湖东门福利群  no: not targeted: its tags [mall, residential] share "
+        "none with targets.tags [office, campus]"
+    ) in lines
     assert "sz-nanshan-kjy  深圳南山科技园福利1群  sends at 08:07" in lines
 
 

@@ -54,6 +54,29 @@ def test_an_untargeted_group_is_told_so(diag: CampaignDiagnosis) -> None:
     v = verdict(diag, "breakfast-deals", WED, "sz-luohu-dm")  # tags [mall, residential]
     assert not v.sends and not v.targeted
     assert codes(v) == ["not_targeted"]
+    assert v.reasons[0].message == (
+        "not targeted: its tags [mall, residential] share none with targets.tags [office, campus]"
+    )
+
+
+def test_not_targeted_names_the_criterion_and_the_groups_own_value(tmp_path: Path) -> None:
+    # Before: "not targeted (see the campaign's targets)" for every group, so `cities: [上海市]`
+    # (the groups say 上海) left ops guessing why no group was reached.
+    diag = edited(
+        tmp_path,
+        "extra.yaml",
+        "campaigns:\n"
+        "  - {id: sh, name: 沪, kind: daily, schedule: {at: '09:00'}, template: daily.j2,"
+        " targets: {cities: [上海市], districts: [徐汇区]}, data: {perk: x, app_entry: y}}\n"
+        "  - {id: listed, name: 列, kind: daily, schedule: {at: '09:00'}, template: daily.j2,"
+        " targets: {groups: [sz-nanshan-kjy]}, data: {perk: x, app_entry: y}}\n",
+    )
+    (reason,) = verdict(diag, "sh", WED, "sh-xuhui-xjh").reasons
+    assert reason.message == "not targeted: its city 上海 is not in targets.cities [上海市]"
+    (both,) = verdict(diag, "sh", WED, "sz-nanshan-kjy").reasons
+    assert "its city 深圳" in both.message and "its district 南山区" in both.message
+    (listed,) = verdict(diag, "listed", WED, "sz-nanshan-szu").reasons
+    assert listed.message == "not targeted: it is not in targets.groups [sz-nanshan-kjy]"
 
 
 def test_a_weekend_day_is_not_a_workday_nor_a_listed_day(diag: CampaignDiagnosis) -> None:
