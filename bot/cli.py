@@ -289,9 +289,15 @@ def route(
         lat, lon, crs, label = found.lat, found.lon, found.crs, found.label
     assert lat is not None and lon is not None
     counts = _member_counts(settings, ops)
+    radius_m = settings.entry.overflow_radius_m or settings.routing.radius_m
     try:
-        results = GroupIndex(ops.groups.values()).nearest(
-            lat, lon, crs, limit=limit or settings.routing.limit, member_counts=counts
+        results, beyond = GroupIndex(ops.groups.values()).offer(
+            lat,
+            lon,
+            crs,
+            radius_m=radius_m,
+            limit=limit or settings.routing.limit,
+            member_counts=counts,
         )
     except ValueError as exc:
         typer.echo(f"invalid location: {exc}", err=True)
@@ -311,6 +317,8 @@ def route(
         return
     if label is not None:
         typer.echo(f"{address} → {label} ({lat:.5f}, {lon:.5f} {crs})")
+    if beyond and rows:
+        typer.echo(f"no group within {radius_m:.0f} m has room; the nearest beyond it:")
     for i, r in enumerate(rows, 1):
         typer.echo(
             f"{i}. {r['name']} ({r['group']})  {r['distance_m']} m  {r['members']}/{r['capacity']}"

@@ -133,11 +133,9 @@ class EntryFlowHandler:
     def route(self, lat: float, lon: float, crs: str = "gcj02") -> list[RouteResult]:
         """Nearest groups with room, within the radius; nearest beyond it if none is."""
         counts = self._counts.member_counts()
-        index = self._index()
-        results = index.nearest(
-            lat, lon, crs, limit=self._limit, member_counts=counts, radius_m=self._radius_m
-        )
-        return results or index.nearest(lat, lon, crs, limit=self._limit, member_counts=counts)
+        return self._index().offer(
+            lat, lon, crs, radius_m=self._radius_m, limit=self._limit, member_counts=counts
+        )[0]
 
     def _groups_of(self, person_id: str) -> list[WelfareGroup]:
         """The welfare groups ``person_id`` is in now (blocking)."""

@@ -46,3 +46,37 @@ def test_route_takes_a_point_or_an_address_not_both() -> None:
     assert both.exit_code == 1
     assert invoke("route", "--config", CONFIG, "--lat", "22.5").exit_code == 1
     assert invoke("route", "--config", CONFIG).exit_code == 1
+
+
+def test_route_offers_what_the_private_chat_offers(tmp_path) -> None:  # noqa: ANN001
+    # Observed: route listed 广州海珠琶洲福利群 1,208 km away as the 5th group for 陆家嘴,
+    # where the chat and the entry page stop at the radius. Both now share GroupIndex.offer.
+    import asyncio
+    import re
+
+    from bot.simulation import iter_records, simulate
+
+    lat, lon = "31.2400", "121.4998"
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        f"start: 2026-12-01T10:00:00+08:00\nconfig: {CONFIG}\nsteps:\n"
+        "  - contact: {id: u1, name: 张三}\n"
+        f"  - location: {{from: u1, lat: {lat}, lon: {lon}, crs: gcj02}}\n"
+        "  - advance: 1m\n",
+        encoding="utf-8",
+    )
+    said = [r["text"] for r in iter_records(asyncio.run(simulate(scenario)))]
+    offered = re.findall(r"^\d+\. (\S+?)（", said[-1], flags=re.MULTILINE)
+    routed = invoke("route", "--config", CONFIG, "--lat", lat, "--lon", lon, "--json")
+    assert routed.exit_code == 0, routed.output
+    rows = json.loads(routed.stdout)
+    assert [r["name"] for r in rows] == offered
+    assert rows and all(r["distance_m"] <= 5000 for r in rows)
+
+
+def test_route_says_when_it_looks_beyond_the_radius() -> None:
+    # Beijing has no group: the nearest with room beyond the radius, and it says so.
+    text = invoke("route", "--config", CONFIG, "--lat", "39.9087", "--lon", "116.3975")
+    assert text.exit_code == 0, text.output
+    assert "no group within 5000 m has room" in text.stdout
+    assert "1. " in text.stdout

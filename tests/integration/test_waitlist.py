@@ -94,6 +94,27 @@ async def test_a_member_is_told_they_are_in_and_offered_the_others(tmp_path: Pat
     assert _invites(r) == [("sz-nanshan-szu", "u1")]
 
 
+async def test_a_member_asking_to_join_is_told_at_once_which_group_they_are_in(
+    tmp_path: Path,
+) -> None:
+    r = _rig(ROOT, tmp_path / "q.db")
+    r.gateway.say("u1", "我要进群")
+    r.gateway.join("sz-nanshan-kjy", ["u2"])
+    await _step(r)
+    r.gateway.join("sz-nanshan-kjy", ["u1"])
+    await _step(r)
+    r.gateway.say("u1", "我要进群")
+    r.gateway.say("u2", "怎么加群")
+    await _step(r)
+    first, second = _texts_to(r, "u1")
+    assert first.startswith("欢迎！请点击「+」→「位置」") and "您已在" not in first
+    assert second == (
+        "您已在「深圳南山科技园福利1群」群中，无需重复加入。"
+        "如需加入附近其他福利群，请点击「+」→「位置」发送您的位置。"
+    )
+    assert _texts_to(r, "u2")[-1].startswith("您已在「深圳南山科技园福利1群」群中")
+
+
 async def test_a_pick_of_a_group_joined_since_the_offer_is_not_invited(tmp_path: Path) -> None:
     r = _rig(ROOT, tmp_path / "q.db")
     r.gateway.share_location("u1", *KJY)
