@@ -273,7 +273,7 @@ class Qunfu:
             # Member commands and opt-out: opt-out first, so nothing after it sends marketing
             # to a member who just left it.
             OptOutHandler(self.optout),
-            JoinRequestHandler(self.seats),
+            JoinRequestHandler(self.seats, joins),
             MyReferralsHandler(self.referral_notices),
             LeaderboardHandler(self.referral_notices),
             LotteryEntryHandler(self.lottery),

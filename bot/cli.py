@@ -395,6 +395,7 @@ def funnel(
     """The entry funnel per channel for visits on these days (Asia/Shanghai)."""
     from bot.app import load_ops
     from bot.entry.funnel import EntryFunnel, format_table, total
+    from bot.entry.joins import CHAT_CHANNEL, CHAT_CHANNEL_NAME
     from db.entry_repositories import EntryRepo
     from scheduler.clock import RealClock
 
@@ -413,8 +414,10 @@ def funnel(
         _fail(exc.problems)
     engine = _open_database(settings, demo)
     try:
+        names = {c.id: c.name for c in ops.channels.values()}
+        names.setdefault(CHAT_CHANNEL, CHAT_CHANNEL_NAME)
         rows = EntryFunnel(EntryRepo(engine), RealClock(), settings.entry.retention).report(
-            first, last, {c.id: c.name for c in ops.channels.values()}
+            first, last, names
         )
     finally:
         engine.dispose()

@@ -109,14 +109,20 @@ class EntryRepo(_Repo):
         ref_code: str | None = None,
         referrer_id: str | None = None,
         located: Located | None = None,
+        contact_id: str | None = None,
     ) -> NewVisit:
-        """Record a visit, already located when ``located`` is given: one INSERT."""
+        """Record a visit, already located when ``located`` is given: one INSERT.
+
+        ``contact_id``: the person, when known from the start (a visit in the private chat);
+        their join into the group they choose completes it.
+        """
         at = utc(at)
         values: dict[str, Any] = {
             "id": visit_id,
             "channel": channel,
             "ref_code": ref_code,
             "referrer_id": referrer_id,
+            "invited_contact": contact_id,
             "visited_at": at,
             "located_at": None,
             "located_how": None,
@@ -137,6 +143,22 @@ class EntryRepo(_Repo):
         """
         params = {"b_id": visit_id, "b_channel": channel, "b_at": utc(at), **located.values()}
         return self._write(_RELOCATE_VISIT, params) is not None
+
+    def open_visit_of(self, channel: str, contact_id: str, since: datetime) -> str | None:
+        """The newest visit of ``channel`` by ``contact_id`` since ``since`` that no join has
+        completed; None when there is none."""
+        with self._session() as s:
+            return s.execute(
+                sa.select(_VISITS.c.id)
+                .where(
+                    _VISITS.c.channel == channel,
+                    _VISITS.c.invited_contact == contact_id,
+                    _VISITS.c.joined_at.is_(None),
+                    _VISITS.c.visited_at >= utc(since),
+                )
+                .order_by(_VISITS.c.visited_at.desc())
+                .limit(1)
+            ).scalar_one_or_none()
 
     def channel_of(self, visit_id: str) -> str | None:
         """The channel a visit came through; None for an unknown visit."""

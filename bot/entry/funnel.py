@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from rich.cells import cell_len
+
 from db.entry_repositories import EntryRepo, VisitFacts
 from scheduler.clock import SHANGHAI, Clock
 
@@ -146,16 +148,28 @@ def format_table(rows: list[ChannelFunnel]) -> str:
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{v * 100:.1f}%"
 
-    head = (
-        f"{'渠道':<14}{'访问':>6}{'位置':>6}{'选群':>6}{'入群':>6}{'7天留存':>8}"
-        "   转化(位置/选群/入群/留存)"
-    )
-    lines = [head]
-    for r in [*rows, total(rows)]:
+    def pad(text: str, width: int, *, right: bool = False) -> str:
+        # Chinese characters take two terminal cells: str.ljust would misalign the columns.
+        fill = " " * max(0, width - cell_len(text))
+        return fill + text if right else text + fill
+
+    everything = [*rows, total(rows)]
+    labels = [f"{r.name}({r.channel})" for r in everything]
+    first = max(14, *(cell_len(label) + 2 for label in labels))
+    widths = (6, 6, 6, 6, 9)
+    head = ["访问", "位置", "选群", "入群", "7天留存"]
+    lines = [
+        pad("渠道", first)
+        + "".join(pad(h, w, right=True) for h, w in zip(head, widths, strict=True))
+        + "   转化(位置/选群/入群/留存)"
+    ]
+    for label, r in zip(labels, everything, strict=True):
         conv = r.step_conversion()
+        cells = [r.visits, r.located, r.chosen, r.joined, f"{r.retained}/{r.retention_due}"]
         lines.append(
-            f"{r.name + '(' + r.channel + ')':<14}{r.visits:>6}{r.located:>6}{r.chosen:>6}"
-            f"{r.joined:>6}{f'{r.retained}/{r.retention_due}':>8}   "
+            pad(label, first)
+            + "".join(pad(str(c), w, right=True) for c, w in zip(cells, widths, strict=True))
+            + "   "
             + " / ".join(pct(conv[k]) for k in ("located", "chosen", "joined", "retained"))
         )
     return "\n".join(lines)

@@ -1,20 +1,32 @@
 """Closing the funnel from the chat side: invite codes sent to the bot, and joins matched to visits.
 
 Matching rule (docs/entry.md): a join is matched to the visit whose invite code this person sent
-the bot for this group; failing that, to the oldest unmatched QR choice of this group within
-``match_window`` (30 minutes) before the join. A join that matches nothing is organic.
+the bot for this group (or whose group they picked in the private chat); failing that, to the
+oldest unmatched QR choice of this group within ``match_window`` (30 minutes) before the join.
+A join that matches nothing is organic.
+
+The private chat is a channel of its own (``chat``, 私聊机器人): ``我要进群`` or a shared
+location opens a visit for that person (or continues the one they opened within the last day),
+a shared location locates it, a number picked from the offer chooses the group, and the join
+into that group completes it.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from loguru import logger
 
 from bot.privacy import mask
-from db.entry_repositories import EntryRepo
+from db.entry_repositories import EntryRepo, Located
+
+CHAT_CHANNEL = "chat"
+CHAT_CHANNEL_NAME = "私聊机器人"
+# What a person does in the private chat within a day of starting continues the same visit.
+CHAT_VISIT_SPAN = timedelta(days=1)
 
 # Invite codes skip look-alikes (I, O, 0, 1); people may type them in either case.
 INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -69,6 +81,24 @@ class EntryJoins:
         visit = self._visits.by_invite_code(code)
         if visit is not None:
             self._visits.claim_invite(visit.id, contact_id)
+
+    def chat_visit(self, contact_id: str, at: datetime, located: Located | None = None) -> str:
+        """Open, or continue, ``contact_id``'s visit in the private chat; ``located`` records
+        where they shared their location. Blocking: the visit's id."""
+        visits = self._visits
+        visit_id = visits.open_visit_of(CHAT_CHANNEL, contact_id, at - CHAT_VISIT_SPAN)
+        if visit_id is None:
+            visit_id = secrets.token_urlsafe(12)
+            visits.create(visit_id, CHAT_CHANNEL, at, located=located, contact_id=contact_id)
+            logger.bind(entry=visit_id, channel=CHAT_CHANNEL).info("entry: chat visit")
+        elif located is not None:
+            visits.relocate(visit_id, CHAT_CHANNEL, at, located)
+        return visit_id
+
+    def chat_chosen(self, contact_id: str, group_id: str, at: datetime) -> None:
+        """``contact_id`` picked ``group_id`` from the private chat's offer and was invited."""
+        visit_id = self.chat_visit(contact_id, at)
+        self._visits.chosen(visit_id, group_id, at, "invite", None)
 
     def match(self, group_id: str, person_id: str, at: datetime) -> MatchedJoin | None:
         """The visit this join completes (marked joined), or None."""

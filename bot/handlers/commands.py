@@ -9,7 +9,7 @@ handler that could send marketing), a lottery's entry keyword.
 
 from __future__ import annotations
 
-from bot.entry.joins import looks_like_invite_request
+from bot.entry.joins import EntryJoins, looks_like_invite_request
 from bot.events import Event, MessageReceived
 from bot.handlers.base import HandlerContext, event_key
 from bot.replies import already_in
@@ -31,8 +31,9 @@ class JoinRequestHandler:
     name = "command:join"
     always = False
 
-    def __init__(self, seats: SeatsRepo | None = None) -> None:
+    def __init__(self, seats: SeatsRepo | None = None, joins: EntryJoins | None = None) -> None:
         self._seats = seats
+        self._joins = joins
 
     def accepts(self, event: Event, ctx: HandlerContext) -> bool:
         """Private text naming a join word, except an invite code (``进群 K7M2QX``), which is
@@ -45,6 +46,8 @@ class JoinRequestHandler:
     async def handle(self, event: Event, ctx: HandlerContext) -> bool:
         """Answer with how to share a location; always consumes."""
         assert isinstance(event, MessageReceived)
+        if self._joins is not None:  # the funnel's chat channel: a visit starts here
+            await ctx.db(self._joins.chat_visit, event.sender.id, event.at)
         text = _HOW_TO_JOIN
         if self._seats is not None:
             mine = await ctx.db(self._seats.groups_of, event.sender.id)

@@ -24,7 +24,7 @@ from bot.opsdata.models import WelfareGroup
 from bot.privacy import mask
 from bot.replies import already_in, format_placement
 from bot.routing import GroupIndex, RouteResult, to_wgs84
-from db.entry_repositories import SeatsRepo
+from db.entry_repositories import Located, SeatsRepo
 
 __all__ = ["EntryFlowHandler", "RouteOffers"]
 
@@ -105,6 +105,10 @@ class EntryFlowHandler:
             logger.bind(contact=mask(person)).warning("location rejected: {}", exc)
             await ctx.reply(person, event.at, "抱歉，没能识别这个位置，请重新发送一次位置。", key)
             return
+        if self._joins is not None:
+            wlat, wlon = to_wgs84(event.lat, event.lon, event.crs)
+            located = Located("gps", wlat, wlon, placed.area.key, placed.overflow)
+            await ctx.db(self._joins.chat_visit, person, event.at, located)
         # Someone already in a group nearby is served: no promise, no waitlist row for them.
         waiting = placed.overflow and not placed.already and self._waitlist is not None
         if waiting:
@@ -214,6 +218,8 @@ class EntryFlowHandler:
             return
         if claim is not None and self._joins is not None:
             await ctx.db(self._joins.claim, claim, person)
+        elif self._joins is not None:  # a pick from the private chat's offer
+            await ctx.db(self._joins.chat_chosen, person, group.id, event.at)
         told = f"已邀请您加入「{group.name}」，请在聊天列表中查看邀请。"
         actions: list[tuple[Action, str]] = [
             (Invite(group.id, person), key + ":invite"),

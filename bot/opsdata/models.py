@@ -359,6 +359,15 @@ class Channel(_Strict):
     referral: bool = False
     enabled: bool = True
 
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        # The private chat's own channel in the funnel (bot.entry.joins.CHAT_CHANNEL): a live
+        # code of that name would mix page visits into it.
+        if v == "chat":
+            raise ValueError("'chat' is reserved for visits in the private chat; choose another id")
+        return v
+
 
 class ChannelsFile(_Strict):
     channels: list[Channel]
