@@ -409,7 +409,7 @@ def funnel(
         typer.echo(f"--to {last} is before --from {first}", err=True)
         raise typer.Exit(1)
     try:
-        ops = load_ops(settings)
+        ops = load_ops(settings, check=False)  # reads the directory only: no template check
     except OpsDataError as exc:
         _fail(exc.problems)
     engine = _open_database(settings, demo)
@@ -517,7 +517,7 @@ def accounts(
 
     settings = _settings(config)
     try:
-        ops = load_ops(settings)
+        ops = load_ops(settings, check=False)  # reads the directory only: no template check
     except OpsDataError as exc:
         _fail(exc.problems)
     engine = _open_database(settings, demo)
