@@ -8,8 +8,10 @@ invites into the group chosen there. Messages that are neither go on to later ha
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from loguru import logger
 
@@ -33,9 +35,30 @@ _PICK = re.compile(r"^\s*(\d{1,2})\s*$")
 
 @dataclass
 class RouteOffers:
-    """The last list of groups offered to each person, so "2" means the second one."""
+    """The last list of groups offered to each person, so "2" means the second one.
 
-    offers: dict[str, list[str]] = field(default_factory=dict)
+    Kept in memory, for ``ttl`` and for the ``limit`` people offered most recently, so a
+    million people sharing locations over the months cannot grow it without end; a number sent
+    later (or after a restart) is no pick, and a new location gives a new offer.
+    """
+
+    ttl: timedelta = timedelta(days=1)
+    limit: int = 100_000
+    _offers: OrderedDict[str, tuple[datetime, list[str]]] = field(default_factory=OrderedDict)
+
+    def put(self, person: str, group_ids: list[str], at: datetime) -> None:
+        """Remember what ``person`` was offered at ``at`` (replacing an earlier offer)."""
+        self._offers.pop(person, None)
+        self._offers[person] = (at, group_ids)
+        while len(self._offers) > self.limit:
+            self._offers.popitem(last=False)
+
+    def get(self, person: str, now: datetime) -> list[str] | None:
+        """The groups last offered to ``person``, unless that was more than ``ttl`` ago."""
+        offer = self._offers.get(person)
+        if offer is None or now - offer[0] > self.ttl:
+            return None
+        return offer[1]
 
 
 class EntryFlowHandler:
@@ -75,7 +98,7 @@ class EntryFlowHandler:
         if not isinstance(event, MessageReceived) or event.room_id is not None:
             return False
         text = event.text.strip()
-        if _PICK.match(text) and event.sender.id in self._offers.offers:
+        if _PICK.match(text) and self._offers.get(event.sender.id, event.at) is not None:
             return True
         return self._joins is not None and looks_like_invite_request(text)
 
@@ -114,7 +137,7 @@ class EntryFlowHandler:
         if waiting:
             assert self._waitlist is not None
             await ctx.db(self._waitlist.wait, person, event.lat, event.lon, event.crs, event.at)
-        self._offers.offers[person] = [r.group.id for r in placed.results]
+        self._offers.put(person, [r.group.id for r in placed.results], event.at)
         text = format_placement(placed, self._radius(), waiting=waiting)
         await ctx.reply(person, event.at, text, key)
 
@@ -157,7 +180,7 @@ class EntryFlowHandler:
 
     async def _pick(self, event: MessageReceived, text: str, ctx: HandlerContext) -> bool:
         pick = _PICK.match(text)
-        offered = self._offers.offers.get(event.sender.id)
+        offered = self._offers.get(event.sender.id, event.at)
         if not pick or not offered or not 1 <= int(pick.group(1)) <= len(offered):
             return False
         person, key = event.sender.id, event_key(event)

@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from bot.events import MemberLeft
+from bot.handlers.entry import RouteOffers
 from db.models import OutboxRow, WaitlistEntry, WelfareGroupRow
 from scheduler.clock import SHANGHAI, VirtualClock
 from tests.support import ROOT, BotRig, bot_settings, copy_ops, make_rig
@@ -113,6 +114,32 @@ async def test_a_member_asking_to_join_is_told_at_once_which_group_they_are_in(
         "如需加入附近其他福利群，请点击「+」→「位置」发送您的位置。"
     )
     assert _texts_to(r, "u2")[-1].startswith("您已在「深圳南山科技园福利1群」群中")
+
+
+async def test_a_number_sent_a_day_after_the_offer_is_no_pick(tmp_path: Path) -> None:
+    r = _rig(ROOT, tmp_path / "q.db")
+    r.gateway.share_location("u1", *KJY)
+    await _step(r)
+    await _step(r, 24 * 3600 + 60)
+    r.gateway.say("u1", "1")
+    await _step(r)
+    assert _invites(r) == []
+    r.gateway.share_location("u1", *KJY)
+    await _step(r)
+    r.gateway.say("u1", "1")
+    await _step(r)
+    assert _invites(r) == [("sz-nanshan-kjy", "u1")]
+
+
+def test_route_offers_keep_only_the_most_recent_people() -> None:
+    offers = RouteOffers(limit=3)
+    for i in range(5):
+        offers.put(f"p{i}", [f"g{i}"], T0 + timedelta(minutes=i))
+    now = T0 + timedelta(minutes=10)
+    assert [offers.get(f"p{i}", now) for i in range(5)] == [None, None, ["g2"], ["g3"], ["g4"]]
+    offers.put("p2", ["g9"], now)  # a new offer replaces the old and is the newest again
+    offers.put("p5", ["g5"], now)
+    assert offers.get("p2", now) == ["g9"] and offers.get("p3", now) is None
 
 
 async def test_a_pick_of_a_group_joined_since_the_offer_is_not_invited(tmp_path: Path) -> None:
