@@ -336,12 +336,15 @@ class TicketDesk:
     def _relay(self, ticket: Ticket, contact: str, body: str, at: datetime, key: str) -> None:
         answer = mask_text(body[: _ANSWER_CHARS * 2])[:_ANSWER_CHARS]
         who = self._name_of(contact)
-        if self.settings.relay == "private":
-            group = self._ops().groups.get(ticket.group_id)
-            where = f"在「{group.name}」" if group is not None else ""
+        group = self._ops().groups.get(ticket.group_id)
+        group_name = group.name if group is not None else ticket.group_id
+        # A member who has left would never see an answer posted in the group: they get it
+        # privately, and the manager is told so rather than "delivered".
+        left = self.settings.relay == "group" and self._repo.member_left(ticket)
+        if self.settings.relay == "private" or left:
             relay = Say(
                 contact_conv(ticket.member_id),
-                f"您{where}提的问题（工单 #{ticket.number}），{who}回复：{answer}",
+                f"您在「{group_name}」提的问题（工单 #{ticket.number}），{who}回复：{answer}",
             )
         else:
             relay = Say(
@@ -349,14 +352,21 @@ class TicketDesk:
                 f"{who}回复您的问题（工单 #{ticket.number}）：{answer}",
                 (ticket.member_id,),
             )
-        ack = Say(contact_conv(contact), f"已转告成员（工单 #{ticket.number}）。")
+        done = (
+            f"该成员已退出「{group_name}」，您的回复已改为私信转告（工单 #{ticket.number}）。"
+            if left
+            else f"已转告成员（工单 #{ticket.number}）。"
+        )
+        ack = Say(contact_conv(contact), done)
         items = [
             self._item(f"{key}:relay", relay, at, ticket),
             self._item(f"{key}:relayed", ack, at, ticket),
         ]
         # The answer is recorded in the same transaction that queues it.
         self._outbox.enqueue(items, also=lambda s: TicketRepo(s).answered(ticket.number, at))
-        logger.bind(ticket=ticket.number, by=mask(contact)).info("ticket answer relayed")
+        logger.bind(ticket=ticket.number, by=mask(contact)).info(
+            "ticket answer relayed{}", " privately: the member has left the group" if left else ""
+        )
 
     def _name_of(self, contact: str) -> str:
         for m in self._ops().managers.values():

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import col
 
 from db.models import TicketRow
-from db.repositories import _Repo, insert_ignore, utc
+from db.repositories import MembershipRepo, _Repo, insert_ignore, utc
 
 TICKETS: sa.Table = TicketRow.__table__  # type: ignore[attr-defined]
 _UNRESOLVED = ("open", "pending")
@@ -116,6 +116,15 @@ class TicketRepo(_Repo):
                 .returning(TICKETS.c.id)
             ).first()
             return row is not None
+
+    def member_left(self, ticket: Ticket) -> bool:
+        """Whether the ticket's member has left its group: the membership ledger has a stay of
+        theirs there and none is open. False while they are in it, and for someone the ledger
+        never saw join (members seeded from the directory): they are taken to be still there.
+        """
+        with self._session() as s:
+            stays = MembershipRepo(s).history(ticket.group_id, ticket.member_id)
+        return bool(stays) and all(stay.left_at is not None for stay in stays)
 
     def unresolved_for(self, contact: str, limit: int = 20) -> list[Ticket]:
         """Unresolved tickets ``contact`` manages or was escalated to, oldest first."""

@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from bot.config import BusinessHours
 from bot.events import Person
+from bot.opsdata.models import Location, WelfareGroup
 from bot.tickets import BusinessClock, ChatContext, masked_name, parse_command
+from db.repositories import GroupRepo, MembershipRepo
 from db.session import make_engine, upgrade
 from db.ticket_repositories import TicketRepo
 from scheduler.clock import SHANGHAI
@@ -113,3 +115,21 @@ def test_context_is_bounded_masked_and_per_group() -> None:
 def test_members_are_masked_for_managers() -> None:
     shown = masked_name(Person("wxid_abcdef123", "张三丰"))
     assert shown.startswith("张*") and "三丰" not in shown and "abcdef" not in shown
+
+
+def test_a_member_has_left_only_when_the_ledger_shows_them_gone(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/t.db"
+    upgrade(url)
+    engine = make_engine(url)
+    GroupRepo(engine).sync(
+        [WelfareGroup(id="g1", name="群", city="深圳", location=Location(lat=22.5, lon=113.9))]
+    )
+    repo, stays = TicketRepo(engine), MembershipRepo(engine)
+    ticket, _ = repo.open(_values("msg:a"))
+    assert not repo.member_left(ticket)  # never seen joining (seeded): taken to be there
+    stays.join("g1", Person("u1", "张三"), T0)
+    assert not repo.member_left(ticket)
+    stays.leave("g1", "u1", T0 + timedelta(minutes=5))
+    assert repo.member_left(ticket)
+    stays.join("g1", Person("u1", "张三"), T0 + timedelta(minutes=9))  # back again
+    assert not repo.member_left(ticket)
