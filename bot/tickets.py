@@ -312,7 +312,9 @@ class TicketDesk:
             return "refused"
         assert ticket is not None
         if body == "关闭":
-            self._repo.resolve(number, contact_id, at)
+            if not self._repo.resolve(number, contact_id, at):  # closed meanwhile by someone else
+                self._tell(contact_id, _ALREADY_CLOSED.format(number=number), at, f"{key}:refused")
+                return "refused"
             logger.bind(ticket=number, by=mask(contact_id)).info("ticket resolved")
             self._tell(contact_id, f"工单 #{number} 已关闭。", at, f"{key}:closed")
             return "resolved"
@@ -324,6 +326,8 @@ class TicketDesk:
             return f"没有找到工单 #{number}，请核对编号；发送「工单」查看您的待处理工单。"
         if not (ticket.answerable_by(contact) or contact in self._ops_contacts):
             return f"工单 #{number} 不是转给您的，无法回复；发送「工单」查看您的待处理工单。"
+        if ticket.status == "resolved" and body == "关闭":
+            return _ALREADY_CLOSED.format(number=number)
         if ticket.status == "resolved":
             return f"工单 #{number} 已关闭，无法再回复。如需继续跟进，请在群里直接联系该成员。"
         if not body:
@@ -530,6 +534,7 @@ _HELP = (
     "您好！回复工单请用「#编号 回复内容」，例如「#12 您好，年费可以……」；"
     "「#编号 关闭」结束工单；发送「工单」查看您的待处理工单。"
 )
+_ALREADY_CLOSED = "工单 #{number} 之前已经关闭，无需再次关闭。"
 _COMMAND = re.compile(r"^[#＃]\s*(\d{1,9})\s*(.*)$", re.DOTALL)
 
 
