@@ -48,6 +48,7 @@ from bot.handlers import (
     JoinRequestHandler,
     MembershipHandler,
     ModerationHandler,
+    PrivateHelpHandler,
 )
 from bot.handlers.lottery import LotteryEntryHandler
 from bot.handlers.moderation import shared_detector
@@ -249,6 +250,7 @@ class Qunfu:
             self.member_counts,
             radius_m=settings.routing.radius_m,
             limit=settings.routing.limit,
+            beyond_m=settings.routing.beyond_m,
             placement=self.placement,
             joins=joins,
             waitlist=self.waitlist,
@@ -283,6 +285,8 @@ class Qunfu:
             self.entry_flow,
             # Last: FAQ answers, and escalation when the FAQ has none.
             FaqHandler(self.faq, self.tickets, self.chat_context, settings.faq),
+            # A private text nothing above took: what the bot can do, not silence.
+            PrivateHelpHandler(),
         ]
 
     def _staff(self) -> frozenset[str]:
@@ -314,6 +318,7 @@ class Qunfu:
             limit=settings.routing.limit,
             ops_contacts=entry.ops_contacts,
             account=settings.bot.id,
+            beyond_m=settings.routing.beyond_m,
         )
         self.referral_codes = ReferralCodes(
             ReferralCodeRepo(self.engine), referral_secret(settings)

@@ -296,6 +296,7 @@ def route(
             lon,
             crs,
             radius_m=radius_m,
+            beyond_m=settings.routing.beyond_m,
             limit=limit or settings.routing.limit,
             member_counts=counts,
         )
@@ -324,7 +325,8 @@ def route(
             f"{i}. {r['name']} ({r['group']})  {r['distance_m']} m  {r['members']}/{r['capacity']}"
         )
     if not rows:
-        typer.echo("no group with room")
+        reach = settings.routing.beyond_m
+        typer.echo(f"no group with room within {reach:.0f} m (routing.beyond_m)")
 
 
 def _member_counts(settings, ops) -> dict[str, int]:  # noqa: ANN001

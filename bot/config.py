@@ -105,6 +105,12 @@ class RoutingSettings(_Section):
 
     radius_m: float = Field(default=5000, gt=0)
     limit: int = Field(default=5, ge=1, le=50)
+    beyond_m: float = Field(
+        default=50_000,
+        gt=0,
+        description="when no group within the radius has room, groups up to this far are "
+        "offered instead; none further (a group 1,000 km away helps nobody)",
+    )
     merchant_radius_m: float = Field(default=1500, gt=0)
 
 

@@ -34,6 +34,13 @@ def already_in(names: Iterable[str]) -> str:
     return "您已在" + "".join(f"「{n}」" for n in names) + "群中，无需重复加入。"
 
 
+def radius_text(metres: float) -> str:
+    """A search radius as people say it: ``5000`` -> ``5公里`` (not ``5.0公里``)."""
+    if metres >= 1000 and metres % 1000 == 0:
+        return f"{int(metres) // 1000}公里"
+    return distance(metres)
+
+
 def format_placement(placed: Placement, radius_m: float, *, waiting: bool) -> str:
     """The answer to a shared location, saying plainly which case it is.
 
@@ -47,7 +54,7 @@ def format_placement(placed: Placement, radius_m: float, *, waiting: bool) -> st
         lines.append(f"为您找到附近{other}有空位的福利群：")
         lines.extend(_offer_lines(placed.results))
         return "\n".join(lines)
-    radius = distance(radius_m)
+    radius = radius_text(radius_m)
     if placed.nearby == "full":
         lines.append(f"您附近{radius}内的{placed.full_nearby}个{other}福利群都已满员。")
     else:

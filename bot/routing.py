@@ -438,18 +438,22 @@ class GroupIndex:
         crs: str = "gcj02",
         *,
         radius_m: float,
+        beyond_m: float | None = None,
         limit: int = 5,
         member_counts: Mapping[str, int] | None = None,
     ) -> tuple[list[RouteResult], bool]:
         """What a newcomer at the point is offered, as the entry page and the private chat do:
         the nearest groups with room within ``radius_m``; when none there has room, the nearest
-        with room beyond it (then the second item is True)."""
+        with room beyond it, up to ``beyond_m`` (then the second item is True)."""
         near = self.nearest(
             lat, lon, crs, limit=limit, member_counts=member_counts, radius_m=radius_m
         )
         if near:
             return near, False
-        return self.nearest(lat, lon, crs, limit=limit, member_counts=member_counts), True
+        further = self.nearest(
+            lat, lon, crs, limit=limit, member_counts=member_counts, radius_m=beyond_m
+        )
+        return further, True
 
 
 def _day_bits(merchant: Merchant) -> int:

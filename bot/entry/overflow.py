@@ -87,6 +87,7 @@ class OverflowPlacement:
         limit: int,
         ops_contacts: Sequence[str],
         account: str,
+        beyond_m: float | None = None,
     ) -> None:
         self._index = index
         self._counts = counts
@@ -96,6 +97,7 @@ class OverflowPlacement:
         self._outbox = outbox
         self._clock = clock
         self._radius_m = radius_m
+        self._beyond_m = beyond_m
         self._limit = limit
         self._ops = tuple(ops_contacts)
         self._account = account
@@ -133,7 +135,14 @@ class OverflowPlacement:
             return Placement(offers, False, area, "room", 0, already)
         beyond = [
             r
-            for r in index.nearest(lat, lon, crs, limit=limit + len(mine), member_counts=counts)
+            for r in index.nearest(
+                lat,
+                lon,
+                crs,
+                limit=limit + len(mine),
+                member_counts=counts,
+                radius_m=self._beyond_m,
+            )
             if r.group.id not in mine
         ][:limit]
         every = self._every_has_room(counts)
@@ -207,7 +216,7 @@ def overflow_text(
     else:
         head = f"【新群需求】{area.label}：{radius}内还没有福利群，但有用户想入群。"
     if offered is None:
-        tail = "目前全网没有可加入的群，用户暂时无法入群。"
+        tail = "附近也没有其他可加入的群，用户暂时无法入群。"
     else:
         distance = format_distance(offered.distance_m)
         tail = f"新用户暂被引导至「{offered.group.name}」（距离{distance}）。"

@@ -9,19 +9,29 @@ handler that could send marketing), a lottery's entry keyword.
 
 from __future__ import annotations
 
+import re
+
 from bot.entry.joins import EntryJoins, looks_like_invite_request
 from bot.events import Event, MessageReceived
 from bot.handlers.base import HandlerContext, event_key
+from bot.handlers.text import answer, command_text
 from bot.replies import already_in
 from db.entry_repositories import SeatsRepo
 
-__all__ = ["JOIN_WORDS", "JoinRequestHandler"]
+__all__ = ["JOIN_WORDS", "JoinRequestHandler", "PrivateHelpHandler"]
 
 JOIN_WORDS = ("进群", "入群", "加群", "福利群")
 """A private message with one of these asks to join a group (``我要进群``, ``怎么加群``...)."""
 
+# In a group only the command itself counts (``@群福助手 我要进群``): a question that merely
+# mentions joining ("怎么邀请朋友进群?") is the FAQ's.
+_GROUP_JOIN = re.compile(r"^(我要|我想|想|要|怎么|如何)?(进|入|加)(群|福利群)[?？!！。~～]*$")
+
 _HOW_TO_JOIN = "欢迎！请点击「+」→「位置」发送您的位置，我为您推荐附近有空位的福利群。"
 _HOW_TO_JOIN_ANOTHER = "如需加入附近其他福利群，请点击「+」→「位置」发送您的位置。"
+_IN_THIS_GROUP = (
+    "您已在本群「{name}」中，无需重复加入。如需加入附近其他福利群，请私聊我并发送您的位置。"
+)
 
 
 class JoinRequestHandler:
@@ -37,15 +47,22 @@ class JoinRequestHandler:
 
     def accepts(self, event: Event, ctx: HandlerContext) -> bool:
         """Private text naming a join word, except an invite code (``进群 K7M2QX``), which is
-        the entry flow's to answer."""
-        if not isinstance(event, MessageReceived) or event.room_id is not None:
+        the entry flow's to answer; in a group, ``我要进群`` @-ing the bot."""
+        if not isinstance(event, MessageReceived):
             return False
+        if event.room_id is not None:
+            return ctx.bot_id in event.mentions and bool(_GROUP_JOIN.match(command_text(event)))
         text = event.text.strip()
         return any(w in text for w in JOIN_WORDS) and not looks_like_invite_request(text)
 
     async def handle(self, event: Event, ctx: HandlerContext) -> bool:
         """Answer with how to share a location; always consumes."""
         assert isinstance(event, MessageReceived)
+        if event.room_id is not None:  # asked in a group: they are in this one already
+            group = ctx.ops.groups.get(event.room_id)
+            name = group.name if group is not None else event.room_id
+            await answer(event, ctx, _IN_THIS_GROUP.format(name=name))
+            return True
         if self._joins is not None:  # the funnel's chat channel: a visit starts here
             await ctx.db(self._joins.chat_visit, event.sender.id, event.at)
         text = _HOW_TO_JOIN
@@ -56,4 +73,46 @@ class JoinRequestHandler:
             if names:
                 text = already_in(names) + _HOW_TO_JOIN_ANOTHER
         await ctx.reply(event.sender.id, event.at, text, event_key(event))
+        return True
+
+
+# Acknowledgements need no answer: a help text after "谢谢" reads as a bot not listening.
+_THANKS = re.compile(
+    r"^(谢谢|多谢|感谢|好的?|好滴|嗯+|哦+|ok|收到|明白了?|知道了|👍|🙏)[啦了呀哈！!。~～]*$",
+    re.IGNORECASE,
+)
+_MEMBER_HELP = (
+    "您好，我是群福助手。您可以发送：\n"
+    "· 我要进群：推荐附近有空位的福利群（也可以直接发送位置）\n"
+    "· 我的邀请：查看您的邀请码和邀请进度\n"
+    "· 邀请排行：查看邀请排行榜\n"
+    "· 退订 / 订阅：关闭或恢复优惠推送\n"
+    "其他问题请在您所在的福利群里@我，我答不了的会转给群里的客户经理。"
+)
+# One help text per person per window: the outbox key repeats within it, so the outbox keeps
+# only the first (it is idempotent by key), however many messages the bot did not understand.
+_HELP_WINDOW_S = 30 * 60
+
+
+class PrivateHelpHandler:
+    """A private text no other handler took: say what the bot can do (at most once per half
+    hour per person), instead of leaving the person talking to silence."""
+
+    name = "command:help"
+    always = False
+
+    def accepts(self, event: Event, ctx: HandlerContext) -> bool:
+        """Private text that is not a mere acknowledgement."""
+        if not isinstance(event, MessageReceived) or event.room_id is not None:
+            return False
+        text = event.text.strip()
+        return bool(text) and not _THANKS.match(text)
+
+    async def handle(self, event: Event, ctx: HandlerContext) -> bool:
+        """Send the help text; always consumes. (Managers never get here: the ticket handler
+        answers every private text of theirs, with their own help.)"""
+        assert isinstance(event, MessageReceived)
+        person = event.sender.id
+        window = int(event.at.timestamp()) // _HELP_WINDOW_S
+        await ctx.reply(person, event.at, _MEMBER_HELP, f"help:{person}:{window}")
         return True

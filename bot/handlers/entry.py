@@ -75,6 +75,7 @@ class EntryFlowHandler:
         *,
         radius_m: float,
         limit: int,
+        beyond_m: float | None = None,
         placement: OverflowPlacement | None = None,
         joins: EntryJoins | None = None,
         waitlist: Waitlist | None = None,
@@ -84,6 +85,7 @@ class EntryFlowHandler:
         self._index = index
         self._counts = counts
         self._radius_m = radius_m
+        self._beyond_m = beyond_m
         self._limit = limit
         self._placement = placement
         self._joins = joins
@@ -123,15 +125,11 @@ class EntryFlowHandler:
         person = event.sender.id
         key = event_key(event)
         try:
-            placed = await ctx.db(self.placement, event.lat, event.lon, event.crs, person)
+            placed = await ctx.db(self._place_and_record, event, person)
         except ValueError as exc:
             logger.bind(contact=mask(person)).warning("location rejected: {}", exc)
             await ctx.reply(person, event.at, "抱歉，没能识别这个位置，请重新发送一次位置。", key)
             return
-        if self._joins is not None:
-            wlat, wlon = to_wgs84(event.lat, event.lon, event.crs)
-            located = Located("gps", wlat, wlon, placed.area.key, placed.overflow)
-            await ctx.db(self._joins.chat_visit, person, event.at, located)
         # Someone already in a group nearby is served: no promise, no waitlist row for them.
         waiting = placed.overflow and not placed.already and self._waitlist is not None
         if waiting:
@@ -140,6 +138,15 @@ class EntryFlowHandler:
         self._offers.put(person, [r.group.id for r in placed.results], event.at)
         text = format_placement(placed, self._radius(), waiting=waiting)
         await ctx.reply(person, event.at, text, key)
+
+    def _place_and_record(self, event: LocationShared, person_id: str) -> Placement:
+        """The placement, and the person's chat visit located there: one worker-thread call."""
+        placed = self.placement(event.lat, event.lon, event.crs, person_id)
+        if self._joins is not None:
+            wlat, wlon = to_wgs84(event.lat, event.lon, event.crs)
+            located = Located("gps", wlat, wlon, placed.area.key, placed.overflow)
+            self._joins.chat_visit(person_id, event.at, located)
+        return placed
 
     def _radius(self) -> float:
         return self._placement.radius_m if self._placement is not None else self._radius_m
@@ -161,7 +168,13 @@ class EntryFlowHandler:
         """Nearest groups with room, within the radius; nearest beyond it if none is."""
         counts = self._counts.member_counts()
         return self._index().offer(
-            lat, lon, crs, radius_m=self._radius_m, limit=self._limit, member_counts=counts
+            lat,
+            lon,
+            crs,
+            radius_m=self._radius_m,
+            beyond_m=self._beyond_m,
+            limit=self._limit,
+            member_counts=counts,
         )[0]
 
     def _groups_of(self, person_id: str) -> list[WelfareGroup]:
@@ -181,9 +194,13 @@ class EntryFlowHandler:
     async def _pick(self, event: MessageReceived, text: str, ctx: HandlerContext) -> bool:
         pick = _PICK.match(text)
         offered = self._offers.get(event.sender.id, event.at)
-        if not pick or not offered or not 1 <= int(pick.group(1)) <= len(offered):
+        if not pick or not offered:
             return False
         person, key = event.sender.id, event_key(event)
+        if not 1 <= int(pick.group(1)) <= len(offered):
+            choices = "1" if len(offered) == 1 else f"1～{len(offered)}"
+            await ctx.reply(person, event.at, f"请回复 {choices} 中的序号，或重新发送位置。", key)
+            return True
         group_id = offered[int(pick.group(1)) - 1]
         group = ctx.ops.groups.get(group_id)
         if group is None:  # gone from the directory since the offer: offer again

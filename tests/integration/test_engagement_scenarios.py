@@ -49,7 +49,9 @@ def _env(db: Path) -> dict[str, str]:
     return {"QUNFU_DATABASE__URL": f"sqlite:///{db}"}
 
 
-@pytest.mark.parametrize("name", ["referral_commands", "optout_welcome", "lottery_draw"])
+@pytest.mark.parametrize(
+    "name", ["referral_commands", "optout_welcome", "lottery_draw", "chat_help"]
+)
 def test_members_read_what_the_expectations_say(name: str, tmp_path: Path) -> None:
     records, expected = _run(name, tmp_path / "sim.db")
     _check_says(records, expected)

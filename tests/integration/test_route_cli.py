@@ -75,8 +75,22 @@ def test_route_offers_what_the_private_chat_offers(tmp_path) -> None:  # noqa: A
 
 
 def test_route_says_when_it_looks_beyond_the_radius() -> None:
-    # Beijing has no group: the nearest with room beyond the radius, and it says so.
-    text = invoke("route", "--config", CONFIG, "--lat", "39.9087", "--lon", "116.3975")
+    # 龙岗 has no group within 5 km: the nearest with room beyond it, and it says so.
+    text = invoke("route", "--config", CONFIG, "--lat", "22.7205", "--lon", "114.2475")
     assert text.exit_code == 0, text.output
     assert "no group within 5000 m has room" in text.stdout
     assert "1. " in text.stdout
+    rows = json.loads(
+        invoke(
+            "route", "--config", CONFIG, "--lat", "22.7205", "--lon", "114.2475", "--json"
+        ).stdout
+    )
+    assert rows and all(5000 < r["distance_m"] <= 50_000 for r in rows)
+
+
+def test_route_never_offers_a_group_in_another_part_of_the_country() -> None:
+    # Observed: a point in 北京 was offered 上海 groups 1,065 km away as "稍远一些的群".
+    beijing = ("--lat", "39.9087", "--lon", "116.3975")
+    assert json.loads(invoke("route", "--config", CONFIG, *beijing, "--json").stdout) == []
+    text = invoke("route", "--config", CONFIG, *beijing)
+    assert text.exit_code == 0 and "no group with room within 50000 m" in text.stdout

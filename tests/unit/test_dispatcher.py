@@ -93,6 +93,7 @@ def test_the_pipeline_runs_in_the_order_the_design_sets(tmp_path: Path) -> None:
         "tickets",
         "entry-flow",
         "faq",
+        "command:help",
     ]
     assert [h.name for h in r.bot.dispatcher.handlers if h.always] == ["membership"]
 
