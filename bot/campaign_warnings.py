@@ -5,7 +5,8 @@ Registered in :data:`bot.opsdata.lint.CHECKS`, so ``qunfu check`` prints them as
 :mod:`bot.diagnosis` (the same answers ``qunfu explain`` gives). Every check works per campaign
 or per pair of campaigns, never per group and day: targets are matched once per campaign and
 merchant presence is read from the neighbourhoods computed for all groups at once, so a
-20,000-group directory costs seconds, not minutes. No template is rendered here.
+20,000-group directory costs seconds, not minutes. A template is rendered group by group only
+when it may render nothing (see :meth:`TemplateRenderer.always_prints`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from bot.diagnosis import CampaignDiagnosis, merchant_loc, midnight
 from bot.opsdata.bundle import OpsData, Source
 from bot.opsdata.models import WEEKDAYS, Campaign, WelfareGroup
 from bot.opsdata.problems import Problem
+from bot.templating import TemplateRenderer, TemplateRenderError, sample_context
 from scheduler.clock import SHANGHAI
 
 if TYPE_CHECKING:
@@ -46,7 +48,7 @@ def campaign_warnings(ops: OpsData, settings: Settings, now: datetime) -> list[P
         source = ops.campaign_sources.get(campaign.id)
         if source is None:
             continue
-        found += _CampaignCheck(diag, campaign, source, today).run()
+        found += _CampaignCheck(diag, campaign, source, today, planner.renderer).run()
     found += _overlaps(diag, ops, today)
     return found
 
@@ -57,6 +59,11 @@ class _CampaignCheck:
     campaign: Campaign
     source: Source
     today: date
+    renderer: TemplateRenderer
+
+    @property
+    def now(self) -> datetime:
+        return midnight(self.today)
 
     def run(self) -> list[Problem]:
         out = self.targets()
@@ -66,6 +73,7 @@ class _CampaignCheck:
         past = self.past()
         if past:
             return out + past
+        out += self.blank()
         said = {"no_targets"} if out else set()
         if c.kind == "welcome":
             return out
@@ -117,6 +125,43 @@ class _CampaignCheck:
                 )
             )
         return out
+
+    def blank(self) -> list[Problem]:
+        """Targeted groups for which the template renders nothing (they get no message).
+
+        Rendered group by group with each group's own values (and sample merchants, members and
+        perks), but only when the template may render nothing at all: one with literal text
+        outside every ``{% if %}`` cannot, and is not rendered.
+        """
+        c, renderer = self.campaign, self.renderer
+        ops = self.diag.planner.ops
+        if c.template not in ops.templates or renderer.always_prints(c.template):
+            return []
+        targets = self.diag.planner.targets(c)
+        empty: list[WelfareGroup] = []
+        for g in targets:
+            try:
+                text = renderer.render(c.template, sample_context(c, ops, self.now, g.id))
+            except TemplateRenderError:
+                continue  # reported with the template checks
+            if not text:
+                empty.append(g)
+        if not empty:
+            return []
+        n = len(targets)
+        which = (
+            f"every one of the {n} targeted group(s)"
+            if len(empty) == n
+            else f"{len(empty)} of {n} targeted group(s)"
+        )
+        return [
+            self.warn(
+                ("template",),
+                f"{c.template} renders nothing for {which} ({_examples(empty)}): they get no "
+                f"message (an empty message is never sent); "
+                f"`qunfu explain {c.id} --group {empty[0].id}` shows it",
+            )
+        ]
 
     def past(self) -> list[Problem]:
         """A valid window (or every date of a once campaign) already over."""

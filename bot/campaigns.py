@@ -329,6 +329,7 @@ class CampaignPlanner:
         """:meth:`deliveries` one group at a time, so a caller can pause between groups."""
         targeted = self.targets(campaign) if groups is None else groups
         contexts = self._contexts(campaign, fire_at)
+        blank: list[str] = []
         for group in targeted:
             ctx = contexts(group)
             if ctx is None:
@@ -344,6 +345,11 @@ class CampaignPlanner:
                     "template failed for this group; skipped: {}", exc
                 )
                 continue
+            if not text:
+                # A template whose {% if %} leaves this group out: an empty message is never
+                # sent (render() strips, so whitespace-only output is empty here).
+                blank.append(group.id)
+                continue
             yield Delivery(
                 fire_at,
                 fire_at + self.spread_offset(campaign, group),
@@ -351,6 +357,14 @@ class CampaignPlanner:
                 campaign,
                 text,
                 self.accounts.for_group(group.id),
+            )
+        if blank:
+            shown = ", ".join(blank[:3]) + (", …" if len(blank) > 3 else "")
+            logger.bind(campaign=campaign.id, groups=len(blank)).warning(
+                "template {} rendered nothing for {} group(s) ({}); skipped",
+                campaign.template,
+                len(blank),
+                shown,
             )
 
     def plan(

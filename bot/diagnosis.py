@@ -3,9 +3,9 @@
 ``qunfu explain`` prints it group by group; the silent-campaign warnings of ``qunfu check``
 (:mod:`bot.campaign_warnings`) summarise it per campaign. Both ask the planner that live sending
 and ``qunfu preview`` use (its fire times, targets, quiet hours, spread and merchant
-neighbourhoods), so an explanation never disagrees with what is sent. Nothing here renders a
-template: merchant presence is read from the neighbourhoods computed once per ops-data version,
-for every group at once.
+neighbourhoods), so an explanation never disagrees with what is sent. Merchant presence is read
+from the neighbourhoods computed once per ops-data version, for every group at once; only
+``explain`` renders, per group it shows as sending, to tell a template that renders nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from bot.campaigns import CampaignPlanner, merchant_categories
 from bot.opsdata.models import WEEKDAYS, Campaign, Merchant, ValidWindow, WelfareGroup
 from bot.opsdata.problems import Loc
 from bot.routing import MerchantNeighbourhoods
+from bot.templating import TemplateRenderError
 from scheduler.clock import SHANGHAI
 from scheduler.triggers import occurrences
 
@@ -409,6 +410,31 @@ class CampaignDiagnosis:
             where,
         )
 
+    def render_reason(
+        self, campaign: Campaign, group: WelfareGroup, fire_at: datetime
+    ) -> Reason | None:
+        """Why ``group`` gets no message although it is due one: its template renders nothing
+        for it (an ``{% if %}`` that leaves it out) or fails for it; None when it renders.
+
+        Rendered with the very context the fan-out builds, so it agrees with what is sent.
+        """
+        ctx = self.planner.context(campaign, group, fire_at)
+        if ctx is None:
+            return None
+        try:
+            text = self.planner.renderer.render(campaign.template, ctx)
+        except TemplateRenderError as e:
+            message = f"its template fails for this group: {e}"
+            return Reason("template_error", message, ("template",))
+        if text:
+            return None
+        return Reason(
+            "blank_render",
+            f"the template {campaign.template} renders nothing for this group (an empty "
+            "message is never sent)",
+            ("template",),
+        )
+
     # --- per group, per day ------------------------------------------------------------------
 
     def explain(
@@ -439,6 +465,8 @@ class CampaignDiagnosis:
             sends: tuple[datetime, ...] = ()
             if targeted and sendable:
                 merchant = self.merchant_reason(campaign, group, weekday)
+                if merchant is None:
+                    merchant = self.render_reason(campaign, group, sendable[0])
                 if merchant is not None:
                     reasons.append(merchant)
                 else:

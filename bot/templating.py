@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import FunctionLoader, StrictUndefined, Template, TemplateNotFound
+from jinja2 import FunctionLoader, StrictUndefined, Template, TemplateNotFound, nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.runtime import LoopContext, missing
 from jinja2.sandbox import SandboxedEnvironment
@@ -183,6 +183,26 @@ class TemplateRenderer:
                 ) from None
         return self._compiled[name]
 
+    def always_prints(self, name: str) -> bool:
+        """True when template ``name`` writes some non-blank literal text whatever its context
+        (text outside every ``{% if %}``, loop and block), so it can never render empty.
+
+        A cheap test on the parsed template, so checks render group by group only the
+        templates that may render nothing for some group. False when unsure.
+        """
+        try:
+            root = self._env.parse(self._templates[name], name)
+        except (KeyError, TemplateSyntaxError):
+            return False
+        if any(isinstance(n, nodes.Extends) for n in root.body):
+            return False  # the parent decides what is written
+        return any(
+            isinstance(part, nodes.TemplateData) and part.data.strip()
+            for out in root.body
+            if isinstance(out, nodes.Output)
+            for part in out.nodes
+        )
+
     def render(self, name: str, context: Mapping[str, Any]) -> str:
         """Render template ``name`` with ``context``; the result has surrounding space stripped.
 
@@ -277,13 +297,17 @@ _SAMPLE_GROUP = {
 }
 
 
-def sample_context(campaign: Campaign, opsdata: OpsData, now: datetime) -> dict[str, Any]:
+def sample_context(
+    campaign: Campaign, opsdata: OpsData, now: datetime, group_id: str | None = None
+) -> dict[str, Any]:
     """A realistic context for ``campaign`` with every key the contract promises templates.
 
-    ``group`` is the first group the campaign targets (a fictional one when none does);
-    merchants, members and perks are fictional but shaped exactly like the real ones.
+    ``group`` is the group ``group_id`` names, else the first group the campaign targets (a
+    fictional one when none does); merchants, members and perks are fictional but shaped
+    exactly like the real ones.
     """
-    targeted = opsdata.target_groups(campaign)
+    chosen = opsdata.groups.get(group_id) if group_id is not None else None
+    targeted = [chosen] if chosen is not None else opsdata.target_groups(campaign)
     group = _SAMPLE_GROUP
     if targeted:
         g = targeted[0]

@@ -158,6 +158,14 @@ class WelcomeService:
             "perks": planner.perks(group, now.date()),
         }
         text = planner.renderer.render(campaign.template, ctx)
+        if not text:
+            # The template's {% if %} leaves this group out: no blank message is sent.
+            logger.bind(group=group_id, campaign=campaign.id).warning(
+                "welcome template {} rendered nothing for this group; batch closed unsent",
+                campaign.template,
+            )
+            self._memberships.mark_welcomed(ids, now)
+            return 0
         item = OutboxItem(
             key=f"welcome:{group_id}:{min(ids)}",
             action=Say(room_conv(group_id), text, tuple(m["id"] for m in members)),
