@@ -22,7 +22,9 @@ from bot.diagnosis import CampaignDiagnosis, merchant_loc, midnight
 from bot.opsdata.bundle import OpsData, Source
 from bot.opsdata.models import WEEKDAYS, Campaign, WelfareGroup
 from bot.opsdata.problems import Problem
+from bot.perks import cron_times
 from bot.templating import TemplateRenderer, TemplateRenderError, sample_context
+from scheduler.calendar import WorkCalendar
 from scheduler.clock import SHANGHAI
 
 if TYPE_CHECKING:
@@ -66,7 +68,7 @@ class _CampaignCheck:
         return midnight(self.today)
 
     def run(self) -> list[Problem]:
-        out = self.targets()
+        out = self.targets() + self.cron_and_at()
         c = self.campaign
         if not c.enabled:
             return out  # sends nothing on purpose; a target typo is still worth fixing
@@ -80,10 +82,13 @@ class _CampaignCheck:
         quiet = self.quiet()
         if quiet:
             said.add("quiet_hours")
+        unknown = self.holiday_names()
+        if unknown:
+            said.add("not_holiday")
         merchants = self.merchants()
         if merchants:
             said |= {"no_merchant_near", "no_merchant_category"}
-        return out + quiet + merchants + self.silence(said)
+        return out + quiet + unknown + merchants + self.silence(said)
 
     def warn(self, loc: tuple[object, ...], message: str) -> Problem:
         return self.source.warning(loc, message)
@@ -162,6 +167,47 @@ class _CampaignCheck:
                 f"`qunfu explain {c.id} --group {empty[0].id}` shows it",
             )
         ]
+
+    def cron_and_at(self) -> list[Problem]:
+        """``at`` written beside ``cron``: the cron's times replace it, so it is never used."""
+        s = self.campaign.schedule
+        if not s.cron or not s.at or self.campaign.kind == "welcome":
+            return []
+        times = cron_times(s.cron)
+        fires = (
+            f"at {', '.join(f'{t:%H:%M}' for t in times)}"
+            if times
+            else f"at the cron's times ({s.cron})"
+        )
+        written = ", ".join(f"{t:%H:%M}" for t in s.at)
+        return [
+            self.warn(
+                ("schedule", "at"),
+                f"`at` is ignored when `cron` is given: the campaign fires {fires}, "
+                f"never at {written}; remove `at` (or remove `cron` to send at {written})",
+            )
+        ]
+
+    def holiday_names(self) -> list[Problem]:
+        """Each name in ``schedule.holidays`` that names no holiday (it never matches a day)."""
+        c = self.campaign
+        if c.kind != "holiday" or c.schedule.holidays == "all":
+            return []
+        known = _holiday_names(self.diag.planner.calendar, self.today.year)
+        out = []
+        for i, name in enumerate(c.schedule.holidays):
+            wanted = name.strip()
+            if not wanted or any(k.startswith(wanted) for k in known):
+                continue
+            hint = _did_you_mean(wanted, {k: "holiday" for k in known})
+            out.append(
+                self.warn(
+                    ("schedule", "holidays", i),
+                    f"no holiday is called {name!r}{hint}: it matches no day; names: "
+                    f"{', '.join(known)} (or `all`)",
+                )
+            )
+        return out
 
     def past(self) -> list[Problem]:
         """A valid window (or every date of a once campaign) already over."""
@@ -286,6 +332,26 @@ class _CampaignCheck:
             return []
         message = f"sends nothing {span} ({first} to {last}): {reason.message}"
         return [self.warn(reason.loc, message)]
+
+
+def _holiday_names(calendar: WorkCalendar, year: int) -> list[str]:
+    """The holiday names of this year and the next (statutory, then the ops calendar's), as
+    ``schedule.holidays`` takes them: 春节 for 春节（补假）; days off swapped for a make-up
+    workday (休息日（由 … 调休）) are not holidays of their own."""
+    names: dict[str, None] = {}
+    day, end = date(year, 1, 1), date(year + 2, 1, 1)
+    while day < end:
+        for name in calendar.holiday_names(day):
+            base = name.split("（")[0].split("(")[0].strip()
+            if base and base != "休息日":
+                names[base] = None
+        day += timedelta(1)
+    return sorted(names, key=lambda n: (_HOLIDAY_ORDER.get(n, 99), n))
+
+
+_HOLIDAY_ORDER = {
+    n: i for i, n in enumerate(("元旦", "春节", "清明节", "劳动节", "端午节", "中秋节", "国庆节"))
+}
 
 
 def _window(campaign: Campaign, today: date) -> tuple[date, date, str]:

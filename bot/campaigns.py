@@ -305,7 +305,8 @@ class CampaignPlanner:
         reaching = everyone + tuple(c.id for c in some if self.ops.targets(c, group))
         key = (reaching, day)
         if key not in self._perks:
-            self._perks[key] = [p.as_context() for p in perk_calendar(self.ops, group, day)]
+            calendar = perk_calendar(self.ops, group, day, self.quiet)
+            self._perks[key] = [p.as_context() for p in calendar]
         return self._perks[key]
 
     def _perk_campaigns(self) -> tuple[tuple[str, ...], list[Campaign]]:

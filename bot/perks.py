@@ -6,10 +6,13 @@ Shown in every welcome, so newcomers know what to expect and when.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, time
 
+from bot.config import QuietHours
 from bot.opsdata.bundle import OpsData
 from bot.opsdata.models import WEEKDAY_ZH, WEEKDAYS, Campaign, WelfareGroup
+
+_CRON_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 # Every-day perks first, then weekly, monthly, holiday and one-off ones; by time within each.
 _KIND_ORDER = {
@@ -51,6 +54,48 @@ class Perk:
         }
 
 
+def cron_times(cron: str) -> list[time] | None:
+    """The times of day a crontab fires at (``"0 15 * * *"`` -> 15:00), when its minute and hour
+    fields are plain numbers or lists of them; None for steps, ranges and ``*`` (many times)."""
+    fields = cron.split()
+    if len(fields) != 5:
+        return None
+    try:
+        minutes = [int(x) for x in fields[0].split(",")]
+        hours = [int(x) for x in fields[1].split(",")]
+    except ValueError:
+        return None
+    if not all(0 <= m < 60 for m in minutes) or not all(0 <= h < 24 for h in hours):
+        return None
+    return sorted({time(h, m) for h in hours for m in minutes})
+
+
+def _cron_weekdays(cron: str) -> list[str] | None:
+    """The weekdays a crontab fires on when only its day-of-week field is restricted (``1-5``,
+    ``0,6``, ``mon-fri``; 0 and 7 are Sunday); None when it depends on the date."""
+    fields = cron.split()
+    if len(fields) != 5 or fields[2:4] != ["*", "*"]:
+        return None
+    if fields[4] == "*":
+        return list(WEEKDAYS)
+    found: set[int] = set()
+    for item in fields[4].lower().split(","):
+        ends = item.split("-")
+        if len(ends) > 2 or not all(e.isdigit() or e in _CRON_NAMES for e in ends):
+            return None  # steps and the like: the day is not worth guessing
+        # Crontab counts from Sunday (0 or 7); a range like 5-7 runs Friday to Sunday.
+        first, last = (
+            int(e) % 7 if e.isdigit() else _CRON_NAMES.index(e) for e in (ends[0], ends[-1])
+        )
+        day = first
+        while True:
+            found.add((day + 6) % 7)  # as an index into WEEKDAYS, which starts on Monday
+            if day == last:
+                break
+            day = (day + 1) % 7
+    return [WEEKDAYS[i] for i in sorted(found)]
+
+
 def describe_days(campaign: Campaign) -> str:
     """When a campaign fires, in the words members use (每天, 工作日, 周三, 每月5日、20日 …)."""
     s = campaign.schedule
@@ -63,9 +108,12 @@ def describe_days(campaign: Campaign) -> str:
         return "、".join(s.holidays)
     if campaign.kind == "once":
         return "、".join(f"{d.month}月{d.day}日" for d in s.dates)
-    if s.cron and not s.days:
-        return "不定期"
     days: list[str] = [d for d in WEEKDAYS if d in s.days] if s.days else list(WEEKDAYS)
+    if s.cron:
+        on = _cron_weekdays(s.cron)
+        if on is None:
+            return "不定期"
+        days = [d for d in days if d in on]
     if s.workdays_only and days in (list(WEEKDAYS), list(WEEKDAYS[:5])):
         return "工作日"
     if days == list(WEEKDAYS):
@@ -77,12 +125,31 @@ def describe_days(campaign: Campaign) -> str:
     return "、".join(WEEKDAY_ZH[d] for d in days)
 
 
-def perk_calendar(ops: OpsData, group: WelfareGroup, today: date) -> list[Perk]:
-    """The perks a group gets from the campaigns that reach it and are valid today or later."""
+def send_times(campaign: Campaign, quiet: QuietHours | None = None) -> list[time] | None:
+    """The times of day ``campaign`` sends at: its cron's when ``cron`` is given (it replaces
+    ``at``), else ``at``; without those a marketing campaign cannot send in ``quiet`` hours.
+    None when a cron's times cannot be listed."""
+    s = campaign.schedule
+    times = cron_times(s.cron) if s.cron else sorted(s.at)
+    if times is None or quiet is None or not campaign.marketing:
+        return times
+    return [t for t in times if not quiet.contains(t)]
+
+
+def perk_calendar(
+    ops: OpsData, group: WelfareGroup, today: date, quiet: QuietHours | None = None
+) -> list[Perk]:
+    """The perks a group gets from the campaigns that reach it and are valid today or later.
+
+    A marketing campaign whose every time falls in the ``quiet`` hours never sends, so it is
+    not advertised; times are the cron's when ``cron`` is given.
+    """
     perks: list[Perk] = []
+    timed = {c.id: send_times(c, quiet) for c in ops.campaigns.values()}
 
     def order(c: Campaign) -> tuple[int, str, str]:
-        first = min(c.schedule.at).strftime("%H:%M") if c.schedule.at else "99:99"
+        times = timed[c.id]
+        first = times[0].strftime("%H:%M") if times else "99:99"
         return _KIND_ORDER.get(c.kind, 9), first, c.id
 
     for c in sorted(ops.campaigns.values(), key=order):
@@ -90,6 +157,9 @@ def perk_calendar(ops: OpsData, group: WelfareGroup, today: date) -> list[Perk]:
             continue
         if c.valid.to is not None and c.valid.to < today:
             continue
-        times = "、".join(t.strftime("%H:%M") for t in c.schedule.at)
-        perks.append(Perk(describe_days(c), times, c.name, c.kind, c.id))
+        times = timed[c.id]
+        if times == []:
+            continue  # every time inside the quiet hours: it never sends
+        shown = "、".join(t.strftime("%H:%M") for t in times or ())
+        perks.append(Perk(describe_days(c), shown, c.name, c.kind, c.id))
     return perks

@@ -171,3 +171,24 @@ def test_a_disabled_campaign_is_quiet_but_its_target_typo_is_not(tmp_path: Path)
     assert found == [
         "extra.yaml:5:20: city '深证' matches no group (did you mean the city '深圳'?)"
     ]
+
+
+def test_at_beside_cron_is_ignored_and_said_so(tmp_path: Path) -> None:
+    (w,) = warnings_for(
+        tmp_path,
+        "id: tea\nname: 下午茶\nkind: daily\nschedule: {at: '10:30', cron: '0 15 * * *'}\n"
+        "template: daily.j2\ndata: {perk: x, app_entry: y}\n",
+    )
+    assert w.startswith("extra.yaml:4:16: `at` is ignored when `cron` is given"), w
+    assert "fires at 15:00, never at 10:30" in w
+
+
+def test_an_unknown_holiday_name_is_named_at_its_item(tmp_path: Path) -> None:
+    (w,) = warnings_for(
+        tmp_path,
+        "id: cny\nname: 春节\nkind: holiday\nschedule: {at: '13:00', holidays: [国庆节, 春节节]}\n"
+        "template: holiday.j2\ndata: {greeting: 你好, perk: x}\n",
+    )
+    assert w.startswith("extra.yaml:4:41: no holiday is called '春节节'"), w
+    assert "(did you mean the holiday '春节'?)" in w
+    assert "春节, 清明节" in w

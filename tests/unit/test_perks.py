@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
+from bot.campaigns import CampaignPlanner
+from bot.config import QuietHours
+from bot.opsdata import load_opsdata
 from bot.opsdata.models import Campaign
 from bot.perks import describe_days
+from tests.support import copy_ops
 
 
 def campaign(kind: str, **schedule) -> Campaign:  # noqa: ANN003
@@ -26,3 +31,32 @@ def test_days_are_described_as_people_say_them() -> None:
     assert describe_days(campaign("holiday", holidays=["春节"])) == "春节"
     assert describe_days(campaign("holiday", holidays="all")) == "法定节假日"
     assert describe_days(campaign("once", dates=[date(2026, 12, 12)])) == "12月12日"
+
+
+def test_a_cron_campaign_is_described_by_its_cron_days_and_times() -> None:
+    from bot.perks import send_times
+
+    c = campaign("daily", cron="0 15 * * 1-5")  # `at: 10:00` beside it is ignored
+    assert describe_days(c) == "周一至周五"
+    assert [t.strftime("%H:%M") for t in send_times(c) or []] == ["15:00"]
+    assert describe_days(campaign("daily", cron="30 9 1 * *")) == "不定期"
+
+
+def test_the_welcome_lists_the_cron_time_and_leaves_out_a_perk_that_never_fires(
+    tmp_path: Path,
+) -> None:
+    base = copy_ops(tmp_path)
+    (base / "campaigns" / "extra.yaml").write_text(
+        "campaigns:\n"
+        "  - {id: cron-and-at, name: 下午茶, kind: daily, template: daily.j2,\n"
+        "     schedule: {at: '10:30', cron: '0 15 * * *'}, data: {perk: x, app_entry: y}}\n"
+        "  - {id: late, name: 夜宵, kind: daily, template: daily.j2,\n"
+        "     schedule: {at: '23:00'}, data: {perk: x, app_entry: y}}\n",
+        encoding="utf-8",
+    )
+    ops = load_opsdata(base / "campaigns", base / "templates")
+    planner = CampaignPlanner(ops, QuietHours())
+    lines = [p["text"] for p in planner.perks(ops.groups["sz-futian-cbd"], date(2026, 12, 1))]
+    assert "每天 15:00 下午茶" in lines
+    assert not any("夜宵" in line for line in lines), lines
+    assert not any("不定期" in line for line in lines), lines
