@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from bot.campaigns import CampaignPlanner, merchant_categories
 from bot.diagnosis import CampaignDiagnosis, merchant_loc, midnight
+from bot.lottery.rules import draw_time_text, draw_weekday_and_time, lottery_spec
 from bot.opsdata.bundle import OpsData, Source
 from bot.opsdata.models import WEEKDAYS, Campaign, WelfareGroup
 from bot.opsdata.problems import Problem
@@ -68,7 +69,7 @@ class _CampaignCheck:
         return midnight(self.today)
 
     def run(self) -> list[Problem]:
-        out = self.targets() + self.cron_and_at()
+        out = self.targets() + self.cron_and_at() + self.draw_time()
         c = self.campaign
         if not c.enabled:
             return out  # sends nothing on purpose; a target typo is still worth fixing
@@ -185,6 +186,34 @@ class _CampaignCheck:
                 ("schedule", "at"),
                 f"`at` is ignored when `cron` is given: the campaign fires {fires}, "
                 f"never at {written}; remove `at` (or remove `cron` to send at {written})",
+            )
+        ]
+
+    def draw_time(self) -> list[Problem]:
+        """A lottery's ``data.draw_time`` text naming another weekday or time than ``draw_at``
+        (the announcement would promise a draw that happens at another time)."""
+        c = self.campaign
+        text = c.data.get("draw_time")
+        if c.kind != "lottery" or not isinstance(text, str) or "draw_at" not in c.data:
+            return []
+        try:
+            spec = lottery_spec(c.data)
+        except ValueError:
+            return []  # reported by the loader at `data.draw_at`
+        fire = self.diag.planner.next_fire(c, midnight(self.today))
+        if spec is None or fire is None:
+            return []
+        drawn = spec.draw_at(fire)
+        day, at = draw_weekday_and_time(text)
+        if (day is None or day == drawn.weekday()) and (at is None or at == drawn.time()):
+            return []
+        return [
+            self.warn(
+                ("data", "draw_time"),
+                f"says {text!r}, but the draw happens at draw_at {c.data['draw_at']!r} (e.g. "
+                f"the round announced {fire:%Y-%m-%d %H:%M} is drawn {draw_time_text(drawn)}): "
+                "print `{{ lottery.draw_time }}` in the template instead (it comes from "
+                "draw_at), or make the two agree",
             )
         ]
 

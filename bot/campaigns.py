@@ -19,6 +19,7 @@ from loguru import logger
 
 from bot.accounts import AccountMap
 from bot.config import AccountSettings, QuietHours
+from bot.lottery.rules import lottery_context
 from bot.opsdata.bundle import OpsData
 from bot.opsdata.models import WEEKDAYS, Campaign, WelfareGroup
 from bot.perks import perk_calendar
@@ -264,6 +265,9 @@ class CampaignPlanner:
                 limit=int(campaign.data.get("limit", self._merchant_limit)),
             )
 
+        # A lottery's draw time, from `data.draw_at` as its round is drawn (bot.lottery).
+        lottery = lottery_context(campaign.data, fire_at) if campaign.kind == "lottery" else None
+
         def build(group: WelfareGroup) -> dict[str, Any] | None:
             merchants: list[dict[str, Any]] = []
             if near is not None:
@@ -280,7 +284,7 @@ class CampaignPlanner:
                 ]
                 if not merchants:
                     return None
-            return {
+            ctx = {
                 "group": group_context(group),
                 "campaign": dict(identity),
                 "data": campaign.data,
@@ -289,6 +293,9 @@ class CampaignPlanner:
                 "members": [],
                 "perks": self.perks(group, day),
             }
+            if lottery is not None:
+                ctx["lottery"] = lottery
+            return ctx
 
         self._occurrence = (campaign, fire_at, build)
         return build

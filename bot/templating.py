@@ -22,6 +22,7 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.runtime import LoopContext, missing
 from jinja2.sandbox import SandboxedEnvironment
 
+from bot.lottery.rules import lottery_context
 from bot.opsdata.bundle import OpsData
 from bot.opsdata.models import WEEKDAY_ZH, WEEKDAYS, Campaign
 from bot.opsdata.problems import Problem, did_you_mean
@@ -314,7 +315,10 @@ def sample_context(
         group = {"id": g.id, "name": g.name, "city": g.city, "district": g.district}
         group["tags"] = list(g.tags)
     identity = {"id": campaign.id, "name": campaign.name, "kind": campaign.kind}
-    return _sample(group, identity, dict(campaign.data), now)
+    sample = _sample(group, identity, dict(campaign.data), now)
+    if campaign.kind == "lottery":
+        sample["lottery"] = lottery_context(campaign.data, sample["now"])
+    return sample
 
 
 def _sample(

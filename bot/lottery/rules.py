@@ -19,7 +19,16 @@ from typing import Any
 from scheduler.clock import SHANGHAI
 from scheduler.durations import parse_duration, parse_time_of_day
 
-__all__ = ["LotterySpec", "draw", "lottery_spec", "seed_of", "ticket"]
+__all__ = [
+    "LotterySpec",
+    "draw",
+    "draw_time_text",
+    "draw_weekday_and_time",
+    "lottery_context",
+    "lottery_spec",
+    "seed_of",
+    "ticket",
+]
 
 KEYWORD_MAX = 20
 LONGEST_WAIT = timedelta(days=30)
@@ -126,6 +135,50 @@ def _draw_at(value: Any) -> tuple[timedelta | None, int | None, time | None]:
     if not timedelta(0) < after <= LONGEST_WAIT:
         raise ValueError(f"`data.draw_at` must be more than 0 and at most {LONGEST_WAIT.days}d")
     return after, None, None
+
+
+_WEEKDAY_ZH = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
+
+
+def draw_time_text(at: datetime) -> str:
+    """A draw time as the announcement prints it: ``12月6日（周日）20:00``."""
+    local = at.astimezone(SHANGHAI)
+    return f"{local.month}月{local.day}日（{_WEEKDAY_ZH[local.weekday()]}）{local:%H:%M}"
+
+
+def lottery_context(data: Mapping[str, Any], occurrence: datetime) -> dict[str, Any]:
+    """The ``lottery`` value a lottery campaign's template sees at ``occurrence``.
+
+    ``keyword`` (empty when the campaign only announces), ``draw_at`` (an aware datetime, or
+    None) and ``draw_time`` (``12月6日（周日）20:00``, or empty): computed from ``data.draw_at``
+    exactly as the round's draw is, so the announcement cannot promise another time.
+    """
+    try:
+        spec = lottery_spec(data)
+    except ValueError:  # reported by `qunfu check`; the announcement still goes out
+        spec = None
+    if spec is None:
+        return {"keyword": "", "draw_at": None, "draw_time": ""}
+    at = spec.draw_at(occurrence)
+    return {"keyword": spec.keyword, "draw_at": at, "draw_time": draw_time_text(at)}
+
+
+def draw_weekday_and_time(text: str) -> tuple[int | None, time | None]:
+    """The weekday (0 = Monday) and time of day free text names, e.g. ``周日 20:00`` or
+    ``星期六晚上8点`` -> (6, 20:00) / (5, None); None for what it does not name."""
+    day = None
+    m = re.search(r"(?:周|星期|礼拜)([一二三四五六日天])", text)
+    if m:
+        day = "一二三四五六日".index(m.group(1).replace("天", "日"))
+    else:
+        m = re.search(r"\b(mon|tue|wed|thu|fri|sat|sun)", text.lower())
+        if m:
+            day = _DAYS[m.group(1)]
+    at = None
+    t = re.search(r"(\d{1,2})[:：](\d{2})", text)
+    if t and int(t.group(1)) < 24 and int(t.group(2)) < 60:
+        at = time(int(t.group(1)), int(t.group(2)))
+    return day, at
 
 
 def seed_of(campaign_id: str, occurrence: datetime, committed: str) -> str:

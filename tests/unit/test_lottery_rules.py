@@ -78,3 +78,49 @@ def test_a_bad_draw_at_is_located_at_its_key(tmp_path: Path) -> None:
     )
     problems = read_opsdata(tmp_path / "campaigns", tmp_path / "templates").problems
     assert any(":8:3:" in str(p) and "draw_at" in str(p) for p in problems), problems
+
+
+def test_the_announcements_draw_time_comes_from_draw_at() -> None:
+    from bot.lottery.rules import lottery_context
+
+    ctx = lottery_context({"keyword": "抽奖", "draw_at": "sat 20:00"}, FRI_19)
+    assert ctx["keyword"] == "抽奖"
+    assert ctx["draw_at"] == datetime(2026, 12, 5, 20, 0, tzinfo=SHANGHAI)
+    assert ctx["draw_time"] == "12月5日（周六）20:00"
+    assert lottery_context({"how": "x"}, FRI_19) == {
+        "keyword": "",
+        "draw_at": None,
+        "draw_time": "",
+    }
+
+
+def test_the_shipped_announcement_says_how_to_enter_once_and_when_draw_at_draws() -> None:
+    from bot.campaigns import CampaignPlanner
+    from bot.config import QuietHours
+    from bot.opsdata import load_opsdata
+    from tests.support import ROOT
+
+    ops = load_opsdata(ROOT / "campaigns", ROOT / "templates")
+    planner = CampaignPlanner(ops, QuietHours())
+    (d,) = planner.deliveries(
+        ops.campaigns["friday-lottery"], FRI_19, [ops.groups["sz-nanshan-kjy"]]
+    )
+    assert d.text.count("抽奖」即可报名") == 1 and "“抽奖”" not in d.text, d.text
+    assert "开奖时间：12月6日（周日）20:00" in d.text
+
+
+def test_a_draw_time_text_that_disagrees_with_draw_at_is_a_warning(tmp_path: Path) -> None:
+    from bot.campaign_warnings import campaign_warnings
+    from bot.opsdata import load_opsdata
+    from tests.support import bot_settings, copy_ops
+
+    base = copy_ops(tmp_path)
+    path = base / "campaigns" / "lottery.yaml"
+    text = path.read_text(encoding="utf-8").replace('"sun 20:00"', '"sat 20:00"')
+    path.write_text(text + "  draw_time: 周日 20:00\n", encoding="utf-8")
+    ops = load_opsdata(base / "campaigns", base / "templates")
+    found = campaign_warnings(ops, bot_settings(base), FRI_19 - timedelta(days=3))
+    (w,) = [p for p in found if "draw_time" in p.message or "draw_at" in p.message]
+    assert w.line == text.count("\n") + 1 and w.col == 14
+    assert "says '周日 20:00', but the draw happens at draw_at 'sat 20:00'" in w.message
+    assert "12月5日（周六）20:00" in w.message
