@@ -53,7 +53,57 @@ def campaign_warnings(ops: OpsData, settings: Settings, now: datetime) -> list[P
             continue
         found += _CampaignCheck(diag, campaign, source, today, planner.renderer).run()
     found += _overlaps(diag, ops, today)
+    found += _welcome_clashes(diag, ops, settings.welcome.campaign)
     return found
+
+
+def _welcome_clashes(diag: CampaignDiagnosis, ops: OpsData, chosen: str | None) -> list[Problem]:
+    """Welcome campaigns a group never gets because another one reaches it first.
+
+    A joining group gets one welcome: ``welcome.campaign`` in config.yaml when set, else the
+    first by id of the enabled welcomes reaching it that day (:meth:`WelcomeService.
+    welcome_campaign`). Each other welcome reaching the same groups in overlapping valid windows
+    is reported at its own ``id``, naming the one used.
+    """
+    welcomes = [c for c in ops.campaigns_of_kind("welcome") if c.id in ops.campaign_sources]
+    out = []
+    for i, c in enumerate(welcomes):
+        source = ops.campaign_sources[c.id]
+        if chosen is not None:
+            if c.id != chosen and chosen in ops.campaigns:
+                out.append(
+                    source.warning(
+                        ("id",),
+                        f"welcome.campaign in config.yaml is {chosen!r}: this welcome is "
+                        "never sent",
+                    )
+                )
+            continue
+        reached = {g.id for g in diag.planner.targets(c)}
+        for first in welcomes[:i]:
+            if not _windows_meet(first, c):
+                continue
+            shared = sorted(reached & {g.id for g in diag.planner.targets(first)})
+            if not shared:
+                continue
+            shown = ", ".join(shared[:_EXAMPLES]) + (", …" if len(shared) > _EXAMPLES else "")
+            out.append(
+                source.warning(
+                    ("id",),
+                    f"welcome {first.id!r} also reaches {len(shared)} of its group(s) "
+                    f"({shown}): newcomers there get {first.id!r} (the first by id) and never "
+                    "this one; narrow the targets, or set welcome.campaign in config.yaml",
+                )
+            )
+            break
+    return out
+
+
+def _windows_meet(a: Campaign, b: Campaign) -> bool:
+    """True when the valid windows of ``a`` and ``b`` share a day."""
+    starts = [d for d in (a.valid.from_, b.valid.from_) if d is not None]
+    ends = [d for d in (a.valid.to, b.valid.to) if d is not None]
+    return not starts or not ends or max(starts) <= min(ends)
 
 
 @dataclass

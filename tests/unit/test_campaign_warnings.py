@@ -192,3 +192,27 @@ def test_an_unknown_holiday_name_is_named_at_its_item(tmp_path: Path) -> None:
     assert w.startswith("extra.yaml:4:41: no holiday is called '春节节'"), w
     assert "(did you mean the holiday '春节'?)" in w
     assert "春节, 清明节" in w
+
+
+def test_a_second_welcome_for_the_same_groups_says_which_one_is_sent(tmp_path: Path) -> None:
+    (w,) = warnings_for(
+        tmp_path, "id: a-welcome\nname: 第二个欢迎\nkind: welcome\ntemplate: welcome.j2\n"
+    )
+    assert w.startswith("welcome.yaml:"), w
+    assert "welcome 'a-welcome' also reaches 15 of its group(s)" in w
+    assert "newcomers there get 'a-welcome' (the first by id) and never this one" in w
+
+
+def test_welcomes_for_different_groups_do_not_clash(tmp_path: Path) -> None:
+    base = copy_ops(tmp_path)
+    path = base / "campaigns" / "welcome.yaml"
+    path.write_text(
+        path.read_text(encoding="utf-8") + "targets: {cities: [深圳]}\n", encoding="utf-8"
+    )
+    (base / "campaigns" / "sh.yaml").write_text(
+        "id: a-welcome\nname: 上海欢迎\nkind: welcome\ntemplate: welcome.j2\n"
+        "targets: {cities: [上海]}\n",
+        encoding="utf-8",
+    )
+    ops = load_opsdata(base / "campaigns", base / "templates")
+    assert campaign_warnings(ops, bot_settings(base), NOW) == []
