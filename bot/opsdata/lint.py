@@ -55,3 +55,12 @@ def _capacity(ops: OpsData, settings: Settings, now: datetime) -> list[Problem]:
 
 
 CHECKS.append(_capacity)
+
+
+def _unreachable_escalations(ops: OpsData, settings: Settings, now: datetime) -> list[Problem]:
+    from bot.opsdata.directory_warnings import unreachable_escalations
+
+    return unreachable_escalations(ops, settings, now)
+
+
+CHECKS.append(_unreachable_escalations)
