@@ -181,6 +181,7 @@ def read_opsdata(campaigns_dir: Path, templates_dir: Path) -> LoadedOpsData:
     found.problems += _unknown_managers(
         [*unique["groups"].values(), *broken["groups"]], managers_known
     )
+    found.problems += _duplicate_questions(found.of("faq"))
     campaigns = {k: f for k, f in unique["campaigns"].items() if k not in missing}
     referral, calendar = single["referral"], single["calendar"]
     ops = OpsData(
@@ -208,6 +209,28 @@ def read_opsdata(campaigns_dir: Path, templates_dir: Path) -> LoadedOpsData:
     for section, entities in unique.items():
         written.setdefault(section, frozenset(entities))
     return LoadedOpsData(ops, problems, written)
+
+
+def _duplicate_questions(entries: list[_Found]) -> list[Problem]:
+    """A warning at each FAQ question written again (same text, spaces aside), naming where it
+    was first written: only one of the two answers can ever be given."""
+    first: dict[str, _Found] = {}
+    out = []
+    for f in entries:
+        key = "".join(str(f.value.question).split())
+        seen = first.setdefault(key, f)
+        if seen is f:
+            continue
+        line, _ = seen.doc.value_pos(seen.loc + ("question",))
+        where = f"line {line}" if seen.doc.path == f.doc.path else f"{seen.doc.path.name}:{line}"
+        out.append(
+            f.doc.warning(
+                f.loc + ("question",),
+                f"the same question is already in the FAQ at {where}: only one of the two "
+                "answers is ever given; merge them, or reword one",
+            )
+        )
+    return out
 
 
 def load_templates(templates_dir: Path) -> tuple[dict[str, str], list[Problem]]:
