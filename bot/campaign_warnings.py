@@ -172,6 +172,11 @@ class _CampaignCheck:
                 out.append(
                     self.warn(("targets", field, i), f"{label} {value!r} matches no group{hint}")
                 )
+        # Only unknown ids in `targets.groups`: the loader's error says so; "match all of these
+        # cities, districts and tags together" would point at criteria never written.
+        only_groups = not (t.cities or t.districts or t.tags)
+        if only_groups and any(g not in ids for g in t.groups):
+            return out
         if not out and not t.is_everyone() and not self.diag.planner.targets(self.campaign):
             out.append(
                 self.warn(

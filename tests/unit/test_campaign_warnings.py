@@ -216,3 +216,18 @@ def test_welcomes_for_different_groups_do_not_clash(tmp_path: Path) -> None:
     )
     ops = load_opsdata(base / "campaigns", base / "templates")
     assert campaign_warnings(ops, bot_settings(base), NOW) == []
+
+
+def test_an_unknown_group_id_alone_is_not_also_a_criteria_warning(tmp_path: Path) -> None:
+    from bot.opsdata.loader import read_opsdata
+
+    base = copy_ops(tmp_path)
+    (base / "campaigns" / "extra.yaml").write_text(
+        "id: one-group\nname: 单群\nkind: daily\ntargets: {groups: [sz-no-such-group]}\n"
+        "schedule: {at: '13:00'}\ntemplate: daily.j2\ndata: {perk: x, app_entry: y}\n",
+        encoding="utf-8",
+    )
+    loaded = read_opsdata(base / "campaigns", base / "templates")
+    assert any("sz-no-such-group" in p.message for p in loaded.errors), loaded.problems
+    found = campaign_warnings(loaded.ops, bot_settings(base), NOW)
+    assert not [p for p in found if "cities, districts and tags" in p.message], found
