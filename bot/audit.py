@@ -10,6 +10,9 @@ Rows are streamed, never read all at once: a million-row audit log costs a curso
 small buffer. Sent rows come through ``ix_outbox_sent_at`` in time order, the few others by
 ``not_before``, and the two are merged; ``--group`` reads ``ix_outbox_group_id`` instead. Texts
 are shown masked (card, ID and phone numbers) and cut short.
+
+``--group`` is the rows' ``group_id``: private messages about a group carry it too (a ticket's
+sends, and the answers to a manager's ``#n`` commands on it: :meth:`bot.tickets.TicketDesk._tell`).
 """
 
 from __future__ import annotations

@@ -308,15 +308,17 @@ class TicketDesk:
         ticket = self._repo.get(number)
         problem = self._refusal(ticket, number, contact_id, body)
         if problem is not None:
-            self._tell(contact_id, problem, at, f"{key}:refused")
+            group = ticket.group_id if ticket is not None else None
+            self._tell(contact_id, problem, at, f"{key}:refused", group)
             return "refused"
         assert ticket is not None
         if body == "关闭":
             if not self._repo.resolve(number, contact_id, at):  # closed meanwhile by someone else
-                self._tell(contact_id, _ALREADY_CLOSED.format(number=number), at, f"{key}:refused")
+                closed = _ALREADY_CLOSED.format(number=number)
+                self._tell(contact_id, closed, at, f"{key}:refused", ticket.group_id)
                 return "refused"
             logger.bind(ticket=number, by=mask(contact_id)).info("ticket resolved")
-            self._tell(contact_id, f"工单 #{number} 已关闭。", at, f"{key}:closed")
+            self._tell(contact_id, f"工单 #{number} 已关闭。", at, f"{key}:closed", ticket.group_id)
             return "resolved"
         self._relay(ticket, contact_id, body, at, key)
         return "relayed"
@@ -515,11 +517,17 @@ class TicketDesk:
             account=self._account,
         )
 
-    def _tell(self, contact: str, text: str, at: datetime, key: str) -> None:
+    def _tell(
+        self, contact: str, text: str, at: datetime, key: str, group: str | None = None
+    ) -> None:
+        """A private answer to a staff command; ``group``: the group of the ticket it is about,
+        so ``qunfu audit --group`` shows it with the rest of that ticket (None: the list, help).
+        """
         item = OutboxItem(
             key=key,
             action=Say(contact_conv(contact), text),
             not_before=at,
+            group_id=group,
             account=self._account,
             reason="command:tickets",  # answers to managers' 工单 / #n commands
         )

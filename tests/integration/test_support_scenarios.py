@@ -58,3 +58,27 @@ def test_support_scenario_does_what_its_expectations_say(name: str) -> None:
     for rule in expected.get("count", []):
         n = sum(rule["has"] in r["text"] for r in says)
         assert n == rule["n"], f"{rule}: {n}\n{shown}"
+
+
+def test_audit_of_a_group_keeps_the_managers_ticket_commands_about_it(tmp_path: Path) -> None:
+    db = tmp_path / "sim.db"
+    played = runner.invoke(
+        app, ["simulate", str(SCENARIOS / "ticket_loop.yaml"), "--json", "--keep-db", str(db)]
+    )
+    assert played.exit_code == 0, played.output
+    config = tmp_path / "config.yaml"
+    config.write_text(f"database: {{url: 'sqlite:///{db}'}}\n", encoding="utf-8")
+    result = runner.invoke(
+        app, ["audit", "--config", str(config), "--json", "--group", "sz-nanshan-kjy"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    commands = [r for r in rows if r["reason"] == "command:tickets"]
+    texts = [r["text"] for r in commands]
+    # Closing #1, closing it again, a reply to it once closed, a reply by someone else.
+    assert any("工单 #1 已关闭。" in t for t in texts), texts
+    assert any("之前已经关闭" in t for t in texts) and any("无法再回复" in t for t in texts)
+    assert any(r["to"] == "contact:wxid_cm_wang" and "不是转给您的" in r["text"] for r in commands)
+    assert all(r["group"] == "sz-nanshan-kjy" for r in rows)
+    # The 工单 list (any group), the help text and an unknown number belong to no group.
+    assert not any("您有 1 个" in t or "没有找到工单" in t or "回复工单请用" in t for t in texts)
