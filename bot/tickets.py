@@ -263,7 +263,7 @@ class TicketDesk:
             )
             for c in to
         ]
-        notice = self._member_notice(ticket, manager, esc.at)
+        notice = self._member_notice(ticket, manager, esc.at) if to else self._nobody_notice(ticket)
         items.append(
             self._item(
                 f"ticket:{ticket.number}:ack",
@@ -274,6 +274,26 @@ class TicketDesk:
         )
         self._outbox.enqueue(items)
         return ticket
+
+    def _nobody_notice(self, ticket: Ticket) -> str:
+        """What a member is told when no manager and no ops contact can take the ticket: the
+        truth (it is recorded, nobody has it yet) and how to reach the bank meanwhile."""
+        hotline = self.settings.hotline.strip()
+        reach = (
+            f"拨打官方客服热线 {hotline}，或通过手机银行App在线客服、前往本行网点"
+            if hotline
+            else "通过手机银行App在线客服或前往本行网点"
+        )
+        if ticket.priority == "high":
+            return (
+                "您反映的情况很重要，但目前暂时没有工作人员能接手"
+                f"（已登记为工单 #{ticket.number}）。"
+                f"如涉及盗刷、挂失等紧急情况，请立即{reach}办理。"
+            )
+        return (
+            f"抱歉，目前暂时没有工作人员能接手您的问题（已登记为工单 #{ticket.number}）。"
+            f"如需帮助，请{reach}咨询。"
+        )
 
     def _member_notice(self, ticket: Ticket, manager: CustomerManager | None, at: datetime) -> str:
         who = f"本群客户经理{manager.name}" if manager is not None else "人工客服"
@@ -381,7 +401,9 @@ class TicketDesk:
         return "工作人员"
 
     def _listing(self, contact: str, at: datetime) -> str:
-        tickets = self._repo.unresolved_for(contact, _LIST_LIMIT)
+        # An ops contact also sees the tickets that reached nobody (opened before any was set).
+        unassigned = contact in self._ops_contacts
+        tickets = self._repo.unresolved_for(contact, _LIST_LIMIT, unassigned=unassigned)
         if not tickets:
             return "您目前没有待处理的工单。"
         groups = self._ops().groups

@@ -126,18 +126,22 @@ class TicketRepo(_Repo):
             stays = MembershipRepo(s).history(ticket.group_id, ticket.member_id)
         return bool(stays) and all(stay.left_at is not None for stay in stays)
 
-    def unresolved_for(self, contact: str, limit: int = 20) -> list[Ticket]:
-        """Unresolved tickets ``contact`` manages or was escalated to, oldest first."""
+    def unresolved_for(
+        self, contact: str, limit: int = 20, *, unassigned: bool = False
+    ) -> list[Ticket]:
+        """Unresolved tickets ``contact`` manages or was escalated to, oldest first; with
+        ``unassigned`` (an ops contact asking) also those nobody was given (no manager, no ops
+        contact when they were opened)."""
+        mine = [
+            TICKETS.c.manager_contact == contact,
+            TICKETS.c.escalated_to.like(f"%|{_like_escape(contact)}|%", escape="\\"),
+        ]
+        if unassigned:
+            mine.append(sa.and_(TICKETS.c.manager_contact.is_(None), TICKETS.c.escalated_to == ""))
         with self._session() as s:
             rows = s.execute(
                 sa.select(TICKETS)
-                .where(
-                    TICKETS.c.status.in_(_UNRESOLVED),
-                    sa.or_(
-                        TICKETS.c.manager_contact == contact,
-                        TICKETS.c.escalated_to.like(f"%|{_like_escape(contact)}|%", escape="\\"),
-                    ),
-                )
+                .where(TICKETS.c.status.in_(_UNRESOLVED), sa.or_(*mine))
                 .order_by(TICKETS.c.id)
                 .limit(limit)
             ).all()

@@ -41,7 +41,15 @@ def _matches(record: dict[str, Any], want: dict[str, Any]) -> bool:
 
 
 @pytest.mark.parametrize(
-    "name", ["ticket_loop", "ticket_sla", "ticket_hours", "ticket_sensitive", "ticket_left"]
+    "name",
+    [
+        "ticket_loop",
+        "ticket_sla",
+        "ticket_hours",
+        "ticket_sensitive",
+        "ticket_left",
+        "ticket_nobody",
+    ],
 )
 def test_support_scenario_does_what_its_expectations_say(name: str) -> None:
     expected = YAML(typ="safe").load((SCENARIOS / f"{name}.expected.yaml").read_text("utf-8"))

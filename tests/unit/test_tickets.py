@@ -133,3 +133,14 @@ def test_a_member_has_left_only_when_the_ledger_shows_them_gone(tmp_path: Path) 
     assert repo.member_left(ticket)
     stays.join("g1", Person("u1", "张三"), T0 + timedelta(minutes=9))  # back again
     assert not repo.member_left(ticket)
+
+
+def test_ops_contacts_list_the_tickets_that_reached_nobody(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/t.db"
+    upgrade(url)
+    repo = TicketRepo(make_engine(url))
+    nobody, _ = repo.open(_values("msg:nobody"))
+    managed, _ = repo.open({**_values("msg:cm"), "manager_contact": "cm"})
+    assert [t.number for t in repo.unresolved_for("ops")] == []
+    assert [t.number for t in repo.unresolved_for("ops", unassigned=True)] == [nobody.number]
+    assert [t.number for t in repo.unresolved_for("cm")] == [managed.number]
