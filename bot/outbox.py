@@ -48,7 +48,7 @@ from sqlmodel import Session, col, select
 
 from bot.config import AccountSettings, OutboxSettings, QuietHours
 from bot.events import Action, Invite, Remove, Say, room_conv
-from bot.gateways.base import ChatGateway, DeliveryUnknown, GatewayError
+from bot.gateways.base import ChatGateway, DeliveryUnknown, GatewayError, Undeliverable
 from bot.pacing import Pacer
 from bot.retry import DEFAULT_POLICY, RetryPolicy
 from bot.wakeups import notify
@@ -647,6 +647,9 @@ class Outbox:
             return await self._off_loop(self._finish, row.id, "uncertain", last_error=_error(exc))
         except GatewayError as exc:
             return await self._off_loop(self._failed_attempt, row, exc, log)
+        except Undeliverable as exc:  # permanent: no retry can help, and nothing was sent
+            log.error("outbox: cannot be delivered: {}; marked failed", _error(exc))
+            return await self._off_loop(self._finish, row.id, "failed", last_error=_error(exc))
         except Exception as exc:
             # Not a known transient failure: the platform may or may not have acted.
             log.opt(exception=exc).error("outbox: unexpected gateway error; marked uncertain")

@@ -203,14 +203,23 @@ class Simulation:
         self._webhooks: list[tuple[int, WebhookCall]] = []
 
     async def run(self) -> list[Transcribed]:
-        """Play every step; return the transcript."""
+        """Play every step; return the transcript. A send to a contact or room the scenario
+        never introduced is an error at the step during which it was made (each recipient
+        once, all of them reported after the last step)."""
+        unknown: dict[str, Problem] = {}
         try:
             for i, step in enumerate(self.scenario.steps):
+                line, col = self._positions[i] if i < len(self._positions) else (1, 1)
                 try:
                     await self._play(step)
                 except (UnknownPeer, ValueError) as exc:
-                    line, col = self._positions[i] if i < len(self._positions) else (1, 1)
                     raise OpsDataError([Problem(self.path, line, col, str(exc))]) from exc
+                for refused in self.gateway.undeliverable:
+                    message = f"{refused} (a send made during this step)"
+                    unknown.setdefault(refused.ident, Problem(self.path, line, col, message))
+                self.gateway.undeliverable.clear()
+            if unknown:
+                raise OpsDataError(list(unknown.values()))
         finally:
             self.bot.close()
             self._tmp.cleanup()

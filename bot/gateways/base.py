@@ -20,6 +20,13 @@ class DeliveryUnknown(GatewayError):
     """
 
 
+class Undeliverable(RuntimeError):
+    """The platform can never carry out this action as asked (no such contact or room): trying
+    again cannot help. The outbox records the send ``failed`` at once with this reason, without
+    spending retries; a fault that may pass is a :class:`GatewayError` instead.
+    """
+
+
 @runtime_checkable
 class ChatGateway(Protocol):
     """A chat platform as the domain sees it: a stream of events and a few actions.

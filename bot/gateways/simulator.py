@@ -28,12 +28,29 @@ from bot.events import (
     SentAction,
     parse_conv,
 )
-from bot.gateways.base import GatewayError
+from bot.gateways.base import GatewayError, Undeliverable
 from scheduler.clock import Clock
 
 
 class UnknownPeer(ValueError):
     """A scripted step named a room or contact the simulator does not know."""
+
+
+class UnknownRecipient(Undeliverable):
+    """The bot sent to a contact or room the simulator does not know: a scenario (or demo) that
+    never introduced them. Permanent: the outbox marks the send failed, and ``qunfu simulate``
+    reports it at the step during which it happened."""
+
+    def __init__(self, kind: str, ident: str) -> None:
+        self.kind, self.ident = kind, ident
+        fix = (
+            f"add a `contact` step for {ident}"
+            if kind == "contact"
+            else "only groups of the groups directory are rooms"
+        )
+        super().__init__(
+            f"the bot sent to {kind} {ident!r}, which the simulator does not know: {fix}"
+        )
 
 
 class Roster(Protocol):
@@ -105,6 +122,8 @@ class SimulatorGateway:
         self._listeners: list[Callable[[SentAction], None]] = []
         self._event_listeners: list[Callable[[Event], None]] = []
         self.fail_next: int = 0  # tests: make the next N actions fail as if the platform refused
+        # Sends to people or rooms nobody introduced, in order (qunfu simulate reports them).
+        self.undeliverable: list[UnknownRecipient] = []
         # Each bot account is a simulated bot of its own; the first is the one people talk to.
         self.accounts: dict[str, SimAccount] = {bot_id: SimAccount(self, bot_id, bot_name)}
         self._roster: Roster | None = None  # set by restore_lazily
@@ -264,16 +283,11 @@ class SimulatorGateway:
         if self.fail_next > 0:
             self.fail_next -= 1
             raise GatewayError("simulated platform refusal")
-        if isinstance(action, Say):
-            kind, ident = parse_conv(action.to)
-            if kind == "room":
-                self.room(ident)
-            else:
-                self.person(ident)
-        elif isinstance(action, Invite):
-            # An invitation is not a join: the person joins when they accept (a `join` step).
-            self.room(action.room)
-            self.person(action.contact)
+        try:
+            self._check_recipients(action)
+        except UnknownRecipient as exc:
+            self.undeliverable.append(exc)
+            raise
         sent = SentAction(self._clock.now(), action, account=account)
         self.transcript.append(sent)
         for listener in self._listeners:
@@ -282,6 +296,28 @@ class SimulatorGateway:
             # The platform reports a removal like any other leave (Wechaty's room-leave with a
             # remover), so memberships and member counts follow it.
             self.leave(action.room, [action.contact])
+
+    def _check_recipients(self, action: Action) -> None:
+        """:class:`UnknownRecipient` unless the platform knows whom ``action`` is for."""
+        if isinstance(action, Say):
+            kind, ident = parse_conv(action.to)
+            rooms = [ident] if kind == "room" else []
+            people = [] if kind == "room" else [ident]
+        elif isinstance(action, Invite):
+            # An invitation is not a join: the person joins when they accept (a `join` step).
+            rooms, people = [action.room], [action.contact]
+        else:
+            return
+        for room in rooms:
+            try:
+                self.room(room)
+            except UnknownPeer:
+                raise UnknownRecipient("room", room) from None
+        for person in people:
+            try:
+                self.person(person)
+            except UnknownPeer:
+                raise UnknownRecipient("contact", person) from None
 
     async def room_qrcode(self, room_id: str) -> str:
         """A stable fake QR payload for a room."""
