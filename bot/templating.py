@@ -384,7 +384,10 @@ def context_shape(context: Mapping[str, Any], *, any_data: bool = False) -> Reco
 def _generic_shape(now: datetime) -> Record:
     """The context any campaign provides, whatever its data (for templates no campaign uses)."""
     identity = {"id": "sample", "name": "示例", "kind": "daily"}
-    return context_shape(_sample(_SAMPLE_GROUP, identity, {}, now), any_data=True)
+    sample = _sample(_SAMPLE_GROUP, identity, {}, now)
+    # A template nobody uses yet may be meant for a lottery: its own value is allowed too.
+    sample["lottery"] = lottery_context({"keyword": "抽奖", "draw_at": "sun 20:00"}, now)
+    return context_shape(sample, any_data=True)
 
 
 def template_data_use(opsdata: OpsData, name: str, now: datetime) -> TemplateUse | None:

@@ -114,3 +114,17 @@ def test_a_broken_welcome_campaign_is_not_also_called_unknown(deployment: Path) 
 def test_a_missing_config_file_is_the_only_problem(tmp_path: Path) -> None:
     (p,) = check_all(tmp_path / "config.yaml", NOW)
     assert (p.line, p.col, p.message) == (1, 1, "config file not found")
+
+
+def test_the_shipped_lottery_template_passes_where_no_lottery_campaign_uses_it(
+    tmp_path: Path,
+) -> None:
+    # A lottery template reads its own value, `lottery`; a deployment that has the template
+    # but no lottery campaign (yet) must not fail `check` on it.
+    root = Path(__file__).resolve().parents[2]
+    deploy = tmp_path / "deploy"
+    shutil.copytree(root / "campaigns", deploy / "campaigns")
+    shutil.copytree(root / "templates", deploy / "templates")
+    shutil.copy(root / "config.yaml", deploy / "config.yaml")
+    (deploy / "campaigns" / "lottery.yaml").unlink()
+    assert errors(deploy / "config.yaml") == []
