@@ -17,7 +17,7 @@ from typing import Any
 from loguru import logger
 
 from bot.privacy import mask_text
-from scheduler.clock import SHANGHAI
+from scheduler.clock import SHANGHAI, Clock
 
 # An ISO-8601 time written in UTC (`+00:00` or `Z`), as datetime.isoformat() and str() give it.
 _UTC_ISO = re.compile(
@@ -60,9 +60,25 @@ def _timespec(clock: str) -> str:
     return "seconds" if clock.count(":") == 2 else "minutes"
 
 
+# The bot's clock when it is not the machine's (a simulation's virtual clock): log lines then
+# carry the time the bot lives in, so they read beside its transcript.
+_bot_clock: Clock | None = None
+
+
+def follow_clock(clock: Clock | None) -> None:
+    """Stamp log records with ``clock``'s time instead of the machine's (None: the machine's).
+    A simulation or the demo follows its virtual clock; a live bot needs nothing."""
+    global _bot_clock
+    _bot_clock = clock
+
+
 def _patch_record(record: Any) -> None:
     # The record's own time may be the machine's zone (loguru uses local time).
-    record["time"] = in_shanghai(record["time"])
+    clock = _bot_clock
+    at = record["time"]
+    if clock is not None:
+        at = at + (clock.now() - at)  # shifted, not replaced: loguru formats its own type
+    record["time"] = in_shanghai(at)
     record["message"] = mask_text(shanghai_text(record["message"]))
     for key, value in list(record["extra"].items()):
         if isinstance(value, datetime):

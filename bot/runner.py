@@ -24,7 +24,7 @@ from bot.config import Settings
 from bot.console import TerminalConsole
 from bot.gateways.simulator import SimulatorGateway, UnknownPeer
 from bot.leases import DatabaseInUse, hold_database
-from bot.logs import setup_logging
+from bot.logs import follow_clock, setup_logging
 from bot.simulation import Scenario, action_record, apply_people_step, load_scenario
 from scheduler.clock import Clock, RealClock, ScaledClock, aware
 
@@ -74,6 +74,7 @@ async def _run_simulator(settings: Settings, source) -> None:  # noqa: ANN001
     gateway = SimulatorGateway(clock, settings.bot.id, settings.bot.name)
     for account in settings.bot_accounts():  # each account a simulated bot
         gateway.add_account(account.id, account.name)
+    follow_clock(clock)  # log lines in the simulated world's time, as the console shows
     console = TerminalConsole(gateway)
     db_url = settings.database.url
     if demo is not None:

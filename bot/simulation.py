@@ -23,6 +23,7 @@ from bot.config import Settings
 from bot.configfile import load_settings
 from bot.events import Invite, MessageKind, Remove, Say, SentAction
 from bot.gateways.simulator import SimulatorGateway, UnknownPeer
+from bot.logs import follow_clock
 from bot.opsdata.models import Crs, Duration
 from bot.opsdata.problems import OpsDataError, Problem, read_yaml, validate
 from scheduler.clock import VirtualClock, aware
@@ -207,6 +208,7 @@ class Simulation:
         never introduced is an error at the step during which it was made (each recipient
         once, all of them reported after the last step)."""
         unknown: dict[str, Problem] = {}
+        follow_clock(self.clock)  # log lines carry the scenario's time, as the transcript does
         try:
             for i, step in enumerate(self.scenario.steps):
                 line, col = self._positions[i] if i < len(self._positions) else (1, 1)
@@ -221,6 +223,7 @@ class Simulation:
             if unknown:
                 raise OpsDataError(list(unknown.values()))
         finally:
+            follow_clock(None)
             self.bot.close()
             self._tmp.cleanup()
         return self.transcript()

@@ -70,3 +70,28 @@ def test_any_utc_iso_time_becomes_the_same_instant_in_shanghai(naive: datetime) 
 def test_times_already_local_and_lookalikes_stay_as_written() -> None:
     text = "at 2026-12-01T11:30:00+08:00, code 2026-13-45T99:99:00+00:00, id 2026-12-01T11:30Zed"
     assert shanghai_text(text) == text
+
+
+def test_a_simulation_s_log_lines_carry_its_virtual_time(
+    machine_in_new_york: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Observed: `qunfu simulate` printed "20:25:17 +08:00 WARNING ticket SLA missed" for an
+    # event at virtual 10:21 on 2026-12-01; the transcript beside it reads 10:21.
+    from bot.logs import follow_clock
+    from scheduler.clock import VirtualClock
+
+    log_file = tmp_path / "qunfu.log"
+    setup_logging("INFO", json_file=log_file)
+    follow_clock(VirtualClock(datetime(2026, 12, 1, 10, 21, 5, tzinfo=SHANGHAI)))
+    try:
+        logger.warning("ticket SLA missed")
+    finally:
+        follow_clock(None)
+    logger.warning("back on the machine's clock")
+    logger.complete()
+    virtual, real = capsys.readouterr().err.strip().splitlines()[-2:]
+    assert virtual.startswith("10:21:05 +08:00 WARNING ticket SLA missed"), virtual
+    records = [json.loads(x)["record"] for x in log_file.read_text("utf-8").splitlines()[-2:]]
+    assert records[0]["time"]["repr"].startswith("2026-12-01 10:21:05")
+    assert abs(records[1]["time"]["timestamp"] - time.time()) < 3600
+    assert "back on the machine's clock" in real
