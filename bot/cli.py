@@ -599,13 +599,17 @@ def outbox_list(
             f"--status: expected pending, sent, failed or uncertain, got {status!r}", err=True
         )
         raise typer.Exit(1)
+    shown = 0
     for r in _outbox(config, demo).with_status(status):  # type: ignore[arg-type]
         record = _record_json(r)
+        shown += 1
         if as_json:
             typer.echo(json.dumps(record, ensure_ascii=False, default=str))
         else:
             text = (record.get("text") or "").replace("\n", " ")[:40]
             typer.echo(f"{record['key']}  {record.get('to') or record.get('room')}  {text}")
+    if not shown and not as_json:  # say so: an empty screen reads like a command that failed
+        typer.echo(f"no {status} sends", err=True)
 
 
 @outbox_app.command("audit")

@@ -213,3 +213,7 @@ def test_outbox_commands_show_the_audit_log_and_requeue_an_uncertain_send(
     assert invoke("outbox", "requeue", "k-lost", "--config", str(config)).exit_code == 1
     status = invoke("outbox", "status", "--config", str(config)).stdout
     assert "pending    1" in status and "sent       1" in status
+    # Nothing uncertain left: said, not an empty screen.
+    empty = invoke("outbox", "list", "--config", str(config))
+    assert empty.exit_code == 0 and empty.stdout == ""
+    assert "no uncertain sends" in empty.output
