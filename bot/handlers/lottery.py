@@ -7,13 +7,30 @@ text for the handlers after this one.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection
+
 from bot.events import Event, MessageReceived
 from bot.handlers.base import HandlerContext
 from bot.handlers.text import answer, command_text
 from bot.lottery import LotteryService
 from scheduler.clock import SHANGHAI
 
-__all__ = ["LotteryEntryHandler"]
+__all__ = ["LotteryEntryHandler", "keyword_in"]
+
+# What people wrap a keyword in: "我要抽奖！", "参加抽奖~" still mean the keyword. Anything
+# more ("抽奖什么时候开?") is a question for the FAQ, not an entry.
+_AROUND = re.compile(r"^(?:我要|我想|我也要|我也|我来|要|想|参加|报名)?(.+?)[!！。.~～]*$")
+
+
+def keyword_in(text: str, keywords: Collection[str]) -> str | None:
+    """The live keyword ``text`` is, once a polite prefix and closing marks are set aside."""
+    if text in keywords:
+        return text
+    m = _AROUND.match(text)
+    if m is not None and m.group(1) in keywords:
+        return m.group(1)
+    return None
 
 
 class LotteryEntryHandler:
@@ -30,15 +47,16 @@ class LotteryEntryHandler:
         return (
             isinstance(event, MessageReceived)
             and event.room_id is not None
-            and command_text(event) in self._lottery.keywords()
+            and keyword_in(command_text(event), self._lottery.keywords()) is not None
         )
 
     async def handle(self, event: Event, ctx: HandlerContext) -> bool:
         """Enter the member and answer once per message; not consumed without an open round."""
         assert isinstance(event, MessageReceived) and event.room_id is not None
-        entry = await ctx.db(
-            self._lottery.enter, event.room_id, event.sender, command_text(event), event.at
-        )
+        keyword = keyword_in(command_text(event), self._lottery.keywords())
+        if keyword is None:  # the campaigns were reloaded since accepts()
+            return False
+        entry = await ctx.db(self._lottery.enter, event.room_id, event.sender, keyword, event.at)
         if entry is None:
             return False
         when = entry.draw_at.astimezone(SHANGHAI).strftime("%m月%d日 %H:%M")
