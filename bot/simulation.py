@@ -210,6 +210,8 @@ class Simulation:
         unknown: dict[str, Problem] = {}
         follow_clock(self.clock)  # log lines carry the scenario's time, as the transcript does
         try:
+            if rehearsed := self._rehearse():
+                raise OpsDataError(rehearsed)
             for i, step in enumerate(self.scenario.steps):
                 line, col = self._positions[i] if i < len(self._positions) else (1, 1)
                 try:
@@ -227,6 +229,27 @@ class Simulation:
             self.bot.close()
             self._tmp.cleanup()
         return self.transcript()
+
+    def _rehearse(self) -> list[Problem]:
+        """Every step's people and rooms tried on a throwaway simulator first, so a scenario
+        whose eighth step names an unknown room says so (with every other such mistake) before
+        anything runs, instead of after seven steps' work is thrown away."""
+        dry = SimulatorGateway(self.clock, self.bot.settings.bot.id, self.bot.settings.bot.name)
+        for room_id, room in self.gateway.rooms.items():
+            dry.add_room(room_id, room.name)
+        problems = []
+        for i, step in enumerate(self.scenario.steps):
+            line, col = self._positions[i] if i < len(self._positions) else (1, 1)
+            try:
+                if step.webhook is not None:
+                    if step.webhook.referrer is not None:
+                        dry.person(step.webhook.referrer)
+                else:
+                    apply_people_step(dry, step)
+            except (UnknownPeer, ValueError) as exc:
+                problems.append(Problem(self.path, line, col, str(exc)))
+            dry.pending_events()  # nobody handles them: only the people and rooms matter here
+        return problems
 
     def transcript(self) -> list[Transcribed]:
         """The bot's actions with the webhook calls in the order they happened."""

@@ -81,6 +81,29 @@ def test_unknown_room_is_reported_at_its_step() -> None:
     assert "unknown_room.yaml:5:5:" in result.output and "no-such-room" in result.output
 
 
+def test_every_unknown_person_and_room_is_reported_before_anything_runs(tmp_path: Path) -> None:
+    # Observed: a scenario whose eighth step named an unknown room ran seven steps, threw their
+    # transcript away and reported that one mistake; the next run found the next one.
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        "start: 2026-12-01T10:00:00+08:00\n"
+        f"config: {SCENARIOS.parents[1] / 'config.yaml'}\n"
+        "steps:\n"
+        "  - contact: {id: u1, name: 张三}\n"
+        "  - say: {from: u1, text: 我要进群}\n"
+        "  - join: {room: no-such-room, members: [u1]}\n"
+        "  - say: {from: u2, text: hi}\n"
+        "  - say: {from: u1, room: sz-nanshan-kjy, text: hi}\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["simulate", str(scenario), "--json"])
+    assert result.exit_code == 1
+    assert '"action"' not in result.output  # nothing ran: no transcript to throw away
+    assert f"{scenario}:6:5: unknown room 'no-such-room'" in result.output
+    assert f"{scenario}:7:5: unknown contact 'u2'" in result.output
+    assert f"{scenario}:8:5: 'u1' is not a member of room 'sz-nanshan-kjy'" in result.output
+
+
 @pytest.mark.parametrize(
     "bad, expected",
     [
