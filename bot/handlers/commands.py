@@ -53,7 +53,12 @@ class JoinRequestHandler:
         if event.room_id is not None:
             return ctx.bot_id in event.mentions and bool(_GROUP_JOIN.match(command_text(event)))
         text = event.text.strip()
-        return any(w in text for w in JOIN_WORDS) and not looks_like_invite_request(text)
+        if not any(w in text for w in JOIN_WORDS) or looks_like_invite_request(text):
+            return False
+        # A manager's "#12 您可以发送我要进群" is a ticket answer, for the ticket handler.
+        if text[:1] in ("#", "＃"):
+            return False
+        return all(m.contact != event.sender.id for m in ctx.ops.managers.values())
 
     async def handle(self, event: Event, ctx: HandlerContext) -> bool:
         """Answer with how to share a location; always consumes."""
