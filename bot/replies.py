@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from bot.entry.overflow import Placement
 from bot.routing import RouteResult
-from bot.templating import distance
+from bot.templating import distance, radius_text
 
 
 def format_route_offer(results: list[RouteResult]) -> str:
@@ -31,14 +31,7 @@ def _offer_lines(results: list[RouteResult]) -> list[str]:
 
 def already_in(names: Iterable[str]) -> str:
     """Telling someone they are already in these groups."""
-    return "您已在" + "".join(f"「{n}」" for n in names) + "群中，无需重复加入。"
-
-
-def radius_text(metres: float) -> str:
-    """A search radius as people say it: ``5000`` -> ``5公里`` (not ``5.0公里``)."""
-    if metres >= 1000 and metres % 1000 == 0:
-        return f"{int(metres) // 1000}公里"
-    return distance(metres)
+    return "您已在" + "".join(f"「{n}」" for n in names) + "中，无需重复加入。"
 
 
 def format_placement(placed: Placement, radius_m: float, *, waiting: bool) -> str:
@@ -65,7 +58,7 @@ def format_placement(placed: Placement, radius_m: float, *, waiting: bool) -> st
         lines.append("您也可以先加入稍远一些的群：")
         lines.extend(_offer_lines(placed.results))
     else:
-        lines.append("目前暂时没有其他可以加入的群。")
+        lines.append("暂时没有其他可以加入的群。")
     return "\n".join(lines)
 
 

@@ -76,6 +76,13 @@ def distance(metres: float | int) -> str:
     return f"{float(metres) / 1000:.1f}公里"
 
 
+def radius_text(metres: float) -> str:
+    """A search radius as people say it: ``5000`` -> ``5公里`` (not ``5.0公里``)."""
+    if metres >= 1000 and metres % 1000 == 0:
+        return f"{int(metres) // 1000}公里"
+    return distance(metres)
+
+
 def weekday_zh(day: str | int | date) -> str:
     """``wed`` -> ``周三``; also a date, or 0-6 counting from Monday."""
     if isinstance(day, date):

@@ -286,12 +286,12 @@ class TicketDesk:
         )
         if ticket.priority == "high":
             return (
-                "您反映的情况很重要，但目前暂时没有工作人员能接手"
+                "您反映的情况很重要，但暂时没有工作人员能接手"
                 f"（已登记为工单 #{ticket.number}）。"
                 f"如涉及盗刷、挂失等紧急情况，请立即{reach}办理。"
             )
         return (
-            f"抱歉，目前暂时没有工作人员能接手您的问题（已登记为工单 #{ticket.number}）。"
+            f"抱歉，暂时没有工作人员能接手您的问题（已登记为工单 #{ticket.number}）。"
             f"如需帮助，请{reach}咨询。"
         )
 

@@ -23,6 +23,7 @@ from bot.opsdata.models import WelfareGroup
 from bot.outbox import Outbox, OutboxItem
 from bot.routing import GroupIndex, RouteResult
 from bot.templating import distance as format_distance
+from bot.templating import radius_text
 from scheduler.clock import SHANGHAI, Clock
 
 GRID_DEG = 0.02
@@ -210,7 +211,7 @@ def overflow_text(
     area: Area, radius_m: float, full_nearby: int, offered: RouteResult | None
 ) -> str:
     """The message ops staff get: which area, what is full, where people are sent meanwhile."""
-    radius = format_distance(radius_m)
+    radius = radius_text(radius_m)
     if full_nearby:
         head = f"【新群需求】{area.label}：{radius}内的{full_nearby}个福利群已全部满员。"
     else:

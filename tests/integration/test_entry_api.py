@@ -527,7 +527,7 @@ async def test_an_invite_code_for_a_group_the_person_is_in_is_not_used(rig: Rig)
     await rig.settle()
     assert not [s for s in rig.gateway.transcript if s.action.__class__.__name__ == "Invite"]
     texts = [getattr(s.action, "text", "") for s in rig.gateway.transcript]
-    assert any(t.startswith("您已在「深圳福田CBD福利1群」群中") for t in texts), texts
+    assert any(t.startswith("您已在「深圳福田CBD福利1群」中") for t in texts), texts
 
 
 # --- lean writes: one write per route request, off the event loop, no read of every group -----

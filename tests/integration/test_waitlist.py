@@ -87,7 +87,7 @@ async def test_a_member_is_told_they_are_in_and_offered_the_others(tmp_path: Pat
     await _step(r)
     (answer,) = _texts_to(r, "u1")
     # Observed: option 1 was the member's own group at "0米", and "1" invited them again.
-    assert answer.startswith("您已在「深圳南山科技园福利1群」群中")
+    assert answer.startswith("您已在「深圳南山科技园福利1群」中")
     assert "1. 深圳南山深大福利群" in answer and "0米" not in answer
     assert answer.count("深圳南山科技园福利1群") == 1
     r.gateway.say("u1", "1")
@@ -110,10 +110,10 @@ async def test_a_member_asking_to_join_is_told_at_once_which_group_they_are_in(
     first, second = _texts_to(r, "u1")
     assert first.startswith("欢迎！请点击「+」→「位置」") and "您已在" not in first
     assert second == (
-        "您已在「深圳南山科技园福利1群」群中，无需重复加入。"
+        "您已在「深圳南山科技园福利1群」中，无需重复加入。"
         "如需加入附近其他福利群，请点击「+」→「位置」发送您的位置。"
     )
-    assert _texts_to(r, "u2")[-1].startswith("您已在「深圳南山科技园福利1群」群中")
+    assert _texts_to(r, "u2")[-1].startswith("您已在「深圳南山科技园福利1群」中")
 
 
 async def test_a_number_sent_a_day_after_the_offer_is_no_pick(tmp_path: Path) -> None:
@@ -151,7 +151,7 @@ async def test_a_pick_of_a_group_joined_since_the_offer_is_not_invited(tmp_path:
     r.gateway.say("u1", "1")
     await _step(r)
     assert _invites(r) == []
-    assert _texts_to(r, "u1")[-1] == "您已在「深圳南山科技园福利1群」群中，无需重复加入。"
+    assert _texts_to(r, "u1")[-1] == "您已在「深圳南山科技园福利1群」中，无需重复加入。"
 
 
 # --- no group near you is not "all full" ------------------------------------------------------
@@ -199,7 +199,7 @@ async def test_a_member_nearby_is_not_promised_anything(tmp_path: Path) -> None:
     r.gateway.share_location("u1", *XIXIANG)
     await _step(r)
     answer = _texts_to(r, "u1")[-1]
-    assert answer.startswith("您已在「深圳宝安西乡福利群」群中")
+    assert answer.startswith("您已在「深圳宝安西乡福利群」中")
     assert "内还没有其他福利群" in answer and "登记" not in answer
     assert _waiting(r, "u1") == []
 
