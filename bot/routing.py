@@ -441,19 +441,22 @@ class GroupIndex:
         beyond_m: float | None = None,
         limit: int = 5,
         member_counts: Mapping[str, int] | None = None,
+        exclude: Collection[str] = (),
     ) -> tuple[list[RouteResult], bool]:
-        """What a newcomer at the point is offered, as the entry page and the private chat do:
-        the nearest groups with room within ``radius_m``; when none there has room, the nearest
-        with room beyond it, up to ``beyond_m`` (then the second item is True)."""
-        near = self.nearest(
-            lat, lon, crs, limit=limit, member_counts=member_counts, radius_m=radius_m
-        )
-        if near:
-            return near, False
-        further = self.nearest(
-            lat, lon, crs, limit=limit, member_counts=member_counts, radius_m=beyond_m
-        )
-        return further, True
+        """What a newcomer at the point is offered — the one rule of the entry page, the
+        private chat and ``qunfu route``: the nearest groups with room within ``radius_m``; when
+        none there has room, the nearest with room beyond it, up to ``beyond_m`` (never less
+        than ``radius_m``; then the second item is True). ``exclude``: ids of the groups the
+        person is in, never offered."""
+        # The index knows nothing of people: ask for enough to still have `limit` after dropping.
+        k = limit + len(exclude)
+        near = self.nearest(lat, lon, crs, limit=k, member_counts=member_counts, radius_m=radius_m)
+        offers = [r for r in near if r.group.id not in exclude][:limit]
+        if offers:
+            return offers, False
+        reach = None if beyond_m is None else max(beyond_m, radius_m)
+        further = self.nearest(lat, lon, crs, limit=k, member_counts=member_counts, radius_m=reach)
+        return [r for r in further if r.group.id not in exclude][:limit], True
 
 
 def _day_bits(merchant: Merchant) -> int:

@@ -126,26 +126,20 @@ class OverflowPlacement:
         counts = self._counts.member_counts()  # in memory: never a read of every group's row
         index = self._index()
         mine = {g.id for g in exclude}
-        # The index knows nothing of people: ask for enough to still have `limit` after dropping.
-        near = index.nearest(
-            lat, lon, crs, limit=limit + len(mine), member_counts=counts, radius_m=self._radius_m
+        offers, overflow = index.offer(
+            lat,
+            lon,
+            crs,
+            radius_m=self._radius_m,
+            beyond_m=self._beyond_m,
+            limit=limit,
+            member_counts=counts,
+            exclude=mine,
         )
         already = self._already(exclude, lat, lon, crs)
-        offers = [r for r in near if r.group.id not in mine][:limit]
-        if offers:
+        if not overflow:
             return Placement(offers, False, area, "room", 0, already)
-        beyond = [
-            r
-            for r in index.nearest(
-                lat,
-                lon,
-                crs,
-                limit=limit + len(mine),
-                member_counts=counts,
-                radius_m=self._beyond_m,
-            )
-            if r.group.id not in mine
-        ][:limit]
+        beyond = offers
         every = self._every_has_room(counts)
         within = index.nearest(
             lat,
@@ -156,7 +150,9 @@ class OverflowPlacement:
             radius_m=self._radius_m,
         )
         full_nearby = sum(1 for r in within if r.group.id not in mine)
-        if not near:  # nobody at all can join within the radius: the area needs a new group
+        # Nobody at all can join within the radius (not even into the person's own groups):
+        # the area needs a new group.
+        if not any(counts.get(r.group.id, r.group.members) < r.group.capacity for r in already):
             self._alert(area, len(within), beyond[0] if beyond else None)
         return Placement(
             beyond, True, area, "full" if full_nearby else "none", full_nearby, already
