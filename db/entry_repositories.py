@@ -145,8 +145,11 @@ class EntryRepo(_Repo):
         return self._write(_RELOCATE_VISIT, params) is not None
 
     def open_visit_of(self, channel: str, contact_id: str, since: datetime) -> str | None:
-        """The newest visit of ``channel`` by ``contact_id`` since ``since`` that no join has
-        completed; None when there is none."""
+        """The newest visit of ``channel`` by ``contact_id``, active (begun, located or its
+        group chosen) since ``since``, that no join has completed; None when there is none."""
+        last_active = sa.func.coalesce(
+            _VISITS.c.chosen_at, _VISITS.c.located_at, _VISITS.c.visited_at
+        )
         with self._session() as s:
             return s.execute(
                 sa.select(_VISITS.c.id)
@@ -154,7 +157,7 @@ class EntryRepo(_Repo):
                     _VISITS.c.channel == channel,
                     _VISITS.c.invited_contact == contact_id,
                     _VISITS.c.joined_at.is_(None),
-                    _VISITS.c.visited_at >= utc(since),
+                    last_active >= utc(since),
                 )
                 .order_by(_VISITS.c.visited_at.desc())
                 .limit(1)

@@ -6,9 +6,9 @@ oldest unmatched QR choice of this group within ``match_window`` (30 minutes) be
 A join that matches nothing is organic.
 
 The private chat is a channel of its own (``chat``, 私聊机器人): ``我要进群`` or a shared
-location opens a visit for that person (or continues the one they opened within the last day),
-a shared location locates it, a number picked from the offer chooses the group, and the join
-into that group completes it.
+location opens a visit for that person, or continues the one whose last step is less than a day
+old; a shared location locates it, a number picked from the offer chooses the group, and the
+join into that group completes it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from db.entry_repositories import EntryRepo, Located
 
 CHAT_CHANNEL = "chat"
 CHAT_CHANNEL_NAME = "私聊机器人"
-# What a person does in the private chat within a day of starting continues the same visit.
+# What a person does in the private chat within a day of their last step continues the visit
+# (as long as the offer they may pick from is kept: bot.handlers.entry.RouteOffers).
 CHAT_VISIT_SPAN = timedelta(days=1)
 
 # Invite codes skip look-alikes (I, O, 0, 1); people may type them in either case.

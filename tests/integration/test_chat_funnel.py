@@ -7,6 +7,7 @@ visits were recorded.
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from bot.cli import app
-from bot.entry.funnel import EntryFunnel, format_table
+from bot.entry.funnel import EntryFunnel
 from bot.entry.joins import CHAT_CHANNEL
 from scheduler.clock import SHANGHAI
 from tests.support import ROOT, BotRig, bot_settings, copy_ops, make_rig
@@ -61,9 +62,18 @@ async def test_ask_locate_pick_join_in_the_private_chat_is_one_visit_through_the
     # Someone who joins by themselves, with no chat at all, is organic: not a chat visit.
     r.gateway.join("sz-nanshan-szu", ["u4"])
     await _step(r)
-    row, rows = _chat_row(r)
+    row, _ = _chat_row(r)
     assert (row.visits, row.located, row.chosen, row.joined) == (3, 2, 1, 1)
-    assert "私聊机器人(chat)" in format_table(rows)
+    # What ops read: `qunfu funnel` names the chat channel and counts it in the total.
+    env = {"QUNFU_DATABASE__URL": f"sqlite:///{tmp_path / 'q.db'}"}
+    args = ["funnel", "--config", str(ROOT / "config.yaml"), "--from", "2026-12-01"]
+    report = CliRunner().invoke(app, [*args, "--to", "2026-12-01", "--json"], env=env)
+    assert report.exit_code == 0, report.output
+    doc = json.loads(report.stdout)
+    chat = next(c for c in doc["channels"] if c["channel"] == CHAT_CHANNEL)
+    assert chat["name"] == "私聊机器人"
+    assert (chat["visits"], chat["located"], chat["chosen"], chat["joined"]) == (3, 2, 1, 1)
+    assert doc["total"]["visits"] == 3
 
 
 async def test_a_pick_of_another_group_than_the_one_joined_is_not_a_chat_join(
@@ -90,3 +100,21 @@ def test_a_live_code_channel_may_not_take_the_chat_channels_id(tmp_path: Path) -
     assert result.exit_code == 1
     line = next(x for x in result.output.splitlines() if "reserved" in x)
     assert line.startswith(f"{channels}:") and "private chat" in line
+
+
+async def test_a_pick_the_next_morning_continues_yesterday_s_located_visit(
+    tmp_path: Path,
+) -> None:
+    # The visit lives while its last step is less than a day old, as the offer does: asked at
+    # 10:00, located at 11:00, picked at 10:30 the next day is still one visit.
+    r = _rig(tmp_path / "q.db")
+    r.gateway.say("u1", "我要进群")
+    await _step(r)
+    await _step(r, 3600)
+    r.gateway.share_location("u1", *KJY)
+    await _step(r)
+    await _step(r, 23 * 3600 + 1800)
+    r.gateway.say("u1", "1")
+    await _step(r)
+    row, _ = _chat_row(r)
+    assert (row.visits, row.located, row.chosen) == (1, 1, 1)
