@@ -11,8 +11,7 @@ from datetime import date, time
 from bot.config import QuietHours
 from bot.opsdata.bundle import OpsData
 from bot.opsdata.models import WEEKDAY_ZH, WEEKDAYS, Campaign, WelfareGroup
-
-_CRON_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+from scheduler.triggers import crontab_weekdays
 
 # Every-day perks first, then weekly, monthly, holiday and one-off ones; by time within each.
 _KIND_ORDER = {
@@ -71,29 +70,17 @@ def cron_times(cron: str) -> list[time] | None:
 
 
 def _cron_weekdays(cron: str) -> list[str] | None:
-    """The weekdays a crontab fires on when only its day-of-week field is restricted (``1-5``,
-    ``0,6``, ``mon-fri``; 0 and 7 are Sunday); None when it depends on the date."""
+    """The weekdays a crontab fires on when only its day-of-week field is restricted (read by
+    the scheduler's own rule: ``1-5``, ``0,6``, ``mon-fri``, ``0-7``, steps); None when it
+    depends on the date or cannot be read."""
     fields = cron.split()
     if len(fields) != 5 or fields[2:4] != ["*", "*"]:
         return None
-    if fields[4] == "*":
-        return list(WEEKDAYS)
-    found: set[int] = set()
-    for item in fields[4].lower().split(","):
-        ends = item.split("-")
-        if len(ends) > 2 or not all(e.isdigit() or e in _CRON_NAMES for e in ends):
-            return None  # steps and the like: the day is not worth guessing
-        # Crontab counts from Sunday (0 or 7); a range like 5-7 runs Friday to Sunday.
-        first, last = (
-            int(e) % 7 if e.isdigit() else _CRON_NAMES.index(e) for e in (ends[0], ends[-1])
-        )
-        day = first
-        while True:
-            found.add((day + 6) % 7)  # as an index into WEEKDAYS, which starts on Monday
-            if day == last:
-                break
-            day = (day + 1) % 7
-    return [WEEKDAYS[i] for i in sorted(found)]
+    try:
+        days = crontab_weekdays(fields[4])
+    except ValueError:
+        return None
+    return [d for d in WEEKDAYS if d in days]
 
 
 def describe_days(campaign: Campaign) -> str:

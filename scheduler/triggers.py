@@ -47,7 +47,13 @@ from bot.opsdata.models import WEEKDAYS, Campaign, Schedule
 from scheduler.calendar import WorkCalendar
 from scheduler.clock import SHANGHAI, aware
 
-__all__ = ["CampaignTrigger", "campaign_trigger", "occurrences", "validate_cron"]
+__all__ = [
+    "CampaignTrigger",
+    "campaign_trigger",
+    "crontab_weekdays",
+    "occurrences",
+    "validate_cron",
+]
 
 MAX_IDLE_DAYS = 5 * 366
 """Days without an accepted day after which a trigger is considered finished."""
@@ -222,6 +228,14 @@ def _cron_trigger(expr: str) -> BaseTrigger:
             ]
         )
     return CronTrigger.from_crontab(f"{minute} {hour} {dom} {month} {weekdays}", timezone=SHANGHAI)
+
+
+def crontab_weekdays(field: str) -> frozenset[str]:
+    """The weekdays (``mon`` … ``sun``) a crontab weekday field selects, read as the scheduler
+    reads it (0 and 7 are Sunday, ranges, steps, names); ``ValueError`` when it is unreadable."""
+    if field == "*":
+        return frozenset(_CRON_DAY_NAMES)
+    return frozenset(_crontab_weekdays(field).split(","))
 
 
 def _crontab_weekdays(field: str) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from bot.campaigns import CampaignPlanner
 from bot.config import QuietHours
 from bot.opsdata import load_opsdata
@@ -60,3 +62,22 @@ def test_the_welcome_lists_the_cron_time_and_leaves_out_a_perk_that_never_fires(
     assert "每天 15:00 下午茶" in lines
     assert not any("夜宵" in line for line in lines), lines
     assert not any("不定期" in line for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    "dow", ["0-7", "1-5", "0,6", "mon-fri", "*/2", "5-7", "sun", "7", "1-3,5", "*"]
+)
+def test_a_cron_s_weekdays_in_the_calendar_are_the_days_it_fires(dow: str) -> None:
+    # The perk calendar read "0-7" as Sunday only, where the scheduler fires every day.
+    from datetime import datetime, timedelta
+
+    from bot.perks import _cron_weekdays
+    from scheduler.clock import SHANGHAI
+    from scheduler.triggers import _cron_trigger
+
+    trigger = _cron_trigger(f"0 9 * * {dow}")
+    at, fired = datetime(2026, 11, 30, tzinfo=SHANGHAI), set()
+    for _ in range(14):
+        at = trigger.get_next_fire_time(None, at + timedelta(seconds=1))
+        fired.add(("mon", "tue", "wed", "thu", "fri", "sat", "sun")[at.weekday()])
+    assert set(_cron_weekdays(f"0 9 * * {dow}") or ()) == fired
