@@ -100,8 +100,8 @@ _HELP_WINDOW_S = 30 * 60
 
 
 class PrivateHelpHandler:
-    """A private text no other handler took: say what the bot can do (at most once per half
-    hour per person), instead of leaving the person talking to silence."""
+    """A private text no other handler took: say what the bot can do (once per person per
+    half-hour window of the clock), instead of leaving the person talking to silence."""
 
     name = "command:help"
     always = False
