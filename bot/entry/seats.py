@@ -19,6 +19,8 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
+from bot.opsdata.models import WelfareGroup
+
 
 class CountStore(Protocol):
     """Where counts are stored: :class:`db.repositories.GroupRepo` is one."""
@@ -62,3 +64,15 @@ class MemberCounts:
     def get(self, group_id: str, default: int) -> int:
         """One group's count, ``default`` for a group the database does not know yet."""
         return self._counts.get(group_id, default)
+
+
+class _GroupsOfPerson(Protocol):
+    def groups_of(self, person_id: str) -> set[str]: ...
+
+
+def welfare_groups_of(
+    seats: _GroupsOfPerson, groups: Mapping[str, WelfareGroup], person_id: str
+) -> list[WelfareGroup]:
+    """The welfare groups ``person_id`` is in now, in id order (a group gone from the directory
+    is left out). Blocking: reads the person's memberships."""
+    return [groups[g] for g in sorted(seats.groups_of(person_id)) if g in groups]

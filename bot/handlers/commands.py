@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from bot.entry.joins import EntryJoins, looks_like_invite_request
+from bot.entry.seats import welfare_groups_of
 from bot.events import Event, MessageReceived
 from bot.handlers.base import HandlerContext, event_key
 from bot.handlers.text import answer, command_text
@@ -72,11 +73,9 @@ class JoinRequestHandler:
             await ctx.db(self._joins.chat_visit, event.sender.id, event.at)
         text = _HOW_TO_JOIN
         if self._seats is not None:
-            mine = await ctx.db(self._seats.groups_of, event.sender.id)
-            groups = ctx.ops.groups
-            names = [groups[g].name for g in sorted(mine) if g in groups]
-            if names:
-                text = already_in(names) + _HOW_TO_JOIN_ANOTHER
+            mine = await ctx.db(welfare_groups_of, self._seats, ctx.ops.groups, event.sender.id)
+            if mine:
+                text = already_in(g.name for g in mine) + _HOW_TO_JOIN_ANOTHER
         await ctx.reply(event.sender.id, event.at, text, event_key(event))
         return True
 

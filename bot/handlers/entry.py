@@ -18,7 +18,7 @@ from loguru import logger
 from bot.campaigns import CampaignPlanner
 from bot.entry.joins import EntryJoins, InviteRequest, looks_like_invite_request
 from bot.entry.overflow import OverflowPlacement, Placement, grid_area
-from bot.entry.seats import MemberCounts
+from bot.entry.seats import MemberCounts, welfare_groups_of
 from bot.entry.waitlist import Waitlist
 from bot.events import Action, Event, Invite, LocationShared, MessageReceived, Say, contact_conv
 from bot.handlers.base import HandlerContext, event_key
@@ -181,8 +181,7 @@ class EntryFlowHandler:
         """The welfare groups ``person_id`` is in now (blocking)."""
         if self._seats is None:
             return []
-        groups = self._planner().ops.groups
-        return [groups[g] for g in sorted(self._seats.groups_of(person_id)) if g in groups]
+        return welfare_groups_of(self._seats, self._planner().ops.groups, person_id)
 
     async def _is_member(self, person_id: str, group_id: str, ctx: HandlerContext) -> bool:
         if self._seats is None:
