@@ -226,11 +226,18 @@ class Gazetteer:
 def _ambiguous(name: str, places: list[Place]) -> EntryError:
     """One name, several places in the gazetteer, and nothing in the text to choose between them."""
     where = "、".join(dict.fromkeys(f"{p.city}{p.district or ''}" for p in places))
-    example = f"{places[0].city}{name}"
+    first = places[0]
+    if len({p.city for p in places}) == 1:
+        # All in one city (written or not): the district is what tells them apart.
+        example = f"{first.city}{first.district or ''}{name}"
+        ask = "请写上区域"
+    else:
+        example = f"{first.city}{name}"
+        ask = "请写上城市或区域"
     return not_found(
         "address_ambiguous",
         f"「{name}」在地名库里有多处（{where}），无法确定是哪一个。"
-        f"请写上城市或区域，例如“{example}”，或改用定位。",
+        f"{ask}，例如“{example}”，或改用定位。",
     )
 
 

@@ -244,6 +244,33 @@ def test_a_name_in_several_cities_is_placed_by_the_city_or_district_written(
     assert (place.city, place.kind) == (city, "landmark")
 
 
+def test_two_places_of_one_name_in_the_city_written_ask_for_the_district(
+    gazetteer: Gazetteer,
+) -> None:
+    # Observed: "深圳万达广场" with a 万达广场 in 南山区 and one in 罗湖区 was refused with
+    # "请写上城市或区域，例如“深圳万达广场”" — exactly what the person had written.
+    two = _with_wanda(gazetteer)
+    shenzhen = {c.name: c for c in two.cities()}["深圳"]
+    districts = [
+        d.model_copy(update={"landmarks": [*d.landmarks, *_wanda_of(two, "深圳", "罗湖区")]})
+        if d.name == "南山区"
+        else d
+        for d in shenzhen.districts
+    ]
+    cities = {c.name: c for c in two.cities()}
+    cities["深圳"] = shenzhen.model_copy(update={"districts": districts})
+    err = _refusal(Gazetteer(cities), "深圳万达广场")
+    assert err.code == "address_ambiguous"
+    assert "请写上区域" in err.message and "深圳南山区万达广场" in err.message
+    assert "例如“深圳万达广场”" not in err.message
+
+
+def _wanda_of(gazetteer: Gazetteer, city: str, district: str) -> list:  # noqa: ANN401
+    c = {c.name: c for c in gazetteer.cities()}[city]
+    d = next(d for d in c.districts if d.name == district)
+    return [lm for lm in d.landmarks if lm.name == "万达广场"]
+
+
 @pytest.mark.parametrize(
     ("query", "district"),
     [
