@@ -37,7 +37,8 @@ def unreachable_escalations(ops: OpsData, settings: Settings, now: datetime) -> 
     return [
         ops.group_sources[first.id].warning(
             ("id",),
-            f"{len(ids)} group(s) have no `manager:` ({shown}) and config.yaml has no "
+            f"{len(ids)} group(s) have no `manager:` the directory knows ({shown}) and "
+            "config.yaml has no "
             "entry.ops_contacts: a question the bot cannot answer there becomes a ticket that "
             "reaches nobody; give each group a manager, or list ops contacts in "
             "entry.ops_contacts",

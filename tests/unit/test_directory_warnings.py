@@ -42,7 +42,7 @@ def test_a_group_without_a_manager_and_no_ops_contacts_is_a_warning_at_its_entry
     text = (base / "campaigns" / "groups.yaml").read_text(encoding="utf-8").splitlines()
     line = next(i for i, t in enumerate(text, 1) if t.strip() == "- id: sz-baoan-xx")
     assert w.startswith(f"groups.yaml:{line}:"), w
-    assert "1 group(s) have no `manager:` (sz-baoan-xx)" in w
+    assert "1 group(s) have no `manager:` the directory knows (sz-baoan-xx)" in w
     assert "entry.ops_contacts" in w
 
 
