@@ -367,16 +367,22 @@ def simulate(
         typer.Option("--keep-db", help="Keep the run's SQLite database at this path."),
     ] = None,
 ) -> None:
-    """Run a scripted scenario on the simulator and print what the bot did."""
+    """Run a scripted scenario on the simulator and print what the bot did.
+
+    A send the simulator could not deliver (to a contact nobody introduced) does not stop the
+    run: the transcript is printed as always and each such recipient is one warning line on
+    stderr, located at the step during which the send was made."""
     from bot.console import format_action
+    from bot.opsdata.problems import Problem
     from bot.simulation import iter_records
     from bot.simulation import simulate as run_scenario
 
     if not scenario.exists():
         typer.echo(f"{scenario}:1:1: scenario file not found", err=False)
         raise typer.Exit(1)
+    warnings: list[Problem] = []
     try:
-        transcript = asyncio.run(run_scenario(scenario, config, keep_db))
+        transcript = asyncio.run(run_scenario(scenario, config, keep_db, warnings))
     except OpsDataError as exc:
         _fail(exc.problems)
     for record in iter_records(transcript):
@@ -384,6 +390,8 @@ def simulate(
             typer.echo(json.dumps(record, ensure_ascii=False))
         else:
             typer.echo(format_action(record))
+    for warning in warnings:
+        typer.echo(str(warning), err=True)
 
 
 @app.command()

@@ -11,6 +11,7 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,13 @@ from bot.console import TerminalConsole
 from bot.gateways.simulator import SimulatorGateway, UnknownPeer
 from bot.leases import DatabaseInUse, hold_database
 from bot.logs import follow_clock, setup_logging
-from bot.simulation import Scenario, action_record, apply_people_step, load_scenario
+from bot.simulation import (
+    Scenario,
+    action_record,
+    add_staff_contacts,
+    apply_people_step,
+    load_scenario,
+)
 from scheduler.clock import Clock, RealClock, ScaledClock, aware
 
 
@@ -87,6 +94,9 @@ async def _run_simulator(settings: Settings, source) -> None:  # noqa: ANN001
     for group in bot.planner().ops.groups.values():
         gateway.add_room(group.id, group.name)
     restored = restore_rooms(gateway, bot)
+    # The managers and ops contacts the bot writes to (escalations, alerts) are people of this
+    # world from the start; the database's names for them, when they are members, stay.
+    add_staff_contacts(gateway, bot)
     gateway.on_action(lambda sent: console.show_action(action_record(sent)))
     out = console.out
     out.print(
@@ -116,7 +126,11 @@ async def _run_simulator(settings: Settings, source) -> None:  # noqa: ANN001
     # Stopped gracefully (they watch `stop`): the bot loop and the web server.
     graceful = [asyncio.create_task(bot.run_forever(stop))]
     # Nothing to finish (a watcher, a demo step, a wait for typing): cancelled at once.
-    tasks = [asyncio.create_task(_watch(bot, settings, stop))]
+    tasks = [
+        asyncio.create_task(
+            _watch(bot, settings, stop, on_reload=lambda: add_staff_contacts(gateway, bot))
+        )
+    ]
     # The demo starts once the banner is whole, its URLs included.
     web_ready = asyncio.Event()
     if settings.web.enabled:
@@ -353,8 +367,14 @@ def _install_signals(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
-async def _watch(bot: Qunfu, settings: Settings, stop: asyncio.Event) -> None:
-    """Reload ops data when a campaign, data file or template changes."""
+async def _watch(
+    bot: Qunfu,
+    settings: Settings,
+    stop: asyncio.Event,
+    on_reload: Callable[[], None] | None = None,
+) -> None:
+    """Reload ops data when a campaign, data file or template changes; ``on_reload`` runs
+    after each accepted reload (the simulator meets managers added by it)."""
     folders = [p for p in (settings.campaigns_dir, settings.templates_dir) if p.exists()]
     async for _changes in awatch(*folders, stop_event=stop, debounce=400):
         problems = await bot.reload_async()  # parsed and indexed off the loop
@@ -364,6 +384,8 @@ async def _watch(bot: Qunfu, settings: Settings, stop: asyncio.Event) -> None:
                 print("  " + p, file=sys.stderr)
         else:
             print("ops data reloaded", file=sys.stderr)
+            if on_reload is not None:
+                on_reload()
 
 
 async def _play_demo(

@@ -200,14 +200,18 @@ class Simulation:
         )
         for group in self.bot.planner().ops.groups.values():
             self.gateway.add_room(group.id, group.name)
+        add_staff_contacts(self.gateway, self.bot)
+        self.gateway.record_undeliverable = True  # reported as warnings after the run
         self._positions = step_positions or []
         self._webhooks: list[tuple[int, WebhookCall]] = []
+        self.warnings: list[Problem] = []
 
     async def run(self) -> list[Transcribed]:
-        """Play every step; return the transcript. A send to a contact or room the scenario
-        never introduced is an error at the step during which it was made (each recipient
-        once, all of them reported after the last step)."""
-        unknown: dict[str, Problem] = {}
+        """Play every step; return the transcript. A send to a contact or room the simulator
+        does not know (the scenario never introduced them, and they are no manager or ops
+        contact of the config) is not delivered and becomes a warning in :attr:`warnings`,
+        located at the step during which it was made (each recipient once)."""
+        unknown: dict[tuple[str, str], Problem] = {}
         follow_clock(self.clock)  # log lines carry the scenario's time, as the transcript does
         try:
             if rehearsed := self._rehearse():
@@ -218,12 +222,13 @@ class Simulation:
                     await self._play(step)
                 except (UnknownPeer, ValueError) as exc:
                     raise OpsDataError([Problem(self.path, line, col, str(exc))]) from exc
-                for refused in self.gateway.undeliverable:
-                    message = f"{refused} (a send made during this step)"
-                    unknown.setdefault(refused.ident, Problem(self.path, line, col, message))
-                self.gateway.undeliverable.clear()
-            if unknown:
-                raise OpsDataError(list(unknown.values()))
+                for refused in self.gateway.take_undeliverable():
+                    message = f"{refused.message} (a send made during this step)"
+                    unknown.setdefault(
+                        (refused.kind, refused.ident),
+                        Problem(self.path, line, col, message, severity="warning"),
+                    )
+            self.warnings = list(unknown.values())
         finally:
             follow_clock(None)
             self.bot.close()
@@ -237,6 +242,7 @@ class Simulation:
         dry = SimulatorGateway(self.clock, self.bot.settings.bot.id, self.bot.settings.bot.name)
         for room_id, room in self.gateway.rooms.items():
             dry.add_room(room_id, room.name)
+        add_staff_contacts(dry, self.bot)  # a manager answering a ticket needs no contact step
         problems = []
         for i, step in enumerate(self.scenario.steps):
             line, col = self._positions[i] if i < len(self._positions) else (1, 1)
@@ -343,6 +349,16 @@ class Simulation:
         await self.bot.run_due()
 
 
+def add_staff_contacts(gateway: SimulatorGateway, bot: Qunfu) -> None:
+    """Make the people the bot is configured to write to known to the simulator: each
+    customer manager's ``contact`` (with the manager's name) and each ``entry.ops_contacts``
+    id. A name already given stays (a `contact` step played later renames them as usual)."""
+    for manager in bot.ops.managers.values():
+        gateway.add_known_contact(manager.contact, manager.name)
+    for contact in bot.settings.entry.ops_contacts:
+        gateway.add_known_contact(contact)
+
+
 def apply_people_step(g: SimulatorGateway, step: Step) -> str | None:
     """Apply a step that people perform; return a one-line description, None for clock steps."""
     if step.contact:
@@ -384,16 +400,24 @@ def scenario_settings(scenario: Scenario, scenario_path: Path, config: Path | No
 
 
 async def simulate(
-    path: Path, config: Path | None = None, keep_db: Path | None = None
+    path: Path,
+    config: Path | None = None,
+    keep_db: Path | None = None,
+    warnings: list[Problem] | None = None,
 ) -> list[Transcribed]:
     """Load and play a scenario; raise OpsDataError with positions on bad input. With
-    ``keep_db`` the run's SQLite database is written there and kept (replaced if present)."""
+    ``keep_db`` the run's SQLite database is written there and kept (replaced if present).
+    The run's warnings (sends nobody could receive) are appended to ``warnings`` if given."""
     scenario, positions = load_scenario(path)
     settings = scenario_settings(scenario, path, config)
     if keep_db is not None:
         keep_db.parent.mkdir(parents=True, exist_ok=True)
         keep_db.unlink(missing_ok=True)
-    return await Simulation(scenario, path, settings, positions, keep_db).run()
+    simulation = Simulation(scenario, path, settings, positions, keep_db)
+    transcript = await simulation.run()
+    if warnings is not None:
+        warnings.extend(simulation.warnings)
+    return transcript
 
 
 def iter_records(transcript: list[Transcribed]) -> Iterator[dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
 from typing import Protocol
 
 from bot.events import (
@@ -39,7 +40,7 @@ class UnknownPeer(ValueError):
 class UnknownRecipient(Undeliverable):
     """The bot sent to a contact or room the simulator does not know: a scenario (or demo) that
     never introduced them. Permanent: the outbox marks the send failed, and ``qunfu simulate``
-    reports it at the step during which it happened."""
+    warns about it at the step during which it happened."""
 
     def __init__(self, kind: str, ident: str) -> None:
         self.kind, self.ident = kind, ident
@@ -51,6 +52,21 @@ class UnknownRecipient(Undeliverable):
         super().__init__(
             f"the bot sent to {kind} {ident!r}, which the simulator does not know: {fix}"
         )
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A send the simulator could not deliver, as small plain values: no exception (and so no
+    traceback and the frames it holds) is kept."""
+
+    kind: str  # "contact" or "room"
+    ident: str
+    message: str
+
+
+# Distinct recipients remembered between two looks (a simulation step): plenty for any
+# scenario, and a bound on what a bot writing to a crowd of strangers can make it hold.
+UNDELIVERABLE_LIMIT = 1000
 
 
 class Roster(Protocol):
@@ -122,8 +138,11 @@ class SimulatorGateway:
         self._listeners: list[Callable[[SentAction], None]] = []
         self._event_listeners: list[Callable[[Event], None]] = []
         self.fail_next: int = 0  # tests: make the next N actions fail as if the platform refused
-        # Sends to people or rooms nobody introduced, in order (qunfu simulate reports them).
-        self.undeliverable: list[UnknownRecipient] = []
+        # Sends to people or rooms nobody introduced, each recipient once and in order; kept
+        # only while ``record_undeliverable`` is on (a simulation sets it and takes them after
+        # each step), so a long `qunfu run` holds nothing.
+        self.record_undeliverable = False
+        self._undeliverable: dict[tuple[str, str], Refusal] = {}
         # Each bot account is a simulated bot of its own; the first is the one people talk to.
         self.accounts: dict[str, SimAccount] = {bot_id: SimAccount(self, bot_id, bot_name)}
         self._roster: Roster | None = None  # set by restore_lazily
@@ -141,6 +160,25 @@ class SimulatorGateway:
         person = Person(contact_id, name or self.contacts.get(contact_id, Person(contact_id)).name)
         self.contacts[contact_id] = person
         return person
+
+    def add_known_contact(self, contact_id: str, name: str = "") -> Person:
+        """Make a person known without renaming them: a name already given (by a step, the
+        console or the database) stays; ``name`` only fills an empty one."""
+        known = self.contacts.get(contact_id)
+        if known is not None and (known.name or not name):
+            return known
+        return self.add_contact(contact_id, name)
+
+    @property
+    def undeliverable(self) -> list[Refusal]:
+        """The recorded refusals (each recipient once), oldest first."""
+        return list(self._undeliverable.values())
+
+    def take_undeliverable(self) -> list[Refusal]:
+        """The recorded refusals, forgetting them."""
+        taken = self.undeliverable
+        self._undeliverable.clear()
+        return taken
 
     def person(self, contact_id: str) -> Person:
         """The known person with this id; :class:`UnknownPeer` otherwise."""
@@ -286,7 +324,9 @@ class SimulatorGateway:
         try:
             self._check_recipients(action)
         except UnknownRecipient as exc:
-            self.undeliverable.append(exc)
+            if self.record_undeliverable and len(self._undeliverable) < UNDELIVERABLE_LIMIT:
+                refusal = Refusal(exc.kind, exc.ident, str(exc))
+                self._undeliverable.setdefault((exc.kind, exc.ident), refusal)
             raise
         sent = SentAction(self._clock.now(), action, account=account)
         self.transcript.append(sent)
