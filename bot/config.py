@@ -143,6 +143,13 @@ class EntrySettings(_Section):
         le=500,
         description="from this member count a group is joined by invitation",
     )
+    bot_wechat_id: str | None = Field(
+        default=None, description="the bot's WeChat id, shown where the page says to add it"
+    )
+    bot_contact_qr: str | None = Field(
+        default=None,
+        description="payload (URL or text) of the bot's own contact QR code, shown on the page",
+    )
     qr_refresh_after: Duration = timedelta(days=6)
     match_window: Duration = timedelta(minutes=30)
     retention: Duration = timedelta(days=7)

@@ -62,3 +62,11 @@ def render_svg(payload: str, *, scale: int = 6) -> str:
         lineclass=None,
     )
     return out.getvalue().decode("utf-8")
+
+
+def render_png(payload: str, *, scale: int = 8) -> bytes:
+    """A PNG of the QR code for ``payload``: phones recognise a QR code in an ``<img>``
+    (WeChat's long-press 识别图中二维码), not in inline SVG."""
+    out = io.BytesIO()
+    segno.make(payload, error="m", micro=False).save(out, kind="png", scale=scale, border=2)
+    return out.getvalue()

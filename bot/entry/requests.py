@@ -71,9 +71,11 @@ def parse_route_request(data: object) -> RouteRequest:
         raise bad_request("bad_body", "请求格式不正确：应为 JSON 对象。")
     channel = data.get("channel")
     if channel is None or channel == "":
-        raise bad_request("missing_channel", "缺少渠道参数（channel），请从银行官方入口重新打开。")
+        raise bad_request(
+            "missing_channel", "链接不完整（缺少渠道信息），请从银行官方入口重新打开。"
+        )
     if not isinstance(channel, str):
-        raise bad_request("bad_channel", "渠道参数格式不正确，请从银行官方入口重新打开。")
+        raise bad_request("bad_channel", "链接中的渠道信息有误，请从银行官方入口重新打开。")
     ref = _text(data, "ref", "推荐码") or None
     entry = _text(data, "entry", "访问编号") or None
     if entry is not None and not _VISIT_ID.match(entry):

@@ -14,25 +14,25 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from geopy.geocoders.base import Geocoder
 from loguru import logger
 
 from bot.config import EntrySettings
-from bot.entry.channels import resolve_channel
+from bot.entry.channels import normalise_channel, resolve_channel
 from bot.entry.errors import EntryError, bad_request, conflict, not_found
 from bot.entry.geocoding import Gazetteer
 from bot.entry.joins import INVITE_ALPHABET, INVITE_CODE_LEN
 from bot.entry.locating import locate_address
 from bot.entry.overflow import Area, OverflowPlacement, Placement, district_area, grid_area
-from bot.entry.qrcodes import GroupQrCodes, render_svg
+from bot.entry.qrcodes import GroupQrCodes, render_png, render_svg
 from bot.entry.referral_codes import ReferralCodes
 from bot.entry.requests import RouteRequest
 from bot.entry.seats import MemberCounts
 from bot.opsdata.bundle import OpsData
 from bot.routing import to_wgs84
-from bot.templating import distance
+from bot.templating import distance, radius_text
 from db.entry_repositories import EntryRepo, Located, NewVisit
 from db.models import EntryVisit
 from scheduler.clock import Clock
@@ -132,10 +132,18 @@ class EntryService:
         return self._record_visit(channel.id, self._referral(ref), located)
 
     def _referral(self, ref: object) -> tuple[str, str] | None:
-        """``(code, referrer)`` for a referral code, None without one; a refusal when invalid."""
+        """``(code, referrer)`` for a valid referral code, None without one or for a bad one.
+
+        A damaged or forged code must not lock a person out of finding a group: it is dropped
+        (logged, without the code itself) and the visit is attributed to no referrer.
+        """
         if ref is None or ref == "":
             return None
-        return str(ref).strip().upper(), self._referrals.verify(ref)
+        try:
+            return str(ref).strip().upper(), self._referrals.verify(ref)
+        except EntryError as err:
+            logger.bind(code=err.code).warning("entry: referral code dropped: {}", err.code)
+            return None
 
     def _record_visit(
         self, channel: str, referral: tuple[str, str] | None, located: Located | None
@@ -174,7 +182,7 @@ class EntryService:
 
     def _visit(self, entry_id: object) -> EntryVisit:
         if not isinstance(entry_id, str) or not entry_id:
-            raise bad_request("missing_entry", "缺少访问编号（entry），请刷新页面后重试。")
+            raise bad_request("missing_entry", "页面信息不完整，请刷新页面后重试。")
         visit = self._visits.get(entry_id)
         if visit is None:
             raise bad_request("unknown_entry", "访问已失效，请刷新页面后重试。")
@@ -184,6 +192,8 @@ class EntryService:
 
     async def route(self, req: RouteRequest) -> RouteAnswer:
         """Locate the visitor and offer the nearest groups with room (overflow rule applies)."""
+        # A retyped link (``WX-MENU``, ``sms-alert。``) names its channel canonically from here on.
+        req = replace(req, channel=normalise_channel(req.channel))
         if req.entry is None:
             resolve_channel(self._ops().channels, req.channel)  # in memory: refuse early
         try:
@@ -197,7 +207,7 @@ class EntryService:
         self, req: RouteRequest, lat: float, lon: float, crs: str, label: str, area: Area
     ) -> RouteAnswer:
         """Placement and the visit's one write (worker thread)."""
-        # A new visit's referral code is checked first: a refused link places nobody.
+        # A bad referral code is dropped (logged), never a reason to place nobody.
         referral = self._referral(req.ref) if req.entry is None else None
         try:
             placed = self._placement.place(lat, lon, crs, area)
@@ -229,6 +239,9 @@ class EntryService:
             )
             for r in placed.results
         ]
+        # Scannable groups first: joining an invite-only group needs the bot as a friend, a
+        # step many people never finish. Stable, so each kind stays nearest first.
+        offers.sort(key=lambda o: o.join == "invite")
         logger.bind(
             entry=visit_id,
             channel=channel,
@@ -261,18 +274,38 @@ class EntryService:
         """
         if not placed.overflow:
             return None
-        radius = distance(self._placement.radius_m)
+        radius = radius_text(self._placement.radius_m)
         if placed.nearby == "full":
             head = f"您附近{radius}内的{placed.full_nearby}个福利群都已满员"
         else:
             head = f"您附近{radius}内还没有福利群"
-        further = "，为您推荐稍远一些的群。" if placed.results else "。"
-        return (
-            head
-            + further
-            + f"想在附近有群可加入时收到通知，请在微信中私信「{self._bot_name}」发送您的位置，"
+        if placed.results:
+            nearest = min(r.distance_m for r in placed.results)
+            further = f"，以下是离您最近的群（最近的约{distance(nearest)}）。"
+        else:
+            further = "。"
+        waitlist = (
+            f"想在附近有群可加入时收到通知，请{self.reach_bot()}，再发送您的位置，"
             "登记后我们会第一时间通知您。"
         )
+        return head + further + waitlist
+
+    def reach_bot(self) -> str:
+        """How to befriend the bot, worded to go before "再发送…".
+
+        On WeChat a person can only message an account they have added as a friend, so every
+        "message the bot" says how to add it: its WeChat id, its contact QR code on the page
+        (``entry.bot_contact_qr``), or, with neither configured, searching for it by name.
+        """
+        name = self._bot_name
+        wechat_id = self._settings.bot_wechat_id
+        if wechat_id and self._settings.bot_contact_qr:
+            return f"先添加「{name}」为好友（微信号：{wechat_id}，或长按识别页面上的二维码）"
+        if wechat_id:
+            return f"先添加「{name}」为好友（微信号：{wechat_id}）"
+        if self._settings.bot_contact_qr:
+            return f"先长按识别页面上的二维码，添加「{name}」为好友"
+        return f"先在微信中搜索「{name}」并添加为好友"
 
     async def _locate(self, req: RouteRequest) -> tuple[float, float, str, str, Area]:
         if req.lat is not None and req.lon is not None:
@@ -327,9 +360,10 @@ class EntryService:
         if method == "qr":
             return Choice(visit.id, group_id, group.name, "qr")
         code = visit.invite_code
+        # Invite-only from ``scan_limit`` members on: at exactly 200 the group "已满200人".
         hint = (
-            f"该群已超过{self._settings.scan_limit}人，无法扫码加入。请在微信中私信"
-            f"「{self._bot_name}」，发送：入群 {code}，机器人会邀请您进群。"
+            f"该群已满{self._settings.scan_limit}人，无法扫码加入。请{self.reach_bot()}，"
+            f"再发送：入群 {code}，{self._bot_name}会邀请您进群。"
         )
         return Choice(visit.id, group_id, group.name, "invite", code, hint)
 
@@ -345,3 +379,10 @@ class EntryService:
         if choice.join != "qr":
             raise conflict("invite_only", choice.hint or "该群需要邀请加入。")
         return await asyncio.to_thread(render_svg, await self._qrcodes.payload(group_id))
+
+    async def qr_png(self, group_id: str, entry_id: object) -> bytes:
+        """:meth:`qr_svg` as a PNG: an ``<img>`` WeChat's long-press 识别图中二维码 can read."""
+        choice = await self.choose(entry_id, group_id)
+        if choice.join != "qr":
+            raise conflict("invite_only", choice.hint or "该群需要邀请加入。")
+        return await asyncio.to_thread(render_png, await self._qrcodes.payload(group_id))

@@ -13,15 +13,37 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.app import Qunfu
+
+NOT_FOUND_HTML = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>页面不存在</title><link rel="stylesheet" href="/join/static/entry.css"></head>
+<body><main class="entry"><h1>页面不存在</h1>
+<p class="error" role="alert">您打开的链接不完整或已失效，请从银行官方入口重新打开。</p>
+</main></body></html>
+"""
+
+
+async def _not_found_page(request: Request, exc: Exception) -> Response:
+    """A person who opens a broken link in a browser gets a Chinese page, not JSON; API
+    clients (``/api/*``) and everything that does not ask for HTML keep the JSON error."""
+    assert isinstance(exc, StarletteHTTPException)
+    wants_html = "text/html" in request.headers.get("accept", "")
+    if exc.status_code == 404 and wants_html and not request.url.path.startswith("/api/"):
+        return HTMLResponse(NOT_FOUND_HTML, status_code=404)
+    return await http_exception_handler(request, exc)
 
 
 def create_app(bot: Qunfu) -> FastAPI:
     """The web app for one running bot."""
     app = FastAPI(title="群福 Qunfu", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.bot = bot
+    app.add_exception_handler(StarletteHTTPException, _not_found_page)
 
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, Any]:

@@ -12,20 +12,23 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from loguru import logger
 
 from bot.entry import EntryError, EntryService
+from bot.entry.qrcodes import render_png
 from bot.entry.requests import parse_route_request
-from bot.templating import distance
+from bot.templating import distance, radius_text
 
 router = APIRouter()
 
 _HERE = Path(__file__).parent
 _STATIC = _HERE / "static"
 _ASSETS = {"entry.js": "text/javascript; charset=utf-8", "entry.css": "text/css; charset=utf-8"}
+BOT_QR_PATH = "/join/bot-qr.png"
 _pages = Environment(
     loader=FileSystemLoader(_HERE / "pages"), autoescape=select_autoescape(["html"], default=True)
 )
@@ -63,13 +66,17 @@ async def join_page(
     except EntryError as err:
         _refusal(request, err)
         status, error = err.status, err.message
+    entry_settings = bot.settings.entry
     data = {
-        "channel": channel if entry else None,
+        # The canonical id: a retyped link (``WX-MENU``, ``sms-alert。``) is used as its channel.
+        "channel": visit.channel if entry else None,
         "ref": ref if entry else None,
         "entry": entry,
         "cities": _cities(service),
         "error": error,
         "bot_name": bot.settings.bot.name,
+        "bot_wechat_id": entry_settings.bot_wechat_id,
+        "bot_qr_url": BOT_QR_PATH if entry_settings.bot_contact_qr else None,
     }
     html = _pages.get_template("entry.html").render(
         data=data, error=error, channel_name=channel_name, bot_name=bot.settings.bot.name
@@ -110,7 +117,7 @@ async def route(request: Request) -> JSONResponse:
     # Shallow, by hand: dataclasses.asdict deep-copies every value and was a tenth of a request.
     body = {f.name: getattr(answer, f.name) for f in fields(answer) if f.name != "offers"}
     # Distances are worded on the server, the same way the bot words them in chats.
-    body["radius_text"] = distance(answer.radius_m)
+    body["radius_text"] = radius_text(answer.radius_m)
     body["groups"] = [
         {
             "group": o.group_id,
@@ -135,7 +142,8 @@ async def choose(request: Request) -> JSONResponse:
     body = asdict(choice)
     body["group"] = body.pop("group_id")
     if choice.join == "qr":
-        body["qr_url"] = f"/api/groups/{choice.group_id}/qr.svg?entry={choice.entry}"
+        # A PNG for an <img>: WeChat's long-press 识别图中二维码 does not read inline SVG.
+        body["qr_url"] = f"/api/groups/{choice.group_id}/qr.png?entry={choice.entry}"
     return JSONResponse(body)
 
 
@@ -147,3 +155,24 @@ async def group_qr(request: Request, group_id: str, entry: str | None = None) ->
     except EntryError as err:
         return _refusal(request, err)
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/api/groups/{group_id}/qr.png")
+async def group_qr_png(request: Request, group_id: str, entry: str | None = None) -> Response:
+    """The group's join QR code as PNG (what the page shows); same rules as ``qr.svg``."""
+    try:
+        png = await _service(request).qr_png(group_id, entry)
+    except EntryError as err:
+        return _refusal(request, err)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+@router.get(BOT_QR_PATH, include_in_schema=False)
+async def bot_contact_qr(request: Request) -> Response:
+    """The bot's own contact QR code (``entry.bot_contact_qr``), so a person can add it as a
+    friend before messaging it; 404 when none is configured."""
+    payload = request.app.state.bot.settings.entry.bot_contact_qr
+    if not payload:
+        return JSONResponse({"error": "not_found", "message": "没有配置机器人二维码。"}, 404)
+    png = await anyio.to_thread.run_sync(render_png, payload)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "public, max-age=3600"})

@@ -58,8 +58,10 @@
     // the page never promises a message (it does not know who the visitor is).
     notice.hidden = !answer.notice;
     notice.textContent = answer.notice || "";
+    showBotQr(!!answer.notice);
     if (!answer.groups.length) {
-      showError("抱歉，暂时没有可加入的福利群，请稍后再试。");
+      // The notice already says why and what to do: a red error beside it would contradict it.
+      if (!answer.notice) showError("抱歉，暂时没有可加入的福利群，请稍后再试。");
       return;
     }
     answer.groups.forEach(function (g) {
@@ -83,6 +85,69 @@
     });
   }
 
+  // The bot's own contact QR code (entry.bot_contact_qr), where the page asks the person to
+  // add the bot as a friend: on WeChat one can only message an account one has added.
+  function showBotQr(show) {
+    var box = $("bot-qr");
+    if (!box) return;
+    box.hidden = !(show && data.bot_qr_url);
+    if (!box.hidden && !box.querySelector("img")) {
+      var img = document.createElement("img");
+      img.src = data.bot_qr_url;
+      img.alt = "添加" + data.bot_name + "为好友的二维码";
+      box.prepend(img);
+    }
+  }
+
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text);
+    }
+    // WeChat's browser on plain http has no clipboard API: the old way still works there.
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    document.body.append(area);
+    area.select();
+    var ok = false;
+    try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+    area.remove();
+    return ok ? Promise.resolve() : Promise.reject(new Error("copy failed"));
+  }
+
+  function inviteBox(choice) {
+    var hint = document.createElement("p");
+    hint.id = "invite-hint";
+    hint.textContent = choice.hint;
+    var message = "入群 " + choice.invite_code;
+    var row = document.createElement("div");
+    row.className = "invite-code";
+    var code = document.createElement("code");
+    code.id = "invite-message";
+    code.textContent = message;
+    var copy = document.createElement("button");
+    copy.type = "button";
+    copy.id = "copy-code";
+    copy.textContent = "复制";
+    copy.addEventListener("click", function () {
+      copyText(message).then(function () { copy.textContent = "已复制"; },
+        function () { copy.textContent = "请长按文字复制"; });
+    });
+    row.append(code, copy);
+    return [hint, row];
+  }
+
+  function blobToDataUrl(blob) {
+    return new Promise(function (resolve, reject) {
+      var reader = new FileReader();
+      reader.onload = function () { resolve(reader.result); };
+      reader.onerror = function () { reject(new Error("群二维码显示失败，请稍后再试。")); };
+      reader.readAsDataURL(blob);
+    });
+  }
+
   async function choose(group) {
     showError("");
     var qr = $("qr");
@@ -93,10 +158,8 @@
       $("chosen-name").textContent = choice.name;
       $("chosen").hidden = false;
       if (choice.join === "invite") {
-        var hint = document.createElement("p");
-        hint.id = "invite-hint";
-        hint.textContent = choice.hint;
-        qr.append(hint);
+        qr.append.apply(qr, inviteBox(choice));
+        showBotQr(true);
         return;
       }
       var res = await fetch(choice.qr_url);
@@ -105,10 +168,12 @@
         try { err = await res.json(); } catch (e) { /* not JSON */ }
         throw new Error((err && err.message) || "群二维码暂时获取不到，请稍后再试。");
       }
-      var doc = new DOMParser().parseFromString(await res.text(), "image/svg+xml");
-      var svg = doc.documentElement;
-      if (svg.nodeName.toLowerCase() !== "svg") throw new Error("群二维码显示失败，请稍后再试。");
-      qr.append(document.importNode(svg, true));
+      // An <img> (a PNG as a data URL), not inline SVG: WeChat's long-press
+      // 识别图中二维码 only works on images.
+      var img = document.createElement("img");
+      img.alt = "入群二维码";
+      img.src = await blobToDataUrl(await res.blob());
+      qr.append(img);
       $("qr-tip").hidden = false;
       $("chosen").scrollIntoView({ behavior: "smooth" });
     } catch (e) {
