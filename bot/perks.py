@@ -27,7 +27,7 @@ _KIND_ORDER = {
 
 @dataclass(frozen=True)
 class Perk:
-    """One line of a perk calendar, e.g. ``周三 10:00 电影票半价``."""
+    """One line of a perk calendar, e.g. ``周三 10:00 观影特惠``."""
 
     weekday: str
     time: str

@@ -62,13 +62,6 @@ def format_placement(placed: Placement, radius_m: float, *, waiting: bool) -> st
     return "\n".join(lines)
 
 
-def no_answer(manager_name: str | None) -> str:
-    """What to say in a group when the FAQ has no answer: point to the customer manager."""
-    if manager_name is None:
-        return "这个问题我暂时回答不了，请联系您的客户经理或拨打信用卡客服热线咨询。"
-    return f"这个问题我暂时回答不了，请私信本群客户经理{manager_name}咨询。"
-
-
 def moderation_warning(category: str, reason: str, remaining: int | None = None) -> str:
     """The warning to a poster in the group. ``reason`` is the lexicon's wording for the rule
     that matched, never the message itself, so the warning cannot repeat an ad or a number.

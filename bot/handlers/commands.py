@@ -90,7 +90,10 @@ _MEMBER_HELP = (
     "· 我要进群：推荐附近有空位的福利群（也可以直接发送位置）\n"
     "· 我的邀请：查看您的邀请码和邀请进度\n"
     "· 邀请排行：查看邀请排行榜\n"
-    "· 退订 / 订阅：关闭或恢复优惠推送\n"
+    # Opting out stops @-mentions, private pushes and lottery entry (bot.optout), not the
+    # group's own posts: say so, as the 退订 confirmation does.
+    "· 退订：不再@您或私信推送活动，也不能参加抽奖（群里的活动消息照常可见）\n"
+    "· 订阅：恢复@您、私信推送和抽奖\n"
     "其他问题请在您所在的福利群里@我，我答不了的会转给群里的客户经理。"
 )
 # One help text per person per window: the outbox key repeats within it, so the outbox keeps
