@@ -68,7 +68,10 @@ def test_a_located_phone_gets_the_nearest_group_and_its_qr_code(
     results.first.locator("button").first.click()
 
     expect(page.locator("#chosen-name")).to_contain_text("深圳南山深大福利群")
-    expect(page.locator("#qr svg, #qr img").first).to_be_visible()
+    # An <img>, not inline SVG: WeChat's long-press 识别图中二维码 reads only images.
+    expect(page.locator("#qr img").first).to_be_visible()
+    assert page.locator("#qr svg").count() == 0
+    assert page.locator("#qr img").first.evaluate("i => i.naturalWidth") > 0
     expect(page.locator("#error")).to_be_hidden()
 
 
@@ -127,3 +130,80 @@ def test_an_unknown_channel_shows_a_chinese_error(phone: Any, qunfu_server: str)
     assert response is not None and response.status in (200, 400, 404, 410, 422)
     expect(page.locator("#error")).to_be_visible()
     expect(page.locator("#error")).to_contain_text(CHINESE)
+
+
+def test_scannable_groups_come_first_and_an_invite_code_can_be_copied(
+    browser: Any, qunfu_server: str
+) -> None:
+    from playwright.sync_api import expect
+
+    ctx = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})
+    ctx.grant_permissions(["clipboard-read", "clipboard-write"], origin=qunfu_server)
+    try:
+        page = open_entry(ctx, qunfu_server)
+        page.fill("#address", "福田CBD")
+        page.click("#address-go")
+        results = page.locator("#results li[data-group]")
+        expect(results.first).to_be_visible()
+        # Observed: the 268-member group (invite only) was first though a group to scan is near.
+        metas = results.locator(".meta").all_inner_texts()
+        invite = [("需邀请入群" in m) for m in metas]
+        assert invite[0] is False and invite == sorted(invite)
+
+        page.locator('#results li[data-group="sz-futian-cbd"] button').click()
+        hint = page.locator("#invite-hint")
+        expect(hint).to_be_visible()
+        # WeChat only lets people message a friend: the hint says how to add the bot first.
+        expect(hint).to_contain_text("添加为好友")
+        expect(hint).to_contain_text("再发送：入群 ")
+        message = page.locator("#invite-message").inner_text()
+        assert re.fullmatch(r"入群 [A-Z0-9]{4,8}", message), message
+        page.click("#copy-code")
+        expect(page.locator("#copy-code")).to_have_text("已复制")
+        assert page.evaluate("navigator.clipboard.readText()") == message
+    finally:
+        ctx.close()
+
+
+def test_nothing_nearby_shows_only_the_notice_not_an_error(phone: Any, qunfu_server: str) -> None:
+    from playwright.sync_api import expect
+
+    page = open_entry(phone, qunfu_server)
+    page.select_option("#city", "深圳")
+    page.select_option("#district", "龙岗区")
+    notice = page.locator("#notice")
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("5公里内还没有福利群")
+    expect(notice).to_contain_text("添加为好友")
+    assert "5.0公里" not in notice.inner_text()
+    # Observed: a red "暂时没有可加入的福利群" above the notice contradicted it.
+    expect(page.locator("#error")).to_be_hidden()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/join?channel=WX-MENU",
+        "/join?channel=sms-alert%E3%80%82",
+        "/join?channel=sms-alert.",
+        "/join?channel=wx-menu&ref=FORGED",
+    ],
+)
+def test_a_slightly_damaged_link_still_finds_a_group(
+    phone: Any, qunfu_server: str, path: str
+) -> None:
+    from playwright.sync_api import expect
+
+    page = open_entry(phone, qunfu_server, path)
+    expect(page.locator("#error")).to_be_hidden()
+    page.click("#locate")
+    expect(page.locator("#results li[data-group]").first).to_be_visible()
+    expect(page.locator("#error")).to_be_hidden()
+
+
+def test_an_unknown_path_gets_a_chinese_page(phone: Any, qunfu_server: str) -> None:
+    page = phone.new_page()
+    response = page.goto(qunfu_server + "/joni?channel=wx-menu")
+    assert response is not None and response.status == 404
+    assert "页面不存在" in page.inner_text("body")
+    assert "detail" not in page.content()
