@@ -21,7 +21,8 @@ def normalise_channel(channel_id: str) -> str:
     punctuation (ASCII or full-width) is dropped, so the visitor still reaches the page.
     """
     text = unicodedata.normalize("NFKC", channel_id).strip().lower()
-    while text and unicodedata.category(text[-1])[0] in "PZ":
+    # "-" is punctuation too, but it belongs to ids (``wx-menu``): it is kept.
+    while text and text[-1] != "-" and unicodedata.category(text[-1])[0] in "PZ":
         text = text[:-1].rstrip()
     return text
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 from geopy.distance import geodesic
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
@@ -781,3 +783,18 @@ async def test_the_svg_qr_endpoint_still_works(rig: Rig) -> None:
     r = await rig.http.get(f"/api/groups/sz-nanshan-kjy/qr.svg?entry={entry}")
     assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
     assert "<svg" in r.text and "入群二维码" in r.text
+
+
+_IDS = st.from_regex(r"[a-z0-9][a-z0-9-]{0,20}", fullmatch=True)
+_TAILS = st.text(alphabet=" 。.，,！!？?）)」 \u3000", max_size=4)
+
+
+@given(channel=_IDS, tail=_TAILS, upper=st.booleans())
+def test_normalising_a_damaged_channel_gives_back_the_id(
+    channel: str, tail: str, upper: bool
+) -> None:
+    from bot.entry.channels import normalise_channel
+
+    damaged = (channel.upper() if upper else channel) + tail
+    assert normalise_channel(damaged) == channel
+    assert normalise_channel(normalise_channel(damaged)) == channel  # idempotent
