@@ -132,18 +132,15 @@ class EntryService:
         return self._record_visit(channel.id, self._referral(ref), located)
 
     def _referral(self, ref: object) -> tuple[str, str] | None:
-        """``(code, referrer)`` for a valid referral code, None without one or for a bad one.
+        """``(code, referrer)`` for a referral code, None without one; a refusal when invalid.
 
-        A damaged or forged code must not lock a person out of finding a group: it is dropped
-        (logged, without the code itself) and the visit is attributed to no referrer.
+        A forged, malformed or never-issued code is refused (4xx with a Chinese reason, as
+        issue 3 requires): attributing it to nobody would silently lose a referrer's reward,
+        and the page's refusal says to open the link again or use the bank's own entry.
         """
         if ref is None or ref == "":
             return None
-        try:
-            return str(ref).strip().upper(), self._referrals.verify(ref)
-        except EntryError as err:
-            logger.bind(code=err.code).warning("entry: referral code dropped: {}", err.code)
-            return None
+        return str(ref).strip().upper(), self._referrals.verify(ref)
 
     def _record_visit(
         self, channel: str, referral: tuple[str, str] | None, located: Located | None
@@ -207,7 +204,7 @@ class EntryService:
         self, req: RouteRequest, lat: float, lon: float, crs: str, label: str, area: Area
     ) -> RouteAnswer:
         """Placement and the visit's one write (worker thread)."""
-        # A bad referral code is dropped (logged), never a reason to place nobody.
+        # A new visit's referral code is checked first: a refused link places nobody.
         referral = self._referral(req.ref) if req.entry is None else None
         try:
             placed = self._placement.place(lat, lon, crs, area)
@@ -239,9 +236,6 @@ class EntryService:
             )
             for r in placed.results
         ]
-        # Scannable groups first: joining an invite-only group needs the bot as a friend, a
-        # step many people never finish. Stable, so each kind stays nearest first.
-        offers.sort(key=lambda o: o.join == "invite")
         logger.bind(
             entry=visit_id,
             channel=channel,

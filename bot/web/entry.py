@@ -142,8 +142,9 @@ async def choose(request: Request) -> JSONResponse:
     body = asdict(choice)
     body["group"] = body.pop("group_id")
     if choice.join == "qr":
-        # A PNG for an <img>: WeChat's long-press 识别图中二维码 does not read inline SVG.
-        body["qr_url"] = f"/api/groups/{choice.group_id}/qr.png?entry={choice.entry}"
+        body["qr_url"] = f"/api/groups/{choice.group_id}/qr.svg?entry={choice.entry}"
+        # The page shows the PNG in an <img>: WeChat's long-press 识别图中二维码 reads images.
+        body["qr_png_url"] = f"/api/groups/{choice.group_id}/qr.png?entry={choice.entry}"
     return JSONResponse(body)
 
 

@@ -162,7 +162,7 @@
         showBotQr(true);
         return;
       }
-      var res = await fetch(choice.qr_url);
+      var res = await fetch(choice.qr_png_url || choice.qr_url);
       if (!res.ok) {
         var err = null;
         try { err = await res.json(); } catch (e) { /* not JSON */ }
