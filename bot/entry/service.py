@@ -369,14 +369,14 @@ class EntryService:
 
     async def qr_svg(self, group_id: str, entry_id: object) -> str:
         """The group's join QR code as SVG; records the choice. 409 for invite-only groups."""
-        choice = await self.choose(entry_id, group_id)
-        if choice.join != "qr":
-            raise conflict("invite_only", choice.hint or "该群需要邀请加入。")
-        return await asyncio.to_thread(render_svg, await self._qrcodes.payload(group_id))
+        return await asyncio.to_thread(render_svg, await self._qr_payload(group_id, entry_id))
 
     async def qr_png(self, group_id: str, entry_id: object) -> bytes:
         """:meth:`qr_svg` as a PNG: an ``<img>`` WeChat's long-press 识别图中二维码 can read."""
+        return await asyncio.to_thread(render_png, await self._qr_payload(group_id, entry_id))
+
+    async def _qr_payload(self, group_id: str, entry_id: object) -> str:
         choice = await self.choose(entry_id, group_id)
         if choice.join != "qr":
             raise conflict("invite_only", choice.hint or "该群需要邀请加入。")
-        return await asyncio.to_thread(render_png, await self._qrcodes.payload(group_id))
+        return await self._qrcodes.payload(group_id)
