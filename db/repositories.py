@@ -347,8 +347,10 @@ class MembershipRepo(_Repo):
     def leave(self, group_id: str, person_id: str, at: datetime) -> bool:
         """Close the open membership; True if there was one.
 
-        The member count drops (never below 0) also for someone we never saw join (members
-        seeded from the directory), but not for a repeated leave of a closed membership.
+        Someone we never saw join (a member seeded from the directory's count) gets a closed
+        stay, joined and left at ``at``: the ledger then knows they left (a manager's answer
+        goes to them privately) and a repeated leave is not counted twice. The member count
+        drops (never below 0) once per stay.
         """
         at = utc(at)
         with self._session() as s:
@@ -364,6 +366,19 @@ class MembershipRepo(_Repo):
                 )
             ).first():
                 return False
+            else:
+                if s.get(PersonRow, person_id) is None:
+                    s.add(PersonRow(id=person_id, first_seen=at))
+                    s.flush()
+                s.add(
+                    Membership(
+                        group_id=group_id,
+                        person_id=person_id,
+                        joined_at=at,
+                        left_at=at,
+                        welcomed_at=at,
+                    )
+                )
             group.member_count = max(0, group.member_count - 1)
             s.flush()
             return open_ is not None

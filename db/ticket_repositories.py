@@ -119,8 +119,9 @@ class TicketRepo(_Repo):
 
     def member_left(self, ticket: Ticket) -> bool:
         """Whether the ticket's member has left its group: the membership ledger has a stay of
-        theirs there and none is open. False while they are in it, and for someone the ledger
-        never saw join (members seeded from the directory): they are taken to be still there.
+        theirs there and none is open (a seeded member's leave is recorded as a stay too).
+        False while they are in it, and for someone the ledger has never seen join or leave
+        (members seeded from the directory): they are taken to be still there.
         """
         with self._session() as s:
             stays = MembershipRepo(s).history(ticket.group_id, ticket.member_id)

@@ -116,7 +116,12 @@ def test_leave_of_seeded_member_lowers_count_but_never_below_zero(session: Sessi
     members = MembershipRepo(session)
     members.leave("sz-nanshan-kjy", "never-seen", T0)
     members.leave("sz-futian-cbd", "never-seen", T0)
+    members.leave("sz-nanshan-kjy", "never-seen", T0 + timedelta(seconds=5))  # repeated event
     assert GroupRepo(session).member_counts() == {"sz-nanshan-kjy": 119, "sz-futian-cbd": 0}
+    # The leave is on record (a closed stay), so nothing takes them for a member any more.
+    history = members.history("sz-nanshan-kjy", "never-seen")
+    assert [(h.joined_at, h.left_at) for h in history] == [(T0, T0)]
+    assert members.unwelcomed("sz-nanshan-kjy") == []
 
 
 def test_join_of_unknown_group_is_refused(session: Session) -> None:
