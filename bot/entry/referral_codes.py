@@ -70,14 +70,14 @@ class ReferralCodes:
     def verify(self, code: object) -> str:
         """The id of the person a code was issued to; a Chinese refusal when it is not valid."""
         if not isinstance(code, str) or not code.strip():
-            raise bad_request("bad_referral", "推荐码格式不正确，请向推荐人重新索取链接。")
+            raise bad_request("bad_referral", "邀请码格式不正确，请向邀请您的朋友重新索取链接。")
         normal = code.strip().upper()
         if not _FORMAT.match(normal):
-            raise bad_request("bad_referral", "推荐码格式不正确，请向推荐人重新索取链接。")
+            raise bad_request("bad_referral", "邀请码格式不正确，请向邀请您的朋友重新索取链接。")
         serial, mac = normal.split("-")
         if self._key is None or not hmac.compare_digest(mac, self._mac(serial)):
-            raise bad_request("forged_referral", "推荐码无效，请向推荐人重新索取链接。")
+            raise bad_request("forged_referral", "邀请码无效，请向邀请您的朋友重新索取链接。")
         owner = self._repo.owner(normal)
         if owner is None:
-            raise bad_request("unknown_referral", "推荐码不存在或已失效，请向推荐人重新索取链接。")
+            raise bad_request("unknown_referral", "邀请码不存在或已失效，请向邀请您的朋友重新索取链接。")
         return owner

@@ -76,7 +76,7 @@ def parse_route_request(data: object) -> RouteRequest:
         )
     if not isinstance(channel, str):
         raise bad_request("bad_channel", "链接中的渠道信息有误，请从银行官方入口重新打开。")
-    ref = _text(data, "ref", "推荐码") or None
+    ref = _text(data, "ref", "邀请码") or None
     entry = _text(data, "entry", "访问编号") or None
     if entry is not None and not _VISIT_ID.match(entry):
         raise bad_request("bad_entry", "访问编号格式不正确，请刷新页面后重试。")

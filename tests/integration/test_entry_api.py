@@ -151,8 +151,8 @@ async def test_a_live_code_opens_the_page_and_records_a_visit(rig: Rig) -> None:
         ({}, 400, "缺少渠道信息"),
         ({"channel": "no-such"}, 404, "未知的入口渠道"),
         ({"channel": "<script>alert(1)</script>"}, 400, "渠道信息有误"),
-        ({"channel": "referral", "ref": "AAAAAAAA-BBBBBBBB"}, 400, "推荐码无效"),
-        ({"channel": "referral", "ref": "<script>"}, 400, "推荐码格式不正确"),
+        ({"channel": "referral", "ref": "AAAAAAAA-BBBBBBBB"}, 400, "邀请码无效"),
+        ({"channel": "referral", "ref": "<script>"}, 400, "邀请码格式不正确"),
     ],
 )
 async def test_a_bad_link_shows_the_reason_on_the_page(
