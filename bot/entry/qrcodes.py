@@ -47,7 +47,7 @@ class GroupQrCodes:
         return payload
 
 
-def render_svg(payload: str, *, scale: int = 6) -> str:
+def render_svg(payload: str, *, scale: int = 6, title: str = "入群二维码") -> str:
     """A standalone SVG document of the QR code for ``payload``."""
     out = io.BytesIO()
     segno.make(payload, error="m", micro=False).save(
@@ -57,7 +57,7 @@ def render_svg(payload: str, *, scale: int = 6) -> str:
         border=2,
         xmldecl=True,
         svgns=True,
-        title="入群二维码",
+        title=title,
         svgclass="qr-code",
         lineclass=None,
     )

@@ -79,5 +79,7 @@ class ReferralCodes:
             raise bad_request("forged_referral", "邀请码无效，请向邀请您的朋友重新索取链接。")
         owner = self._repo.owner(normal)
         if owner is None:
-            raise bad_request("unknown_referral", "邀请码不存在或已失效，请向邀请您的朋友重新索取链接。")
+            raise bad_request(
+                "unknown_referral", "邀请码不存在或已失效，请向邀请您的朋友重新索取链接。"
+            )
         return owner

@@ -180,6 +180,35 @@ async def test_an_issued_referral_code_is_attributed_to_its_owner(rig: Rig) -> N
     assert r.status_code == 400 and r.json()["error"] == "unknown_referral"
 
 
+async def test_a_referral_qr_is_an_image_for_apps_and_a_page_for_people(rig: Rig) -> None:
+    import io
+
+    import zxingcpp
+    from PIL import Image
+
+    code = rig.bot.referral_codes.issue("member-42", T0)
+    link = rig.bot.referral_notices.link(code)
+    assert link is not None and f"ref={code}" in link
+    svg = await rig.http.get(f"/r/{code}/qr.svg", headers={"accept": "image/*"})
+    assert svg.headers["content-type"] == "image/svg+xml"
+    assert "<title>邀请二维码</title>" in svg.text
+    png = await rig.http.get(f"/r/{code.lower()}/qr.png")
+    assert png.headers["content-type"] == "image/png"
+    decoded = zxingcpp.read_barcodes(Image.open(io.BytesIO(png.content)))
+    assert [d.text for d in decoded] == [link]
+    # Opened from the chat in WeChat: a page showing the PNG, which can be long-pressed.
+    page = await rig.http.get(f"/r/{code}/qr.svg", headers={"accept": "text/html,*/*"})
+    assert page.headers["content-type"].startswith("text/html")
+    assert f'<img src="/r/{code}/qr.png"' in page.text and "长按图片" in page.text
+    # A forged code mints nothing: JSON for apps, a Chinese page for people.
+    forged = "AAAAAAAA-BBBBBBBB"
+    for path in (f"/r/{forged}/qr.svg", f"/r/{forged}/qr.png"):
+        r = await rig.http.get(path)
+        assert r.status_code == 404 and r.json()["error"] == "forged_referral"
+    r = await rig.http.get(f"/r/{forged}/qr.svg", headers={"accept": "text/html"})
+    assert r.status_code == 404 and "邀请码无效" in r.text and "<img" not in r.text
+
+
 # --- routing -------------------------------------------------------------------------------
 
 
