@@ -202,12 +202,26 @@ class EntryRepo(_Repo):
         with self._session() as s:
             return s.exec(select(EntryVisit).where(EntryVisit.invite_code == code)).first()
 
-    def claim_invite(self, visit_id: str, contact_id: str) -> None:
-        """The person who sent the invite code: their join will be matched to this visit."""
+    def claim_invite(self, visit_id: str, contact_id: str) -> bool:
+        """The person who sent the invite code: their join will be matched to this visit.
+
+        The first claim holds (one conditional ``UPDATE``, so two processes racing cannot
+        both win); True for its holder, False for anyone else.
+        """
         with self._session() as s:
-            row = s.get(EntryVisit, visit_id)
-            if row is not None and row.joined_at is None:
-                row.invited_contact = contact_id
+            s.execute(
+                sa.update(EntryVisit)
+                .where(
+                    col(EntryVisit.id) == visit_id,
+                    col(EntryVisit.invited_contact).is_(None),
+                    col(EntryVisit.joined_at).is_(None),
+                )
+                .values(invited_contact=contact_id)
+            )
+            holder = s.exec(
+                select(EntryVisit.invited_contact).where(EntryVisit.id == visit_id)
+            ).first()
+        return holder in (None, contact_id)
 
     def match_join(
         self, group_id: str, person_id: str, at: datetime, window: timedelta

@@ -58,6 +58,8 @@ class InviteRequest:
     code: str
     group_id: str | None
     explicit: bool  # the message said 入群/进群/加群, so an unknown code deserves an answer
+    holder: str | None = None
+    """Who sent this code first: a code is one visitor's, not a pass for whoever sees it."""
 
 
 class EntryJoins:
@@ -75,13 +77,14 @@ class EntryJoins:
         code = m.group(2).upper()
         visit = self._visits.by_invite_code(code)
         group = visit.chosen_group if visit is not None and visit.join_method == "invite" else None
-        return InviteRequest(code, group, m.group(1) is not None)
+        holder = visit.invited_contact if group is not None and visit is not None else None
+        return InviteRequest(code, group, m.group(1) is not None, holder)
 
-    def claim(self, code: str, contact_id: str) -> None:
-        """The sender of an invite code is the person behind that visit."""
+    def claim(self, code: str, contact_id: str) -> bool:
+        """The first sender of an invite code is the person behind that visit; False when
+        someone else has claimed it (a forwarded or overheard code invites nobody else)."""
         visit = self._visits.by_invite_code(code)
-        if visit is not None:
-            self._visits.claim_invite(visit.id, contact_id)
+        return visit is None or self._visits.claim_invite(visit.id, contact_id)
 
     def chat_visit(self, contact_id: str, at: datetime, located: Located | None = None) -> str:
         """Open, or continue, ``contact_id``'s visit in the private chat; ``located`` records

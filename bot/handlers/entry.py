@@ -33,6 +33,14 @@ __all__ = ["EntryFlowHandler", "RouteOffers"]
 _PICK = re.compile(r"^\s*(\d{1,2})\s*$")
 
 
+def _taken(code: str) -> str:
+    """The answer to an invite code someone else sent first."""
+    return (
+        f"入群码 {code} 已由其他微信号使用过。请回到入群页面重新选择福利群，获取您自己的入群码；"
+        "或直接发送位置给我。"
+    )
+
+
 @dataclass
 class RouteOffers:
     """The last list of groups offered to each person, so "2" means the second one.
@@ -221,6 +229,9 @@ class EntryFlowHandler:
             await ctx.reply(event.sender.id, event.at, text, key)
             return
         assert self._joins is not None
+        if request.holder not in (None, event.sender.id):
+            await ctx.reply(event.sender.id, event.at, _taken(request.code), key)
+            return
         await self._invite(
             event,
             group,
@@ -256,7 +267,9 @@ class EntryFlowHandler:
             await ctx.reply(person, event.at, full + full_hint, key)
             return
         if claim is not None and self._joins is not None:
-            await ctx.db(self._joins.claim, claim, person)
+            if not await ctx.db(self._joins.claim, claim, person):  # lost a race for the code
+                await ctx.reply(person, event.at, _taken(claim), key)
+                return
         elif self._joins is not None:  # a pick from the private chat's offer
             await ctx.db(self._joins.chat_chosen, person, group.id, event.at)
         told = f"已邀请您加入「{group.name}」，请在聊天列表中查看邀请。"

@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from bot.app import Qunfu, load_source
 from bot.cli import app as cli
 from bot.config import settings_from_mapping
+from bot.events import Invite
 from bot.gateways.simulator import SimulatorGateway
 from bot.routing import to_wgs84
 from bot.web.app import create_app
@@ -362,6 +363,24 @@ async def test_a_group_of_200_or_more_has_no_qr_and_the_bot_invites(rig: Rig) ->
     with Session(rig.bot.engine) as s:
         membership = s.get(Membership, visit.membership_id)
         assert membership is not None and membership.channel == "wx-menu"
+
+
+async def test_an_invite_code_invites_only_the_person_who_sent_it_first(rig: Rig) -> None:
+    entry = (await rig.route(address="福田CBD")).json()["entry"]
+    choice = (
+        await rig.http.post("/api/choose", json={"entry": entry, "group": "sz-futian-cbd"})
+    ).json()
+    code = choice["invite_code"]
+    rig.gateway.add_contact("u2", "李四")
+    rig.gateway.say("u1", f"入群 {code}")
+    rig.gateway.say("u1", f"入群 {code}")  # the holder may send it again
+    rig.gateway.say("u2", f"入群 {code.lower()}")  # a forwarded screenshot
+    await rig.settle()
+    invited = [s.action.contact for s in rig.gateway.transcript if isinstance(s.action, Invite)]
+    assert set(invited) == {"u1"}
+    told = [row.text for row in rig.outbox_to("u2")]
+    assert len(told) == 1 and "已由其他微信号使用过" in told[0] and code in told[0]
+    assert rig.visit(entry).invited_contact == "u1"
 
 
 async def test_an_unknown_invite_code_is_answered(rig: Rig) -> None:
