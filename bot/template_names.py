@@ -54,6 +54,8 @@ class TemplateUse:
 
 
 # Names Jinja itself provides in the places they are valid; the walk does not model where.
+INCLUDE_LOOP = "templates include each other without end"
+"""The start of the problem reported for templates that always include each other."""
 _IMPLICIT = frozenset({"self", "super", "varargs", "kwargs", "caller"})
 _FORGIVING_TESTS = frozenset({"defined", "undefined"})
 _FORGIVING_FILTERS = frozenset({"default", "d"})
@@ -254,7 +256,7 @@ class _Walk:
             # Always including itself never ends; inside an {% if %} it may be a bounded tree.
             chain = " -> ".join([*self._stack[self._stack.index(found[0]) :], found[0]])
             pattern = rf"(['\"]{re.escape(found[0])}['\"])"
-            self._problem(node, pattern, f"templates include each other without end: {chain}")
+            self._problem(node, pattern, f"{INCLUDE_LOOP}: {chain}")
             return
         self.template(found[0], with_context=getattr(node, "with_context", True))
 

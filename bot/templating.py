@@ -26,7 +26,7 @@ from bot.lottery.rules import lottery_context
 from bot.opsdata.bundle import OpsData
 from bot.opsdata.models import WEEKDAY_ZH, WEEKDAYS, Campaign
 from bot.opsdata.problems import Problem, did_you_mean
-from bot.template_names import TemplateNames, TemplateUse
+from bot.template_names import INCLUDE_LOOP, TemplateNames, TemplateUse
 from bot.template_shapes import ANYTHING, Record, shape_of
 
 _SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -442,10 +442,13 @@ def check_templates(opsdata: OpsData, now: datetime) -> list[Problem]:
             key = (campaign.template, context_shape(samples[campaign.id]))
             by_shape.setdefault(key, []).append(campaign.id)
     found_at: set[tuple[str, int, str]] = set()
+    endless: set[str] = set()  # campaigns whose templates always include each other
     for (name, shape), ids in by_shape.items():
         for p in checker.check(name, shape).problems:
             report(p.template, p.line, p.col, p.message, ids)
             found_at.update((p.template, p.line, c) for c in ids)
+            if p.message.startswith(INCLUDE_LOOP):
+                endless.update(ids)
     used = {c.template for c in campaigns}
     included = {r for n in renderer.names for r in checker.references(n)}
     for name in renderer.names:
@@ -455,6 +458,8 @@ def check_templates(opsdata: OpsData, now: datetime) -> list[Problem]:
 
     for campaign in campaigns:
         if campaign.id not in samples:
+            continue
+        if campaign.id in endless:  # rendering would only hit the recursion limit somewhere
             continue
         try:
             renderer.render(campaign.template, samples[campaign.id])
