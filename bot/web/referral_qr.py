@@ -38,8 +38,8 @@ _PAGE = """<!doctype html>
 _REFUSED = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>邀请码无效</title><link rel="stylesheet" href="/join/static/entry.css"></head>
-<body><main class="entry"><h1>邀请码无效</h1>
+<title>无法显示邀请二维码</title><link rel="stylesheet" href="/join/static/entry.css"></head>
+<body><main class="entry"><h1>无法显示邀请二维码</h1>
 <p class="error" role="alert">{reason}</p></main></body></html>
 """
 
