@@ -210,30 +210,52 @@ class Simulation:
         """Play every step; return the transcript. A send to a contact or room the simulator
         does not know (the scenario never introduced them, and they are no manager or ops
         contact of the config) is not delivered and becomes a warning in :attr:`warnings`,
-        located at the step during which it was made (each recipient once)."""
-        unknown: dict[tuple[str, str], Problem] = {}
+        located at the step during which it was made (each recipient once); so does a join or
+        leave step that does nothing for some of its members."""
+        noted: dict[tuple[str, str], Problem] = {}
         follow_clock(self.clock)  # log lines carry the scenario's time, as the transcript does
         try:
             if rehearsed := self._rehearse():
                 raise OpsDataError(rehearsed)
             for i, step in enumerate(self.scenario.steps):
                 line, col = self._positions[i] if i < len(self._positions) else (1, 1)
+                for message in self._no_op_members(step):
+                    warning = Problem(self.path, line, col, message, severity="warning")
+                    noted[("step", f"{i}:{message}")] = warning
                 try:
                     await self._play(step)
                 except (UnknownPeer, ValueError) as exc:
                     raise OpsDataError([Problem(self.path, line, col, str(exc))]) from exc
                 for refused in self.gateway.take_undeliverable():
                     message = f"{refused.message} (a send made during this step)"
-                    unknown.setdefault(
+                    noted.setdefault(
                         (refused.kind, refused.ident),
                         Problem(self.path, line, col, message, severity="warning"),
                     )
-            self.warnings = list(unknown.values())
+            self.warnings = list(noted.values())
         finally:
             follow_clock(None)
             self.bot.close()
             self._tmp.cleanup()
         return self.transcript()
+
+    def _no_op_members(self, step: Step) -> list[str]:
+        """Why a join or leave step will do nothing for some of its members (already in the
+        room; never joined it in this scenario): the author surely meant something else."""
+        if step.join is not None:
+            room = self.gateway.room(step.join.room)
+            already = [m for m in step.join.members if m in room.members]
+            if already:
+                return [f"{', '.join(already)} already in {room.id}: joining again does nothing"]
+        if step.leave is not None:
+            room = self.gateway.room(step.leave.room)
+            absent = [m for m in step.leave.members if m not in room.members]
+            if absent:
+                return [
+                    f"{', '.join(absent)} not in {room.id} (no earlier join step): "
+                    "this leave does nothing"
+                ]
+        return []
 
     def _rehearse(self) -> list[Problem]:
         """Every step's people and rooms tried on a throwaway simulator first, so a scenario

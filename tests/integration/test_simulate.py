@@ -104,6 +104,32 @@ def test_every_unknown_person_and_room_is_reported_before_anything_runs(tmp_path
     assert f"{scenario}:8:5: 'u1' is not a member of room 'sz-nanshan-kjy'" in result.output
 
 
+def test_join_and_leave_steps_that_do_nothing_are_located_warnings(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        "start: 2026-12-01T10:00:00+08:00\n"
+        f"config: {SCENARIOS.parents[1] / 'config.yaml'}\n"
+        "steps:\n"
+        "  - contact: {id: u1, name: 张三}\n"
+        "  - contact: {id: u2, name: 李四}\n"
+        "  - join: {room: sz-nanshan-kjy, members: [u1]}\n"
+        "  - join: {room: sz-nanshan-kjy, members: [u1, u2]}\n"
+        "  - leave: {room: sz-futian-cbd, members: [u1]}\n"
+        "  - leave: {room: sz-nanshan-kjy, members: [u2]}\n"
+        "  - advance: 5m\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["simulate", str(scenario), "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"action"' in result.stdout  # the run went on: the welcome was sent
+    warnings = [line for line in result.stderr.splitlines() if ": warning: " in line]
+    assert warnings == [
+        f"{scenario}:7:5: warning: u1 already in sz-nanshan-kjy: joining again does nothing",
+        f"{scenario}:8:5: warning: u1 not in sz-futian-cbd (no earlier join step): "
+        "this leave does nothing",
+    ]
+
+
 @pytest.mark.parametrize(
     "bad, expected",
     [
