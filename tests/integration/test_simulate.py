@@ -21,6 +21,18 @@ def simulate(name: str) -> list[dict]:
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
+def write_scenario(tmp_path: Path, steps: str) -> Path:
+    """A scenario file on the shipped config starting 2026-12-01 10:00, with these steps."""
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        "start: 2026-12-01T10:00:00+08:00\n"
+        f"config: {SCENARIOS.parents[1] / 'config.yaml'}\n"
+        "steps:\n" + steps,
+        encoding="utf-8",
+    )
+    return scenario
+
+
 def test_newcomers_within_the_window_share_one_welcome() -> None:
     records = simulate("welcome_batch.yaml")
     welcomes = [r for r in records if r["to"] == "room:sz-nanshan-kjy"]
@@ -84,17 +96,13 @@ def test_unknown_room_is_reported_at_its_step() -> None:
 def test_every_unknown_person_and_room_is_reported_before_anything_runs(tmp_path: Path) -> None:
     # Observed: a scenario whose eighth step named an unknown room ran seven steps, threw their
     # transcript away and reported that one mistake; the next run found the next one.
-    scenario = tmp_path / "s.yaml"
-    scenario.write_text(
-        "start: 2026-12-01T10:00:00+08:00\n"
-        f"config: {SCENARIOS.parents[1] / 'config.yaml'}\n"
-        "steps:\n"
+    scenario = write_scenario(
+        tmp_path,
         "  - contact: {id: u1, name: 张三}\n"
         "  - say: {from: u1, text: 我要进群}\n"
         "  - join: {room: no-such-room, members: [u1]}\n"
         "  - say: {from: u2, text: hi}\n"
         "  - say: {from: u1, room: sz-nanshan-kjy, text: hi}\n",
-        encoding="utf-8",
     )
     result = runner.invoke(app, ["simulate", str(scenario), "--json"])
     assert result.exit_code == 1
@@ -105,11 +113,8 @@ def test_every_unknown_person_and_room_is_reported_before_anything_runs(tmp_path
 
 
 def test_join_and_leave_steps_that_do_nothing_are_located_warnings(tmp_path: Path) -> None:
-    scenario = tmp_path / "s.yaml"
-    scenario.write_text(
-        "start: 2026-12-01T10:00:00+08:00\n"
-        f"config: {SCENARIOS.parents[1] / 'config.yaml'}\n"
-        "steps:\n"
+    scenario = write_scenario(
+        tmp_path,
         "  - contact: {id: u1, name: 张三}\n"
         "  - contact: {id: u2, name: 李四}\n"
         "  - join: {room: sz-nanshan-kjy, members: [u1]}\n"
@@ -117,7 +122,6 @@ def test_join_and_leave_steps_that_do_nothing_are_located_warnings(tmp_path: Pat
         "  - leave: {room: sz-futian-cbd, members: [u1]}\n"
         "  - leave: {room: sz-nanshan-kjy, members: [u2]}\n"
         "  - advance: 5m\n",
-        encoding="utf-8",
     )
     result = runner.invoke(app, ["simulate", str(scenario), "--json"])
     assert result.exit_code == 0, result.output
