@@ -144,7 +144,7 @@ class Qunfu:
         self.waitlist = Waitlist(
             self.waitlist_repo,
             self.outbox,
-            radius_m=settings.entry.overflow_radius_m or settings.routing.radius_m,
+            radius_m=settings.offer_radius_m,
             account=settings.bot.id,
         )
         self._wake = asyncio.Event()
@@ -291,7 +291,7 @@ class Qunfu:
 
     def _staff(self) -> frozenset[str]:
         """Contacts who may not win a lottery: ops contacts, managers and the bot itself."""
-        managers = (m.contact for m in self.ops.managers.values())
+        managers = self.ops.manager_contacts
         return frozenset((*self.settings.entry.ops_contacts, *managers, self.settings.bot.id))
 
     def may_moderate(self, group_id: str, sender_id: str) -> bool:
@@ -302,8 +302,7 @@ class Qunfu:
             return False
         settings = self.settings
         exempt = {*settings.entry.ops_contacts, *settings.moderation.staff, settings.bot.id}
-        exempt.update(m.contact for m in ops.managers.values())
-        return sender_id not in exempt
+        return sender_id not in exempt and sender_id not in ops.manager_contacts
 
     def _build_entry(self, settings: Settings, clock: Clock, gateway: ChatGateway) -> None:
         """The live-code entry path: placement with overflow, referral codes, QR codes, funnel."""
@@ -314,7 +313,7 @@ class Qunfu:
             self.member_counts,
             self.outbox,
             clock,
-            radius_m=entry.overflow_radius_m or settings.routing.radius_m,
+            radius_m=settings.offer_radius_m,
             limit=settings.routing.limit,
             ops_contacts=entry.ops_contacts,
             account=settings.bot.id,

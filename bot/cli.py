@@ -289,7 +289,7 @@ def route(
         lat, lon, crs, label = found.lat, found.lon, found.crs, found.label
     assert lat is not None and lon is not None
     counts = _member_counts(settings, ops)
-    radius_m = settings.entry.overflow_radius_m or settings.routing.radius_m
+    radius_m = settings.offer_radius_m
     try:
         results, beyond = GroupIndex(ops.groups.values()).offer(
             lat,

@@ -337,6 +337,12 @@ class Settings(BaseSettings):
         self.database.url = resolve_sqlite_url(self.database.url, base)
         return self
 
+    @property
+    def offer_radius_m(self) -> float:
+        """The radius a newcomer is offered groups within (entry page, private chat, waitlist,
+        ``qunfu route``): ``entry.overflow_radius_m``, else ``routing.radius_m``."""
+        return self.entry.overflow_radius_m or self.routing.radius_m
+
     def bot_accounts(self) -> list[AccountSettings]:
         """The accounts that send, in config order, every limit filled in.
 

@@ -177,7 +177,7 @@ class TicketDesk:
         """Managers, backups and ops contacts (in memory, per ops-data version)."""
         ops = self._ops()
         if self._staff[0] != id(ops):
-            contacts = {m.contact for m in ops.managers.values()} | set(self._ops_contacts)
+            contacts = ops.manager_contacts | set(self._ops_contacts)
             self._staff = (id(ops), frozenset(contacts))
         return contact_id in self._staff[1]
 

@@ -366,7 +366,7 @@ class MembershipRepo(_Repo):
                 )
             ).first():
                 return False
-            else:
+            else:  # never seen joining (seeded from the directory): a closed stay records it
                 if s.get(PersonRow, person_id) is None:
                     s.add(PersonRow(id=person_id, first_seen=at))
                     s.flush()

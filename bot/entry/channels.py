@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from bot.entry.errors import bad_request, not_found
 from bot.opsdata.models import Channel
 
-_MISSING = "链接不完整（缺少渠道信息），请从银行官方入口重新打开。"
+MISSING_CHANNEL = "链接不完整（缺少渠道信息），请从银行官方入口重新打开。"
+BAD_CHANNEL = "链接中的渠道信息有误，请从银行官方入口重新打开。"
 _CHANNEL_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,49}$")
 
 
@@ -30,14 +31,14 @@ def normalise_channel(channel_id: str) -> str:
 def resolve_channel(channels: Mapping[str, Channel], channel_id: object) -> Channel:
     """The enabled channel named by a live-code link; a Chinese refusal otherwise."""
     if channel_id is None or channel_id == "":
-        raise bad_request("missing_channel", _MISSING)
+        raise bad_request("missing_channel", MISSING_CHANNEL)
     if not isinstance(channel_id, str):
-        raise bad_request("bad_channel", "链接中的渠道信息有误，请从银行官方入口重新打开。")
+        raise bad_request("bad_channel", BAD_CHANNEL)
     normal = normalise_channel(channel_id)
     if not normal:
-        raise bad_request("missing_channel", _MISSING)
+        raise bad_request("missing_channel", MISSING_CHANNEL)
     if not _CHANNEL_ID.match(normal):
-        raise bad_request("bad_channel", "链接中的渠道信息有误，请从银行官方入口重新打开。")
+        raise bad_request("bad_channel", BAD_CHANNEL)
     channel = channels.get(normal)
     if channel is None or not channel.enabled:
         raise not_found("unknown_channel", "未知的入口渠道，请从银行官方入口重新打开。")

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
+from bot.entry.channels import BAD_CHANNEL, MISSING_CHANNEL
 from bot.entry.errors import bad_request
 
 CRS = ("wgs84", "gcj02", "bd09")
@@ -71,11 +72,9 @@ def parse_route_request(data: object) -> RouteRequest:
         raise bad_request("bad_body", "请求格式不正确：应为 JSON 对象。")
     channel = data.get("channel")
     if channel is None or channel == "":
-        raise bad_request(
-            "missing_channel", "链接不完整（缺少渠道信息），请从银行官方入口重新打开。"
-        )
+        raise bad_request("missing_channel", MISSING_CHANNEL)
     if not isinstance(channel, str):
-        raise bad_request("bad_channel", "链接中的渠道信息有误，请从银行官方入口重新打开。")
+        raise bad_request("bad_channel", BAD_CHANNEL)
     ref = _text(data, "ref", "邀请码") or None
     entry = _text(data, "entry", "访问编号") or None
     if entry is not None and not _VISIT_ID.match(entry):

@@ -59,7 +59,7 @@ class JoinRequestHandler:
         # A manager's "#12 您可以发送我要进群" is a ticket answer, for the ticket handler.
         if text[:1] in ("#", "＃"):
             return False
-        return all(m.contact != event.sender.id for m in ctx.ops.managers.values())
+        return event.sender.id not in ctx.ops.manager_contacts
 
     async def handle(self, event: Event, ctx: HandlerContext) -> bool:
         """Answer with how to share a location; always consumes."""

@@ -33,7 +33,6 @@ from bot.moderation import (
     StrikeDecision,
     Verdict,
 )
-from bot.opsdata.bundle import OpsData
 from bot.privacy import mask
 from bot.replies import moderation_removal, moderation_report, moderation_warning
 from bot.tickets import masked_name
@@ -82,7 +81,6 @@ class ModerationHandler:
         self._strikes = strikes
         self._remove = remove_members
         self._ops_contacts = ops_contacts
-        self._managers: tuple[OpsData | None, frozenset[str]] = (None, frozenset())
 
     def accepts(self, event: Event, ctx: HandlerContext) -> bool:
         """Every member message in a welfare group."""
@@ -170,10 +168,7 @@ class ModerationHandler:
         return [(Say(contact_conv(c), text), f"{key}:report:{c}") for c in to]
 
     def _role(self, contact_id: str, ctx: HandlerContext) -> Role:
-        ops = ctx.ops
-        if self._managers[0] is not ops:  # once per ops-data version
-            self._managers = (ops, frozenset(m.contact for m in ops.managers.values()))
-        if contact_id in self._managers[1]:
+        if contact_id in ctx.ops.manager_contacts:
             return "manager"
         return "staff" if contact_id in self._staff() else "member"
 

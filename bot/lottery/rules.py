@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from bot.opsdata.models import WEEKDAY_ZH, WEEKDAYS
 from scheduler.clock import SHANGHAI
 from scheduler.durations import parse_duration, parse_time_of_day
 
@@ -137,13 +138,10 @@ def _draw_at(value: Any) -> tuple[timedelta | None, int | None, time | None]:
     return after, None, None
 
 
-_WEEKDAY_ZH = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
-
-
 def draw_time_text(at: datetime) -> str:
     """A draw time as the announcement prints it: ``12月6日（周日）20:00``."""
     local = at.astimezone(SHANGHAI)
-    return f"{local.month}月{local.day}日（{_WEEKDAY_ZH[local.weekday()]}）{local:%H:%M}"
+    return f"{local.month}月{local.day}日（{WEEKDAY_ZH[WEEKDAYS[local.weekday()]]}）{local:%H:%M}"
 
 
 def lottery_context(data: Mapping[str, Any], occurrence: datetime) -> dict[str, Any]:

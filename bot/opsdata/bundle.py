@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from bot.opsdata.models import (
@@ -59,6 +60,11 @@ class OpsData:
     campaign_sources: dict[str, Source] = field(default_factory=dict, repr=False, compare=False)
     # Where each group was written, for errors at a group's own keys (e.g. its `account:`).
     group_sources: dict[str, Source] = field(default_factory=dict, repr=False, compare=False)
+
+    @cached_property
+    def manager_contacts(self) -> frozenset[str]:
+        """The chat contacts of every customer manager (once per ops-data version)."""
+        return frozenset(m.contact for m in self.managers.values())
 
     def campaigns_of_kind(self, kind: str) -> list[Campaign]:
         """Enabled campaigns of one kind, in id order."""

@@ -51,8 +51,8 @@ class _Found:
     loc: Loc
     valid: bool = True
 
-    def text(self, *path: str) -> str | None:
-        """The text at ``path`` (``"targets", "groups"``...), or None when not written as text."""
+    def _at(self, path: tuple[str, ...]) -> Any:
+        """The value at ``path``: attributes of a model, keys of a raw mapping; else None."""
         value = self.value
         for key in path:
             if self.valid:
@@ -61,17 +61,16 @@ class _Found:
                 value = value.get(key)
             else:
                 return None
+        return value
+
+    def text(self, *path: str) -> str | None:
+        """The text at ``path`` (``"targets", "groups"``...), or None when not written as text."""
+        value = self._at(path)
         return value if isinstance(value, str) else None
 
     def texts(self, *path: str) -> list[tuple[int, str]]:
         """``(index, text)`` for each item at ``path`` that is text (a list of group ids)."""
-        value = self.value
-        for key in path:
-            value = (
-                getattr(value, key, None)
-                if self.valid
-                else (value.get(key) if isinstance(value, dict) else None)
-            )
+        value = self._at(path)
         if not isinstance(value, list):
             return []
         return [(i, v) for i, v in enumerate(value) if isinstance(v, str)]

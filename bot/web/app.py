@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -19,22 +20,37 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.app import Qunfu
 
-NOT_FOUND_HTML = """<!doctype html>
+
+def plain_page(title: str, body: str) -> str:
+    """A small Chinese page in the entry page's style; ``body`` is HTML, escaped by the caller."""
+    return f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>页面不存在</title><link rel="stylesheet" href="/join/static/entry.css"></head>
-<body><main class="entry"><h1>页面不存在</h1>
-<p class="error" role="alert">您打开的链接不完整或已失效，请从银行官方入口重新打开。</p>
+<title>{title}</title><link rel="stylesheet" href="/join/static/entry.css"></head>
+<body><main class="entry"><h1>{title}</h1>
+{body}
 </main></body></html>
 """
+
+
+def error_page(title: str, message: str) -> str:
+    """:func:`plain_page` saying what went wrong (``message`` is plain text)."""
+    return plain_page(title, f'<p class="error" role="alert">{html.escape(message)}</p>')
+
+
+def wants_html(request: Request) -> bool:
+    """Whether a browser asks (a person opening a link), not an app or ``<img>``."""
+    return "text/html" in request.headers.get("accept", "")
+
+
+NOT_FOUND_HTML = error_page("页面不存在", "您打开的链接不完整或已失效，请从银行官方入口重新打开。")
 
 
 async def _not_found_page(request: Request, exc: Exception) -> Response:
     """A person who opens a broken link in a browser gets a Chinese page, not JSON; API
     clients (``/api/*``) and everything that does not ask for HTML keep the JSON error."""
     assert isinstance(exc, StarletteHTTPException)
-    wants_html = "text/html" in request.headers.get("accept", "")
-    if exc.status_code == 404 and wants_html and not request.url.path.startswith("/api/"):
+    if exc.status_code == 404 and wants_html(request) and not request.url.path.startswith("/api/"):
         return HTMLResponse(NOT_FOUND_HTML, status_code=404)
     return await http_exception_handler(request, exc)
 

@@ -17,35 +17,19 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from bot.entry.errors import EntryError
 from bot.entry.qrcodes import render_png, render_svg
+from bot.web.app import error_page, plain_page, wants_html
 
 router = APIRouter()
 
 TITLE = "邀请二维码"
 _CACHE = {"Cache-Control": "private, max-age=3600"}
 
-_PAGE = """<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>我的邀请二维码</title><link rel="stylesheet" href="/join/static/entry.css"></head>
-<body><main class="entry"><h1>我的邀请二维码</h1>
-<p>长按图片可保存或发送给朋友。朋友扫码后可选择附近的福利群，邀请成功会计入您的邀请进度。</p>
-<div class="qr"><img src="{png}" alt="邀请二维码（邀请码 {code}）"></div>
-<p>邀请码：<strong>{code}</strong></p>
-<p>也可以直接分享邀请链接：<br><a href="{link}">{link}</a></p>
-</main></body></html>
-"""
-
-_REFUSED = """<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>无法显示邀请二维码</title><link rel="stylesheet" href="/join/static/entry.css"></head>
-<body><main class="entry"><h1>无法显示邀请二维码</h1>
-<p class="error" role="alert">{reason}</p></main></body></html>
-"""
-
-
-def _wants_html(request: Request) -> bool:
-    return "text/html" in request.headers.get("accept", "")
+_ABOUT = (
+    "<p>长按图片可保存或发送给朋友。朋友扫码后可选择附近的福利群，邀请成功会计入您的邀请进度。</p>\n"
+    '<div class="qr"><img src="{png}" alt="邀请二维码（邀请码 {code}）"></div>\n'
+    "<p>邀请码：<strong>{code}</strong></p>\n"
+    '<p>也可以直接分享邀请链接：<br><a href="{link}">{link}</a></p>'
+)
 
 
 async def _link(request: Request, code: str) -> str | Response:
@@ -61,8 +45,8 @@ async def _link(request: Request, code: str) -> str | Response:
         if link is not None:
             return str(link)
         error, reason = "no_referral_channel", "邀请有礼活动暂未开放，暂时不能分享邀请二维码。"
-    if _wants_html(request):
-        return HTMLResponse(_REFUSED.format(reason=html.escape(reason)), status_code=404)
+    if wants_html(request):
+        return HTMLResponse(error_page("无法显示邀请二维码", reason), status_code=404)
     return JSONResponse({"ok": False, "error": error, "reason": reason}, status_code=404)
 
 
@@ -73,12 +57,12 @@ async def referral_qr(request: Request, code: str) -> Response:
     link = await _link(request, code)
     if isinstance(link, Response):
         return link
-    if _wants_html(request):
+    if wants_html(request):
         normal = code.strip().upper()
-        page = _PAGE.format(
+        body = _ABOUT.format(
             png=html.escape(f"/r/{normal}/qr.png"), code=html.escape(normal), link=html.escape(link)
         )
-        return HTMLResponse(page, headers=_CACHE)
+        return HTMLResponse(plain_page("我的邀请二维码", body), headers=_CACHE)
     svg = await anyio.to_thread.run_sync(lambda: render_svg(link, title=TITLE))
     return Response(svg, media_type="image/svg+xml", headers=_CACHE)
 
